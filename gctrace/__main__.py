@@ -1,0 +1,3 @@
+from gctrace.cli import main
+
+main()
