@@ -1,0 +1,573 @@
+"""load reads a version-1 gctrace dump into a columnar Heap, validating it.
+
+The format is docs/dump-format.md. Both forms are read: one JSON document, or
+JSON Lines (a header line, then one record a line), either optionally gzipped
+(recognised by the gzip magic, not the file name). JSON Lines is streamed line
+by line; the document form is parsed with one orjson call.
+
+Every rule the spec states is checked, and a violation raises DumpError
+naming the file and the record, with addresses in hex:
+``heap.json: object 0xc000010000: overlaps object 0xc00000ffe0``.
+Nothing is dropped silently: a record the spec does not allow is an error;
+unknown keys inside ``meta`` and inside records are ignored, as the spec says.
+
+Beyond the spec, values are bounded so arrays stay exact: every integer must
+fit in a signed 64-bit word (the spec promises addresses below 2^53).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from array import array
+
+import numpy as np
+import orjson
+
+from gctrace.errors import DumpError
+from gctrace.progress import bar
+
+from .model import EVENT_OPS, PAGE_STATES, ROOT_KINDS, Events, Heap, MapHeader, PageRuns, Roots
+
+FORMAT = "gctrace.dump"
+VERSION = 1
+TOP_KEYS = {"format", "version", "meta", "objects", "roots", "pages", "maps", "events"}
+REQUIRED_TOP = ("format", "version", "meta", "objects", "roots")
+SECTIONS = {"object": "objects", "root": "roots", "page": "pages", "map": "maps", "event": "events"}
+MAP_REQUIRED = ("hmap", "B", "count", "buckets", "oldbuckets", "nevacuate", "bucketsize")
+MAP_OPTIONAL = ("noverflow", "flags", "hash0", "keysize", "elemsize")
+EVENT_KEYS = {
+    "alloc": ("addr", "size", "kind"),
+    "free": ("addr",),
+    "write": ("obj", "off", "old", "new"),
+    "gc_start": (), "mark_done": (), "sweep_done": (),
+    "madvise": ("addr", "len", "advice"),
+    "grow_start": ("hmap",), "evacuate": ("hmap",), "grow_end": ("hmap",),
+}
+INT_LIMIT = 1 << 63
+SLOTS_PER_BUCKET = 8  # Go's bucketCnt
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def load_dump(path, progress: bool = False) -> Heap:
+    """load_dump reads and validates the dump at ``path``; raises DumpError."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == GZIP_MAGIC
+    except OSError as e:
+        raise DumpError(path, f"cannot read: {e.strerror or e}") from None
+    builder = _Builder(path)
+    stream = gzip.open(path, "rb") if gz else open(path, "rb")
+    try:
+        with stream:
+            _read(stream, builder, path, progress)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DumpError(path, f"truncated or corrupt gzip stream ({e})") from None
+    except OSError as e:
+        raise DumpError(path, f"cannot read: {e.strerror or e}") from None
+    except RecursionError:
+        raise DumpError(path, "nesting too deep") from None
+    return builder.finish()
+
+
+def _read(stream, builder, path, progress):
+    first = stream.readline()
+    while first and not first.strip():
+        first = stream.readline()
+    if not first:
+        raise DumpError(path, "empty file: expected a gctrace dump")
+    header = _try_json(first)
+    jsonl_name = path.endswith((".jsonl", ".jsonl.gz"))
+    if jsonl_name or (isinstance(header, dict) and "objects" not in header and "format" in header):
+        _read_lines(stream, first, builder, path, progress)
+    else:
+        _read_document(first + stream.read(), builder, path)
+
+
+def _try_json(line):
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _parse_error(path, where, e, data_len=None):
+    msg = str(e).split("\n")[0]
+    hint = "truncated? " if "end of data" in msg or "EOF" in msg else ""
+    return DumpError(path, f"{where}not valid JSON: {hint}{msg}")
+
+
+def _read_document(data, builder, path):
+    if not data.strip():
+        raise DumpError(path, "empty file: expected a gctrace dump")
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise _parse_error(path, "", e) from None
+    if not isinstance(doc, dict):
+        raise DumpError(path, f"top level must be a JSON object, got {_type(doc)}")
+    builder.header(doc, "top level")
+    for key in REQUIRED_TOP:
+        if key not in doc:
+            raise DumpError(path, f"missing required top-level key '{key}'")
+    for section in ("objects", "roots", "pages", "maps", "events"):
+        if section not in doc:
+            continue
+        items = doc[section]
+        if not isinstance(items, list):
+            raise DumpError(path, f"'{section}' must be a list, got {_type(items)}")
+        add = builder.adders[section]
+        for i, rec in enumerate(items):
+            add(rec, f"{section}[{i}]")
+    builder.has_pages = "pages" in doc
+
+
+def _read_lines(stream, first, builder, path, progress):
+    header = _try_json(first)
+    if header is None:
+        try:
+            orjson.loads(first)
+        except orjson.JSONDecodeError as e:
+            raise _parse_error(path, "line 1: ", e) from None
+    if not isinstance(header, dict):
+        raise DumpError(path, f"line 1: header must be a JSON object, got {_type(header)}")
+    builder.header(header, "line 1")
+    for key in ("format", "version", "meta"):
+        if key not in header:
+            raise DumpError(path, f"line 1: header misses required key '{key}'")
+    for key in header:
+        if key not in ("format", "version", "meta"):
+            raise DumpError(path, f"line 1: header key '{key}' does not belong in a JSON Lines header")
+    total = _size(stream)
+    with bar(total, "load", progress, unit="B") as pb:
+        done = 0
+        for lineno, line in enumerate(stream, start=2):
+            if lineno % 65536 == 0:
+                pos = _position(stream)
+                pb.update(pos - done)
+                done = pos
+            if not line.strip():
+                continue
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                raise _parse_error(path, f"line {lineno}: ", e) from None
+            if not isinstance(rec, dict) or len(rec) != 1:
+                raise DumpError(path, f"line {lineno}: a record must be an object with one key "
+                                      "(object, root, page, map or event)")
+            (name, body), = rec.items()
+            section = SECTIONS.get(name)
+            if section is None:
+                if name in ("format", "version", "meta"):
+                    raise DumpError(path, f"line {lineno}: a second header")
+                raise DumpError(path, f"line {lineno}: unknown record type '{_clip(name)}'")
+            if section == "pages":
+                builder.has_pages = True
+            builder.adders[section](body, f"line {lineno}")
+
+
+def _size(stream):
+    raw = getattr(stream, "fileobj", None) or stream
+    try:
+        return os.fstat(raw.fileno()).st_size
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return None
+
+
+def _position(stream):
+    raw = getattr(stream, "fileobj", None) or stream
+    try:
+        return raw.tell()
+    except OSError:
+        return 0
+
+
+def _type(v):
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _clip(s, n=40):
+    s = str(s)
+    s = s.encode("ascii", "backslashreplace").decode("ascii").replace("\n", "\\n")
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def _show(v):
+    try:
+        return _clip(orjson.dumps(v).decode())
+    except TypeError:
+        return _clip(repr(v))
+
+
+class _Builder:
+    """_Builder accumulates validated records into compact arrays."""
+
+    def __init__(self, path):
+        self.path = path
+        self.meta = None
+        self.page_size = None
+        self.ptr_size = 8
+        self.has_pages = False
+        self.kinds = {}
+        self.types = {"": 0}
+        self.addr, self.size = array("q"), array("q")
+        self.kind, self.type = array("h"), array("i")
+        self.nptr, self.ptr_off, self.ptr_target = array("q"), array("q"), array("q")
+        self.nslot, self.slots = array("q"), array("b")
+        self.has_slots = array("b")
+        self.root_name, self.root_kind, self.root_target = [], array("b"), array("q")
+        self.page_addr, self.page_n = array("q"), array("q")
+        self.page_res, self.page_state = array("b"), array("b")
+        self.maps = []
+        self.ev = {k: array("q") for k in ("seq", "a", "b", "old", "new")}
+        self.ev_op, self.ev_text, self.ev_same = array("b"), array("i"), array("b")
+        self.ev_strings = {}
+        self.adders = {"objects": self.add_object, "roots": self.add_root, "pages": self.add_page,
+                       "maps": self.add_map, "events": self.add_event}
+
+    # -- helpers ---------------------------------------------------------------
+
+    def err(self, label, problem):
+        return DumpError(self.path, f"{label}: {problem}")
+
+    def int_(self, rec, key, label, lo=0, default=None):
+        if key not in rec:
+            if default is not None:
+                return default
+            raise self.err(label, f"missing required key '{key}'")
+        v = rec[key]
+        if type(v) is not int:
+            raise self.err(label, f"'{key}' must be an integer, got {_show(v)}")
+        if v < lo:
+            raise self.err(label, f"'{key}' must be >= {lo}, got {v}")
+        if v >= INT_LIMIT:
+            raise self.err(label, f"'{key}' is too large ({v} >= 2^63)")
+        return v
+
+    def str_(self, rec, key, label, default=None):
+        if key not in rec:
+            if default is not None:
+                return default
+            raise self.err(label, f"missing required key '{key}'")
+        v = rec[key]
+        if not isinstance(v, str):
+            raise self.err(label, f"'{key}' must be a string, got {_show(v)}")
+        return v
+
+    def record(self, rec, label, what):
+        if not isinstance(rec, dict):
+            raise self.err(label, f"{what} must be a JSON object, got {_type(rec)}")
+        return rec
+
+    # -- header ------------------------------------------------------------------
+
+    def header(self, doc, label):
+        for key in doc:
+            if key not in TOP_KEYS:
+                raise DumpError(self.path, f"unknown top-level key '{_clip(key)}'")
+        if "format" in doc and doc["format"] != FORMAT:
+            raise DumpError(self.path, f"not a gctrace dump: format is {_show(doc['format'])}, "
+                                       f"expected \"{FORMAT}\"")
+        if "version" in doc and (type(doc["version"]) is not int or doc["version"] != VERSION):
+            raise DumpError(self.path, f"unsupported version {_show(doc['version'])} "
+                                       f"(this gctrace reads version {VERSION})")
+        if "meta" not in doc:
+            return
+        meta = self.record(doc["meta"], "meta", "meta")
+        ps = self.int_(meta, "page_size", "meta", lo=1)
+        if ps & (ps - 1):
+            raise self.err("meta", f"page_size {ps} is not a power of two")
+        self.ptr_size = self.int_(meta, "ptr_size", "meta", lo=1, default=8)
+        if self.ptr_size not in (4, 8):
+            raise self.err("meta", f"ptr_size must be 4 or 8, got {self.ptr_size}")
+        if meta.get("madvise") not in ("free", "dontneed", None):
+            raise self.err("meta", f"madvise must be \"free\", \"dontneed\" or null, "
+                                   f"got {_show(meta['madvise'])}")
+        self.page_size, self.meta = ps, meta
+
+    # -- records -----------------------------------------------------------------
+
+    def add_object(self, rec, where):
+        rec = self.record(rec, where, "an object record")
+        addr = self.int_(rec, "addr", where, lo=1)
+        label = f"{where}: object {addr:#x}" if where.startswith("line") else f"object {addr:#x}"
+        size = self.int_(rec, "size", label, lo=1)
+        if addr + size > INT_LIMIT:
+            raise self.err(label, f"ends past 2^63 (size {size})")
+        kind = self.str_(rec, "kind", label, default="other")
+        code = self.kinds.setdefault(kind, len(self.kinds))
+        ptrs = rec.get("ptrs", [])
+        if not isinstance(ptrs, list):
+            raise self.err(label, f"'ptrs' must be a list of [offset, target] pairs, got {_type(ptrs)}")
+        fields = []
+        for p in ptrs:
+            if not isinstance(p, list) or len(p) != 2:
+                raise self.err(label, f"pointer {_show(p)} is not an [offset, target] pair")
+            off, target = p
+            if type(off) is not int or type(target) is not int:
+                raise self.err(label, f"pointer {_show(p)}: offset and target must be integers")
+            if off < 0 or off + self.ptr_size > size:
+                raise self.err(label, f"pointer offset {off} is outside the object (size {size}, "
+                                      f"pointers are {self.ptr_size} bytes)")
+            if not 0 < target < INT_LIMIT:
+                raise self.err(label, f"pointer at +{off}: target {target} must be a non-nil address "
+                                      "below 2^63 (ptrs lists the non-nil fields)")
+            fields.append((off, target))
+        fields.sort()
+        for (o1, _), (o2, _) in zip(fields, fields[1:]):
+            if o2 - o1 < self.ptr_size:
+                raise self.err(label, f"pointer fields at +{o1} and +{o2} overlap")
+        if "slots" in rec:
+            slots = rec["slots"]
+            if not isinstance(slots, list):
+                raise self.err(label, f"'slots' must be a list of integers 0..8, got {_type(slots)}")
+            for s in slots:
+                if type(s) is not int or not 0 <= s <= SLOTS_PER_BUCKET:
+                    raise self.err(label, f"slot count {_show(s)} is not an integer 0..8")
+            self.slots.extend(slots)
+            self.nslot.append(len(slots))
+            self.has_slots.append(1)
+        else:
+            self.nslot.append(0)
+            self.has_slots.append(0)
+        if "site" in rec:
+            self.int_(rec, "site", label)
+        typ = self.str_(rec, "type", label, default="")
+        self.addr.append(addr)
+        self.size.append(size)
+        self.kind.append(code)
+        self.type.append(self.types.setdefault(typ, len(self.types)))
+        self.nptr.append(len(fields))
+        for off, target in fields:
+            self.ptr_off.append(off)
+            self.ptr_target.append(target)
+
+    def add_root(self, rec, where):
+        rec = self.record(rec, where, "a root record")
+        name = self.str_(rec, "name", f"{where}: root")
+        label = f"root {_clip(name)!r}"
+        kind = self.str_(rec, "kind", label)
+        if kind not in ROOT_KINDS:
+            raise self.err(label, f"kind {_show(kind)} is not one of {', '.join(ROOT_KINDS)}")
+        target = self.int_(rec, "target", label)
+        self.root_name.append(name)
+        self.root_kind.append(ROOT_KINDS.index(kind))
+        self.root_target.append(target)
+
+    def add_page(self, rec, where):
+        rec = self.record(rec, where, "a page record")
+        addr = self.int_(rec, "addr", f"{where}: page")
+        label = f"page run {addr:#x}"
+        if self.page_size is None:
+            raise self.err(label, "pages need meta.page_size")
+        if addr % self.page_size:
+            raise self.err(label, f"address is not aligned to page_size {self.page_size}")
+        n = self.int_(rec, "n", label, lo=1, default=1)
+        if addr + n * self.page_size > INT_LIMIT:
+            raise self.err(label, f"{n} pages run past 2^63")
+        resident = rec.get("resident")
+        if "resident" not in rec:
+            raise self.err(label, "missing required key 'resident'")
+        if type(resident) is not bool:
+            raise self.err(label, f"'resident' must be true or false, got {_show(resident)}")
+        state = self.str_(rec, "state", label)
+        if state not in PAGE_STATES:
+            raise self.err(label, f"state {_show(state)} is not one of {', '.join(PAGE_STATES)}")
+        self.page_addr.append(addr)
+        self.page_n.append(n)
+        self.page_res.append(resident)
+        self.page_state.append(PAGE_STATES.index(state))
+
+    def add_map(self, rec, where):
+        rec = self.record(rec, where, "a map record")
+        hmap = self.int_(rec, "hmap", f"{where}: map", lo=1)
+        label = f"map {hmap:#x}"
+        fields = {k: self.int_(rec, k, label) for k in MAP_REQUIRED}
+        fields.update({k: self.int_(rec, k, label, default=0) for k in MAP_OPTIONAL})
+        if fields["B"] > 62:
+            raise self.err(label, f"B {fields['B']} is impossible (2^B buckets)")
+        self.maps.append(MapHeader(**fields))
+
+    def add_event(self, rec, where):
+        rec = self.record(rec, where, "an event record")
+        seq = self.int_(rec, "seq", f"{where}: event")
+        label = f"event {seq}"
+        op = self.str_(rec, "op", label)
+        if op not in EVENT_OPS:
+            raise self.err(label, f"unknown op {_show(op)}")
+        vals = [self.int_(rec, k, label) if k not in ("kind", "advice") else self.str_(rec, k, label)
+                for k in EVENT_KEYS[op]]
+        a = b = old = new = 0
+        text = None
+        same = False
+        if op == "alloc":
+            a, b, text = vals
+            if a == 0 or b == 0:
+                raise self.err(label, "alloc needs a non-zero addr and size")
+        elif op == "free":
+            (a,) = vals
+        elif op == "write":
+            a, b, old, new = vals
+            if a == 0:
+                text = self.str_(rec, "root", label)
+        elif op == "madvise":
+            a, b, text = vals
+        elif op in ("grow_start", "evacuate", "grow_end"):
+            (a,) = vals
+            b = self.int_(rec, "bucket", label, default=0)
+            same = rec.get("same_size", False)
+            if type(same) is not bool:
+                raise self.err(label, f"'same_size' must be true or false, got {_show(same)}")
+        ev = self.ev
+        for col, v in (("seq", seq), ("a", a), ("b", b), ("old", old), ("new", new)):
+            ev[col].append(v)
+        self.ev_op.append(EVENT_OPS.index(op))
+        self.ev_text.append(-1 if text is None else self.ev_strings.setdefault(text, len(self.ev_strings)))
+        self.ev_same.append(same)
+
+    # -- whole-dump checks and assembly -----------------------------------------
+
+    def finish(self) -> Heap:
+        if self.meta is None:
+            raise DumpError(self.path, "missing required top-level key 'meta'")
+        addr = np.frombuffer(self.addr, np.int64)
+        size = np.frombuffer(self.size, np.int64)
+        order = np.argsort(addr, kind="stable")
+        addr, size = addr[order], size[order]
+        self._check_overlaps(addr, size)
+        ptr_start, ptr_idx = _reorder_csr(np.frombuffer(self.nptr, np.int64), order)
+        slot_start, slot_idx = _reorder_csr(np.frombuffer(self.nslot, np.int64), order)
+        kinds = tuple(sorted(self.kinds, key=self.kinds.get))
+        types = tuple(sorted(self.types, key=self.types.get))
+        heap = Heap(
+            path=self.path, page_size=self.page_size, ptr_size=self.ptr_size, meta=self.meta,
+            obj_addr=addr, obj_size=size,
+            obj_kind=np.frombuffer(self.kind, np.int16)[order],
+            kinds=kinds,
+            ptr_start=ptr_start,
+            ptr_off=np.frombuffer(self.ptr_off, np.int64)[ptr_idx],
+            ptr_target=np.frombuffer(self.ptr_target, np.int64)[ptr_idx],
+            slot_start=slot_start,
+            slot_count=np.frombuffer(self.slots, np.int8)[slot_idx],
+            has_slots=np.frombuffer(self.has_slots, np.int8)[order].astype(bool),
+            roots=Roots(tuple(self.root_name), np.frombuffer(self.root_kind, np.int8).copy(),
+                        np.frombuffer(self.root_target, np.int64).copy()),
+            pages=self._pages(addr, size),
+            maps=self._maps(),
+            events=self._events(),
+            obj_type=np.frombuffer(self.type, np.int32)[order],
+            types=types,
+        )
+        _check_maps(heap)
+        return heap
+
+    def _check_overlaps(self, addr, size):
+        if len(addr) < 2:
+            return
+        bad = np.flatnonzero(addr[:-1] + size[:-1] > addr[1:])
+        if len(bad):
+            i = bad[0]
+            raise DumpError(self.path, f"object {addr[i + 1]:#x}: overlaps object {addr[i]:#x} "
+                                       f"(size {size[i]})")
+
+    def _pages(self, addr, size):
+        if not self.has_pages:
+            return None
+        ps = self.page_size
+        first = np.frombuffer(self.page_addr, np.int64) // ps
+        order = np.argsort(first, kind="stable")
+        first = first[order]
+        n = np.frombuffer(self.page_n, np.int64)[order]
+        runs = PageRuns(first, n, np.frombuffer(self.page_res, np.int8)[order].astype(bool),
+                        np.frombuffer(self.page_state, np.int8)[order].copy())
+        if len(first) > 1:
+            bad = np.flatnonzero(first[:-1] + n[:-1] > first[1:])
+            if len(bad):
+                i = bad[0]
+                raise DumpError(self.path, f"page run {first[i + 1] * ps:#x}: overlaps page run "
+                                           f"{first[i] * ps:#x} ({n[i]} pages)")
+        if len(addr):
+            # Merge touching runs into covered stretches, then require each
+            # object's first and last page to fall in the same stretch.
+            brk = np.ones(len(first), bool)
+            brk[1:] = first[1:] != first[:-1] + n[:-1]
+            starts = first[brk]
+            ends = np.maximum.reduceat(first + n, np.flatnonzero(brk)) if len(first) else first
+            p0 = addr // ps
+            p1 = (addr + size - 1) // ps
+            k = np.searchsorted(starts, p0, side="right") - 1
+            ok = k >= 0
+            ks = np.where(ok, k, 0)
+            ok &= (p0 < ends[ks]) & (p1 < ends[ks]) if len(starts) else False
+            bad = np.flatnonzero(~ok)
+            if len(bad):
+                i = bad[0]
+                missing = p0[i] if not (len(starts) and k[i] >= 0 and p0[i] < ends[ks[i]]) else ends[ks[i]]
+                raise DumpError(self.path, f"object {addr[i]:#x}: touches page {missing * ps:#x}, "
+                                           "which is in no page run")
+        return runs
+
+    def _maps(self):
+        seen = set()
+        for m in self.maps:
+            if m.hmap in seen:
+                raise DumpError(self.path, f"map {m.hmap:#x}: listed twice")
+            seen.add(m.hmap)
+        return tuple(sorted(self.maps, key=lambda m: m.hmap))
+
+    def _events(self):
+        seq = np.frombuffer(self.ev["seq"], np.int64)
+        order = np.argsort(seq, kind="stable")
+        seq = seq[order]
+        if len(seq) > 1:
+            dup = np.flatnonzero(seq[1:] == seq[:-1])
+            if len(dup):
+                raise DumpError(self.path, f"event {seq[dup[0]]}: seq used twice")
+        col = {k: np.frombuffer(v, np.int64)[order] for k, v in self.ev.items() if k != "seq"}
+        return Events(seq=seq, op=np.frombuffer(self.ev_op, np.int8)[order], a=col["a"], b=col["b"],
+                      old=col["old"], new=col["new"], text=np.frombuffer(self.ev_text, np.int32)[order],
+                      same_size=np.frombuffer(self.ev_same, np.int8)[order].astype(bool),
+                      strings=tuple(sorted(self.ev_strings, key=self.ev_strings.get)))
+
+
+def _reorder_csr(counts, order):
+    """_reorder_csr returns (start, gather) for a CSR whose rows are permuted by ``order``.
+
+    >>> s, g = _reorder_csr(np.array([2, 0, 1]), np.array([2, 0, 1]))
+    >>> s.tolist(), g.tolist()
+    ([0, 1, 3, 3], [2, 0, 1])
+    """
+    old_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    new_counts = counts[order]
+    new_start = np.concatenate([[0], np.cumsum(new_counts)]).astype(np.int64)
+    total = int(new_start[-1])
+    gather = np.repeat(old_start[:-1][order] - new_start[:-1], new_counts) + np.arange(total, dtype=np.int64)
+    return new_start, gather
+
+
+def _check_maps(heap: Heap):
+    """_check_maps validates each map header against the objects it names."""
+    for m in heap.maps:
+        label = f"map {m.hmap:#x}"
+        (h,) = heap.find([m.hmap])
+        if h < 0 or heap.obj_addr[h] != m.hmap:
+            raise DumpError(heap.path, f"{label}: hmap is not the address of an object")
+        if m.bucketsize <= heap.ptr_size:
+            raise DumpError(heap.path, f"{label}: bucketsize {m.bucketsize} cannot hold an overflow pointer")
+        for name, base, nb in (("buckets", m.buckets, 1 << m.B), ("oldbuckets", m.oldbuckets, m.old_bucket_count)):
+            if base == 0:
+                continue
+            (i,) = heap.find([base])
+            if i < 0:
+                raise DumpError(heap.path, f"{label}: {name} {base:#x} is not inside any object")
+            end = int(heap.obj_addr[i] + heap.obj_size[i])
+            if base + nb * m.bucketsize > end:
+                raise DumpError(heap.path, f"{label}: {nb} buckets of {m.bucketsize} B at {name} {base:#x} "
+                                           f"run past the end of object {heap.obj_addr[i]:#x} ({end:#x})")
+        if m.growing and m.nevacuate > m.old_bucket_count:
+            raise DumpError(heap.path, f"{label}: nevacuate {m.nevacuate} exceeds the "
+                                       f"{m.old_bucket_count} old buckets")

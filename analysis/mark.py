@@ -1,0 +1,97 @@
+"""mark computes reachability from the roots over the heap's pointer arrays.
+
+Why not networkx: on this project's 2-core machines, building a networkx
+DiGraph of 1M objects and BFS-ing it takes 8-22 s and ~1 GB; scipy's
+csgraph BFS over the same edges in CSR form takes ~0.15 s and ~125 MB, within
+a small factor of a plain C BFS (bench/ measures both). So the mark is:
+resolve every pointer target to the object containing it (one searchsorted
+over sorted addresses: interior pointers resolve, external ones come back -1),
+add one virtual super-root with an edge to every root's object, and take the
+BFS order from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import breadth_first_order
+
+from .model import Heap
+
+
+@dataclass(frozen=True)
+class Marking:
+    """Marking is the result of a mark: which objects are reachable, and what was not followed."""
+
+    reachable: np.ndarray  # bool per object
+    ptr_dest: np.ndarray  # int64 per pointer field: index of the target object, -1 = external
+    root_dest: np.ndarray  # int64 per root: index of the target object, -1 = nil or external
+    external_ptrs: int  # pointer fields whose target is outside every object
+    external_roots: int  # non-nil roots whose target is outside every object
+    nil_roots: int
+
+    @property
+    def reachable_count(self) -> int:
+        """reachable_count is the number of reachable objects."""
+        return int(self.reachable.sum())
+
+
+def edges(heap: Heap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """edges returns (src, dst, ptr_dest): the followed pointer edges and each field's target object.
+
+    >>> from gctrace.analysis.model import tiny_heap
+    >>> h = tiny_heap([(0x1000, 16), (0x2000, 16)], ptrs=[(0, 0, 0x2008), (1, 8, 0x9999)])
+    >>> src, dst, dest = edges(h)
+    >>> src.tolist(), dst.tolist(), dest.tolist()
+    ([0], [1], [1, -1])
+    """
+    dest = heap.find(heap.ptr_target)
+    src = heap.ptr_src
+    keep = dest >= 0
+    return src[keep], dest[keep], dest
+
+
+def reach(n: int, src: np.ndarray, dst: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """reach returns a bool array of the nodes reachable from ``starts`` along src->dst edges.
+
+    >>> reach(4, np.array([0, 1, 3]), np.array([1, 2, 0]), np.array([1])).tolist()
+    [False, True, True, False]
+    """
+    seen = np.zeros(n, dtype=bool)
+    starts = starts[starts >= 0]
+    if n == 0 or len(starts) == 0:
+        return seen
+    # Node n is a virtual super-root with an edge to every start.
+    rows = np.concatenate([src, np.full(len(starts), n, dtype=np.int64)])
+    cols = np.concatenate([dst, starts.astype(np.int64)])
+    graph = csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n + 1, n + 1))
+    order = breadth_first_order(graph, n, directed=True, return_predecessors=False)
+    seen[order[order < n]] = True
+    return seen
+
+
+def mark(heap: Heap) -> Marking:
+    """mark finds every object reachable from a root; interior pointers count, external ones do not.
+
+    >>> from gctrace.analysis.model import tiny_heap
+    >>> h = tiny_heap([(0x1000, 16), (0x2000, 16), (0x3000, 16)],
+    ...               ptrs=[(0, 0, 0x2004)], roots=[0x1008, 0, 0x7000])
+    >>> m = mark(h)
+    >>> m.reachable.tolist(), m.nil_roots, m.external_roots
+    ([True, True, False], 1, 1)
+    """
+    src, dst, ptr_dest = edges(heap)
+    targets = heap.roots.target
+    root_dest = heap.find(targets)
+    nil = int((targets == 0).sum())
+    reachable = reach(heap.n_objects, src, dst, root_dest)
+    return Marking(
+        reachable=reachable,
+        ptr_dest=ptr_dest,
+        root_dest=root_dest,
+        external_ptrs=int((ptr_dest < 0).sum()),
+        external_roots=int(((root_dest < 0) & (targets != 0)).sum()),
+        nil_roots=nil,
+    )

@@ -1,0 +1,217 @@
+"""model holds a loaded dump as columnar arrays.
+
+A heap of ten million objects must not become ten million Python objects, so
+the model is a handful of numpy arrays, one row per object, sorted by address,
+with the pointer fields in CSR form (``ptr_start[i]:ptr_start[i+1]`` are the
+fields of object ``i``, sorted by offset). Strings that repeat (kinds, types,
+root kinds) are interned into small tables and stored as codes.
+
+Everything here is plain data: the loader (``load``) builds it and validates
+it, the pure analyses (``mark``, ``pages``, ``maps``) read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PAGE_STATES = ("used", "free", "released")
+ROOT_KINDS = ("global", "stack", "register", "finalizer", "other")
+EVENT_OPS = (
+    "alloc", "free", "write", "gc_start", "mark_done", "sweep_done",
+    "madvise", "grow_start", "evacuate", "grow_end",
+)
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Roots are the named entry points of the mark, one row each."""
+
+    name: tuple[str, ...]
+    kind: np.ndarray  # int8 codes into ROOT_KINDS
+    target: np.ndarray  # int64 addresses, 0 = nil
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+
+@dataclass(frozen=True)
+class PageRuns:
+    """PageRuns are the dump's page runs, sorted by address, never overlapping.
+
+    ``first`` and ``n`` are in page numbers (address // page_size).
+    """
+
+    first: np.ndarray  # int64 page number of the run's first page
+    n: np.ndarray  # int64 pages in the run
+    resident: np.ndarray  # bool
+    state: np.ndarray  # int8 codes into PAGE_STATES
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+@dataclass(frozen=True)
+class MapHeader:
+    """MapHeader is the decoded hmap of one Go map (the dump's ``maps`` entry)."""
+
+    hmap: int
+    B: int
+    count: int
+    buckets: int
+    oldbuckets: int
+    nevacuate: int
+    bucketsize: int
+    noverflow: int = 0
+    flags: int = 0
+    hash0: int = 0
+    keysize: int = 0
+    elemsize: int = 0
+
+    @property
+    def growing(self) -> bool:
+        """growing reports whether the map is mid-evacuation (oldbuckets != nil)."""
+        return self.oldbuckets != 0
+
+    @property
+    def same_size_grow(self) -> bool:
+        """same_size_grow reports Go's sameSizeGrow flag (flags & 8)."""
+        return bool(self.flags & 8)
+
+    @property
+    def old_bucket_count(self) -> int:
+        """old_bucket_count is the number of primary buckets in oldbuckets."""
+        if not self.growing:
+            return 0
+        return 1 << self.B if self.same_size_grow else 1 << max(self.B - 1, 0)
+
+
+@dataclass(frozen=True)
+class Events:
+    """Events is the event log, columnar and sorted by ``seq``.
+
+    Columns are shared between ops, as the spec's keys are:
+    ``a`` holds addr (alloc, free, madvise), obj (write) or hmap (growth ops);
+    ``b`` holds size (alloc), off (write), len (madvise) or bucket (evacuate);
+    ``old``/``new`` the write's values; ``text`` a code into ``strings`` for
+    kind (alloc), advice (madvise) or root name (write into a root), -1 when
+    absent; ``same_size`` the growth flag.
+    """
+
+    seq: np.ndarray  # int64
+    op: np.ndarray  # int8 codes into EVENT_OPS
+    a: np.ndarray  # int64
+    b: np.ndarray  # int64
+    old: np.ndarray  # int64
+    new: np.ndarray  # int64
+    text: np.ndarray  # int32, -1 = none
+    same_size: np.ndarray  # bool
+    strings: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+
+@dataclass(frozen=True)
+class Heap:
+    """Heap is one dump: objects, pointers, roots, pages, maps and events."""
+
+    path: str
+    page_size: int
+    ptr_size: int
+    meta: dict
+    obj_addr: np.ndarray  # int64, sorted ascending
+    obj_size: np.ndarray  # int64
+    obj_kind: np.ndarray  # int16 codes into kinds
+    kinds: tuple[str, ...]
+    ptr_start: np.ndarray  # int64, len = objects + 1
+    ptr_off: np.ndarray  # int64
+    ptr_target: np.ndarray  # int64
+    slot_start: np.ndarray  # int64, len = objects + 1 (empty range: no slots)
+    slot_count: np.ndarray  # int8, occupied slots per bucket
+    has_slots: np.ndarray  # bool, per object
+    roots: Roots
+    pages: PageRuns | None  # None: the dump has no pages, residency assumed
+    maps: tuple[MapHeader, ...]
+    events: Events
+    obj_type: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    types: tuple[str, ...] = ()
+
+    @property
+    def n_objects(self) -> int:
+        """n_objects is the number of objects in the dump."""
+        return len(self.obj_addr)
+
+    @property
+    def ptr_src(self) -> np.ndarray:
+        """ptr_src is the owning object's index for every pointer field."""
+        return np.repeat(np.arange(self.n_objects, dtype=np.int64), np.diff(self.ptr_start))
+
+    def kind_code(self, kind: str) -> int:
+        """kind_code returns the code of ``kind``, or -1 when no object has it."""
+        try:
+            return self.kinds.index(kind)
+        except ValueError:
+            return -1
+
+    def find(self, addrs) -> np.ndarray:
+        """find returns the index of the object containing each address, -1 if none.
+
+        >>> h = tiny_heap([(0x1000, 16), (0x1010, 8)])
+        >>> h.find([0x1000, 0x100f, 0x1017, 0x1018, 0]).tolist()
+        [0, 0, 1, -1, -1]
+        """
+        addrs = np.asarray(addrs, dtype=np.int64)
+        idx = np.searchsorted(self.obj_addr, addrs, side="right") - 1
+        ok = idx >= 0
+        safe = np.where(ok, idx, 0)
+        if self.n_objects:
+            ok &= addrs < self.obj_addr[safe] + self.obj_size[safe]
+        else:
+            ok[:] = False
+        return np.where(ok, idx, -1)
+
+    def ptr_field_addr(self) -> np.ndarray:
+        """ptr_field_addr is the absolute address of every pointer field, ascending."""
+        return self.obj_addr[self.ptr_src] + self.ptr_off
+
+    def object_label(self, i: int) -> str:
+        """object_label names object ``i`` for a person: ``0xc000010000 (overflow, 144 B)``."""
+        return f"{self.obj_addr[i]:#x} ({self.kinds[self.obj_kind[i]]}, {int(self.obj_size[i])} B)"
+
+
+def empty_events() -> Events:
+    """empty_events returns an event log with no events."""
+    z = np.zeros(0, np.int64)
+    return Events(z, np.zeros(0, np.int8), z, z, z, z, np.zeros(0, np.int32), np.zeros(0, bool), ())
+
+
+def tiny_heap(objects, ptrs=(), roots=(), page_size=4096) -> Heap:
+    """tiny_heap builds a Heap from literals, for doctests and unit tests.
+
+    ``objects`` is ``[(addr, size)]`` or ``[(addr, size, kind)]`` sorted by
+    address, ``ptrs`` is ``[(src_index, offset, target)]``, ``roots`` is a list
+    of targets. No validation: the loader validates, this is for known-good data.
+    """
+    objects = [tuple(o) + ("other",) * (3 - len(o)) for o in objects]
+    kinds = tuple(sorted({o[2] for o in objects}))
+    n = len(objects)
+    ptrs = sorted(ptrs)
+    counts = np.bincount([p[0] for p in ptrs], minlength=n) if ptrs else np.zeros(n, np.int64)
+    z = np.zeros(n + 1, np.int64)
+    return Heap(
+        path="<literal>", page_size=page_size, ptr_size=8, meta={"page_size": page_size},
+        obj_addr=np.array([o[0] for o in objects], np.int64),
+        obj_size=np.array([o[1] for o in objects], np.int64),
+        obj_kind=np.array([kinds.index(o[2]) for o in objects], np.int16),
+        kinds=kinds,
+        ptr_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        ptr_off=np.array([p[1] for p in ptrs], np.int64),
+        ptr_target=np.array([p[2] for p in ptrs], np.int64),
+        slot_start=z, slot_count=np.zeros(0, np.int8), has_slots=np.zeros(n, bool),
+        roots=Roots(tuple(f"r{i}" for i in range(len(roots))),
+                    np.full(len(roots), ROOT_KINDS.index("global"), np.int8),
+                    np.array(roots, np.int64)),
+        pages=None, maps=(), events=empty_events(),
+    )

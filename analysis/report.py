@@ -1,0 +1,242 @@
+"""report turns an Analysis into the JSON report of the spec and a text report for people.
+
+Both are deterministic: sorted by address, no timestamps, no paths beyond the
+dump's file name, so golden files compare byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .analyze import Analysis, Finding
+from .pages import CLASSES, object_pages
+
+REPORT_FORMAT = "gctrace.report"
+REPORT_VERSION = 1
+DEFAULT_RUNS = 10
+
+
+def json_report(a: Analysis) -> dict:
+    """json_report returns the spec's report (version 1) with exactly its keys."""
+    heap, reach, pc = a.heap, a.reachable, a.pages
+    size = heap.obj_size
+    pages, cls = pc.flagged_pages()
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "residency": "assumed" if pc.assumed else "measured",
+        "objects": {
+            "count": heap.n_objects,
+            "bytes": int(size.sum()),
+            "reachable": int(reach.sum()),
+            "reachable_bytes": int(size[reach].sum()),
+            "unreachable": int((~reach).sum()),
+            "unreachable_bytes": int(size[~reach].sum()),
+            "external_ptrs": a.marking.external_ptrs,
+        },
+        "pages": {
+            "total": pc.total,
+            **{c: pc.count(c) for c in CLASSES},
+            "flagged": pc.flagged,
+            "flagged_bytes": pc.flagged * pc.page_size,
+        },
+        "flagged": [{"addr": int(p) * pc.page_size, "class": CLASSES[c]} for p, c in zip(pages, cls)],
+        "maps": [
+            {
+                "hmap": m.header.hmap,
+                "reachable": m.reachable,
+                "B": m.header.B,
+                "count": m.header.count,
+                "growing": m.header.growing,
+                "buckets_bytes": m.buckets_bytes,
+                "oldbuckets_bytes": m.oldbuckets_bytes,
+                "overflow_count": m.overflow_count,
+                "overflow_bytes": m.overflow_bytes,
+                "max_chain": m.max_chain,
+                "empty_bucket_bytes": m.empty_bucket_bytes,
+            }
+            for m in a.maps
+        ],
+    }
+
+
+def fmt_bytes(n: int | None) -> str:
+    """fmt_bytes renders a byte count for people.
+
+    >>> fmt_bytes(512), fmt_bytes(147456), fmt_bytes(3 << 30)
+    ('512 B', '144 KiB', '3.0 GiB')
+    """
+    if n is None:
+        return "unknown"
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{v:.0f} {unit}" if v == int(v) and unit != "GiB" else f"{v:.1f} {unit}"
+    return f"{n} B"
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
+
+
+def describe_map_finding(f: Finding) -> str:
+    """describe_map_finding says one map finding in plain words, with what to do."""
+    x = f.facts
+    if f.code == "unreachable_map":
+        return (f"the map itself is unreachable: its {fmt_bytes(x['bytes'])} of buckets are garbage "
+                "and the next GC cycle frees them")
+    if f.code == "never_shrinks":
+        return (f"the bucket array ({fmt_bytes(x['bytes'])}) is still live with {x['occupied']} of "
+                f"{x['buckets']} buckets occupied, because Go maps never shrink; "
+                "replace the map (m = make(map[K]V)) to release it")
+    if f.code == "oldbuckets_pinned":
+        kind = "same-size grow" if x["same_size"] else "doubling"
+        return (f"oldbuckets ({fmt_bytes(x['bytes'])}) are pinned until evacuation completes "
+                f"({x['evacuated']} of {x['old_buckets']} evacuated, {kind}); each write to the map "
+                "evacuates up to two more buckets, and the first GC after that frees them")
+    if f.code == "overflow_kept":
+        return (f"{_plural(x['count'], 'overflow bucket')} ({fmt_bytes(x['bytes'])}) {'stays' if x['count'] == 1 else 'stay'} on the chains for "
+                f"{x['entries']} {'entry' if x['entries'] == 1 else 'entries'}: deleting keys never frees overflow buckets; only a same-size grow, "
+                "a clear or a new map does")
+    if f.code == "overflow_garbage":
+        return (f"{_plural(x['count'], 'overflow bucket')} ({fmt_bytes(x['bytes'])}) {_are(x['count'])} unreachable garbage "
+                "until the next sweep (attributed to this map by size)")
+    if f.code == "old_arrays_garbage":
+        return (f"{_plural(x['count'], 'old bucket array')} ({fmt_bytes(x['bytes'])}) {_are(x['count'])} unreachable "
+                "garbage until the next sweep (attributed to this map by size)")
+    raise ValueError(f"unknown map finding {f.code}")
+
+
+def describe_heap_finding(f: Finding) -> str:
+    """describe_heap_finding says one page-level finding in plain words."""
+    x = f.facts
+    if f.code == "lazyfree":
+        how = {"free": "MADV_FREE", "dontneed": "MADV_DONTNEED"}.get(x["madvise"], "madvise")
+        fix = ("GODEBUG=madvdontneed=1 returns them eagerly" if x["madvise"] != "dontneed"
+               else "the kernel reclaims them under memory pressure")
+        return (f"{_plural(x['pages'], 'released page')} ({fmt_bytes(x['bytes'])}) {_are(x['pages'])} still resident under "
+                f"{how}: RSS counts them until the kernel reclaims them; {fix}")
+    if f.code == "idle":
+        return (f"{_plural(x['pages'], 'free page')} ({fmt_bytes(x['bytes'])}) {_are(x['pages'])} idle in the allocator: "
+                "never returned to the OS; the background scavenger returns them over time, "
+                "debug.FreeOSMemory() at once")
+    if f.code == "garbage":
+        return (f"{_plural(x['pages'], 'page')} ({fmt_bytes(x['bytes'])}) {'holds' if x['pages'] == 1 else 'hold'} only unreachable objects: "
+                "the next GC cycle's sweep frees them")
+    if f.code == "orphan_buckets":
+        return (f"{_plural(x['count'], 'unreachable bucket object')} ({fmt_bytes(x['bytes'])}) fit no single "
+                f"map by size; {'it is' if x['count'] == 1 else 'they are'} garbage until the next sweep")
+    if f.code == "untracked":
+        return (f"{_plural(x['pages'], 'used page')} ({fmt_bytes(x['bytes'])}) {'holds' if x['pages'] == 1 else 'hold'} no object of the dump "
+                "(stacks, runtime metadata): needed, not flagged")
+    if f.code == "residency_assumed":
+        return ("the dump has no pages: every page an object touches is assumed resident and used, "
+                "so idle, lazyfree and nonresident memory cannot show")
+    raise ValueError(f"unknown heap finding {f.code}")
+
+
+def run_kinds(a: Analysis, first: int, n: int) -> str:
+    """run_kinds lists the kinds of the objects touching pages [first, first+n), with counts."""
+    p0, p1 = object_pages(a.heap)
+    lo = np.searchsorted(p1, first, side="right")
+    hi = np.searchsorted(p0, first + n, side="left")
+    if hi <= lo:
+        return "no objects"
+    codes, counts = np.unique(a.heap.obj_kind[lo:hi], return_counts=True)
+    parts = sorted(((a.heap.kinds[c], int(k)) for c, k in zip(codes, counts)), key=lambda t: (-t[1], t[0]))
+    return ", ".join(f"{kind} x{k}" for kind, k in parts)
+
+
+def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS) -> str:
+    """text_report renders the analysis for a person; ``runs=None`` lists every flagged run."""
+    heap, reach, pc = a.heap, a.reachable, a.pages
+    size = heap.obj_size
+    ps = pc.page_size
+    resident = pc.resident_pages
+    lines = [f"gctrace analyze: {os.path.basename(heap.path)}",
+             f"residency {'assumed (the dump has no pages)' if pc.assumed else 'measured'}, "
+             f"page size {ps} B, source {heap.meta.get('source', 'unknown')}, "
+             f"madvise {heap.meta.get('madvise') or 'unknown'}", "",
+             "Summary",
+             f"  objects      {heap.n_objects} ({fmt_bytes(int(size.sum()))})",
+             f"  reachable    {int(reach.sum())} ({fmt_bytes(int(size[reach].sum()))})",
+             f"  unreachable  {int((~reach).sum())} ({fmt_bytes(int(size[~reach].sum()))})",
+             f"  pointers     {len(heap.ptr_off)} fields, {a.marking.external_ptrs} external; "
+             f"roots {len(heap.roots)} ({a.marking.nil_roots} nil, {a.marking.external_roots} external)",
+             f"  pages        {pc.total} ({fmt_bytes(pc.total * ps)}): "
+             + ", ".join(f"{c} {pc.count(c)}" for c in CLASSES),
+             f"  flagged      {pc.flagged} pages ({fmt_bytes(pc.flagged * ps)}) unreachable but resident, "
+             f"{_pct(pc.flagged, resident)} of {fmt_bytes(resident * ps)} resident"]
+    lines += ["", "Maps"]
+    if not a.maps:
+        lines.append("  (the dump has no maps)")
+    for m in a.maps:
+        h = m.header
+        state = ("growing, same-size" if h.same_size_grow else "growing") if h.growing else "not growing"
+        lines.append(f"  map {h.hmap:#x}: {'reachable' if m.reachable else 'UNREACHABLE'}, "
+                     f"B={h.B}, count {h.count}, {state}")
+        occ = "" if m.occupied_buckets is None else f" ({m.occupied_buckets} of {m.primary_buckets} occupied)"
+        lines.append(f"    buckets {fmt_bytes(m.buckets_bytes)}{occ}, oldbuckets {fmt_bytes(m.oldbuckets_bytes)}, "
+                     f"overflow {m.overflow_count} ({fmt_bytes(m.overflow_bytes)}), longest chain {m.max_chain}, "
+                     f"empty buckets {fmt_bytes(m.empty_bucket_bytes)}")
+        findings = a.map_findings.get(h.hmap, [])
+        if not findings:
+            lines.append("    - nothing to reclaim here: its memory is live and in use")
+        lines += [f"    - {describe_map_finding(f)}" for f in findings]
+    lines += ["", "Heap"]
+    if not a.heap_findings:
+        lines.append("  - every resident page is live or needed")
+    lines += [f"  - {describe_heap_finding(f)}" for f in a.heap_findings]
+    flagged = pc.flagged_runs()
+    order = sorted(flagged, key=lambda r: (-r[1], r[0]))
+    shown = order if runs is None else order[:runs]
+    head = ("every run" if runs is None or len(flagged) <= runs
+            else f"largest {len(shown)} of {len(flagged)} runs; --all lists every run")
+    lines += ["", f"Flagged pages ({_plural(len(flagged), 'run')}, {head})"]
+    if not flagged:
+        lines.append("  none: every resident page is live or needed")
+    for first, n, cls in sorted(shown):
+        lines.append(f"  {first * ps:#x}-{(first + n) * ps:#x}  {_plural(n, 'page'):>10}  "
+                     f"{fmt_bytes(n * ps):>9}  {cls:<8}  {run_kinds(a, first, n)}")
+    return "\n".join(lines) + "\n"
+
+
+def diff_text(d: dict, old_name: str, new_name: str, limit: int | None = 20) -> str:
+    """diff_text renders a ``diff`` result for a person; ``limit=None`` lists every changed object."""
+    lines = [f"gctrace diff: {old_name} -> {new_name}", "", "Pages (old -> new)"]
+    for c, v in d["pages"].items():
+        if v["old"] or v["new"]:
+            lines.append(f"  {c:<12} {v['old']:>8} -> {v['new']:<8} ({v['delta']:+d})")
+    fb = d["flagged_bytes"]
+    lines.append(f"  flagged bytes {fmt_bytes(fb['old'])} -> {fmt_bytes(fb['new'])} ({fb['delta']:+d} B)")
+    r = d["reachable"]
+    lines += ["", f"Reachable objects {r['old']} -> {r['new']} ({r['delta']:+d})", "", "Maps"]
+    if not d["maps"]:
+        lines.append("  (no maps in either dump)")
+    for m in d["maps"]:
+        if m["old"] is None or m["new"] is None:
+            side = m["old"] or m["new"]
+            what = "only in the new dump" if m["old"] is None else "only in the old dump"
+            lines.append(f"  map {m['hmap']:#x}: {what} (buckets {fmt_bytes(side['buckets_bytes'])})")
+            continue
+        parts = [f"{k.replace('_bytes', '')} {fmt_bytes(m['old'][k])} -> {fmt_bytes(m['new'][k])}"
+                 for k in ("buckets_bytes", "oldbuckets_bytes", "overflow_bytes")]
+        lines.append(f"  map {m['hmap']:#x}: count {m['old']['count']} -> {m['new']['count']}; " + ", ".join(parts))
+    objs = d["objects"]
+    for key in ("appeared", "disappeared", "resized"):
+        addrs = objs[key]
+        shown = addrs if limit is None else addrs[:limit]
+        more = "" if len(shown) == len(addrs) else f" (first {len(shown)}; --all lists every one)"
+        lines += ["", f"Objects {key}: {len(addrs)}{more}"]
+        lines += [f"  {x:#x}" for x in shown]
+    return "\n".join(lines) + "\n"
