@@ -1,0 +1,573 @@
+"""Hand-computed answers for the hand-built dumps in fixtures/.
+
+Every expected number below was worked out by hand from docs/dump-format.md
+alone, while the analyzer was being written by someone else, and never
+copied from its output: these tests are the independent check of
+``gctrace analyze``.
+The comment beside each number shows the arithmetic; fixtures/README.md draws
+each heap and lists the readings of the spec that the answers rest on.
+
+Addresses: page k of a 4 KiB fixture is ``0xc000000000 + k * 0x1000``.
+
+The report may grow keys ("more may be added"), so each test compares the
+keys the spec fixes, all of them, and nothing else. The spec does not fix the
+order of ``maps``; both sides are compared sorted by ``hmap``.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gctrace.cli import main
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+OBJECT_KEYS = ("count", "bytes", "reachable", "reachable_bytes", "unreachable",
+               "unreachable_bytes", "external_ptrs")
+PAGE_KEYS = ("total", "live", "garbage", "idle", "lazyfree", "untracked", "nonresident",
+             "flagged", "flagged_bytes")
+MAP_KEYS = ("hmap", "reachable", "B", "count", "growing", "buckets_bytes", "oldbuckets_bytes",
+            "overflow_count", "overflow_bytes", "max_chain", "empty_bucket_bytes")
+MISSING = "<missing>"
+
+
+def analyze(name):
+    """analyze runs ``gctrace analyze --json`` in-process on a fixture and returns the report."""
+    r = CliRunner().invoke(main, ["analyze", "--json", str(FIXTURES / name)])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def spec_view(report):
+    """spec_view keeps exactly the report keys that the spec fixes, maps sorted by hmap."""
+    assert "barrier" not in report, "barrier is present only with --barrier"
+    pick = lambda d, keys: {k: d.get(k, MISSING) for k in keys}  # noqa: E731
+    return {
+        "format": report.get("format", MISSING),
+        "version": report.get("version", MISSING),
+        "residency": report.get("residency", MISSING),
+        "objects": pick(report["objects"], OBJECT_KEYS),
+        "pages": pick(report["pages"], PAGE_KEYS),
+        "flagged": [pick(f, ("addr", "class")) for f in report["flagged"]],
+        "maps": sorted((pick(m, MAP_KEYS) for m in report["maps"]), key=lambda m: m["hmap"]),
+    }
+
+
+def no_waste_pages(total, live):
+    """no_waste_pages is the pages section of a dump whose pages are all live."""
+    assert total == live
+    return {"total": total, "live": live, "garbage": 0, "idle": 0, "lazyfree": 0,
+            "untracked": 0, "nonresident": 0, "flagged": 0, "flagged_bytes": 0}
+
+
+def test_interior_pointers():
+    # GIVEN a root into the middle of A, A -> middle of B, B -> last byte of D, and E -> A
+    #       with nothing pointing at E
+    # WHEN analyzed
+    report = spec_view(analyze("interior_pointers.json"))
+    # THEN interior targets count as pointers to their objects; only E is garbage
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",  # the dump has pages
+        "objects": {
+            "count": 4,                          # A, B, D, E
+            "bytes": 288,                        # 64 + 128 + 32 + 64
+            "reachable": 3,                      # A (root -> A+0x20), B (A+8 -> B+0x10), D (B -> D+0x1f)
+            "reachable_bytes": 224,              # 64 + 128 + 32
+            "unreachable": 1,                    # E: its pointer into A does not make E reachable
+            "unreachable_bytes": 64,
+            "external_ptrs": 0,                  # A+8 lies inside A: E's field is internal
+        },
+        "pages": {
+            "total": 3,                          # one run of 3 pages
+            "live": 2,                           # page 0 (A, B), page 1 (D)
+            "garbage": 1,                        # page 2 (E only)
+            "idle": 0, "lazyfree": 0, "untracked": 0, "nonresident": 0,
+            "flagged": 1,                        # garbage 1
+            "flagged_bytes": 1 * 4096,
+        },
+        "flagged": [{"addr": 0xc000002000, "class": "garbage"}],
+        "maps": [],
+    }
+
+
+def test_external_pointers():
+    # GIVEN fields pointing at libc, one byte past the end of A, and into a free page,
+    #       an external root, a root into the free page, a nil root
+    # WHEN analyzed
+    report = spec_view(analyze("external_pointers.json"))
+    # THEN external fields are counted (in every object) and followed nowhere; roots are not counted
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 3,                          # A, B, C
+            "bytes": 144,                        # 64 + 32 + 48
+            "reachable": 2,                      # A (root main.a), B (A+0 -> B)
+            "reachable_bytes": 96,               # 64 + 32
+            "unreachable": 1,                    # C: only main.env/main.stale/main.err could reach, none do
+            "unreachable_bytes": 48,
+            "external_ptrs": 4,                  # A+8 -> libc, A+16 -> A+0x40 (one past A, a gap),
+                                                 # B+0 -> page 1 + 0x80 (free page), C+0 -> libc
+        },
+        "pages": {
+            "total": 3,
+            "live": 1,                           # page 0 (A, B)
+            "garbage": 1,                        # page 2 (C)
+            "idle": 1,                           # page 1: free, resident, no object (main.stale is no object)
+            "lazyfree": 0, "untracked": 0, "nonresident": 0,
+            "flagged": 2,                        # garbage 1 + idle 1
+            "flagged_bytes": 2 * 4096,
+        },
+        "flagged": [
+            {"addr": 0xc000001000, "class": "idle"},
+            {"addr": 0xc000002000, "class": "garbage"},
+        ],
+        "maps": [],
+    }
+
+
+def test_unreachable_cycle():
+    # GIVEN a rooted 2-cycle R <-> R2, an unrooted 3-cycle X -> Y -> Z -> X (Y also -> Y),
+    #       and an unrooted 2-cycle U <-> V with V -> R
+    # WHEN analyzed
+    report = spec_view(analyze("unreachable_cycle.json"))
+    # THEN cycles keep nothing alive: X, Y, Z, U, V are garbage
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 7,                          # R, R2, X, Y, Z, U, V
+            "bytes": 3744,                       # 16 + 16 + 512 + 1024 + 2048 + 64 + 64
+            "reachable": 2,                      # R, R2
+            "reachable_bytes": 32,               # 16 + 16
+            "unreachable": 5,                    # X, Y, Z, U, V
+            "unreachable_bytes": 3712,           # 512 + 1024 + 2048 + 64 + 64
+            "external_ptrs": 0,                  # every target lies in an object (Z+0x10 inside Z)
+        },
+        "pages": {
+            "total": 4,
+            "live": 1,                           # page 0 (R, R2)
+            "garbage": 3,                        # page 1 (X, Y), page 2 (Z), page 3 (U, V)
+            "idle": 0, "lazyfree": 0, "untracked": 0, "nonresident": 0,
+            "flagged": 3,
+            "flagged_bytes": 3 * 4096,
+        },
+        "flagged": [
+            {"addr": 0xc000001000, "class": "garbage"},
+            {"addr": 0xc000002000, "class": "garbage"},
+            {"addr": 0xc000003000, "class": "garbage"},
+        ],
+        "maps": [],
+    }
+
+
+def test_multi_page_objects():
+    # GIVEN L = exactly pages 0-2 (rooted through L+0x1800), S straddling pages 3|4,
+    #       unrooted U (8 KiB from page 5.5 to 7.5), E ending exactly at page 9, page 9 used but empty
+    # WHEN analyzed
+    report = spec_view(analyze("multi_page_objects.json"))
+    # THEN an object touches every page overlapping [addr, addr+size) and no more
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 5,                          # L, S, G, U, E
+            "bytes": 20928,                      # 12288 + 128 + 64 + 8192 + 256
+            "reachable": 2,                      # L (root interior), S (L+0x2ff8 -> S)
+            "reachable_bytes": 12416,            # 12288 + 128
+            "unreachable": 3,                    # G, U, E
+            "unreachable_bytes": 8512,           # 64 + 8192 + 256
+            "external_ptrs": 0,
+        },
+        "pages": {
+            "total": 10,                         # one run of 10 pages
+            "live": 5,                           # pages 0,1,2 (L), 3,4 (S; G on 4 too)
+            "garbage": 4,                        # pages 5,6,7 (U: 0x5800..0x7800), 8 (E: 0x8f00..0x9000)
+            "idle": 0, "lazyfree": 0,
+            "untracked": 1,                      # page 9: used, resident, E ends at its first byte
+            "nonresident": 0,
+            "flagged": 4,                        # garbage 4
+            "flagged_bytes": 4 * 4096,
+        },
+        "flagged": [
+            {"addr": 0xc000005000, "class": "garbage"},
+            {"addr": 0xc000006000, "class": "garbage"},
+            {"addr": 0xc000007000, "class": "garbage"},
+            {"addr": 0xc000008000, "class": "garbage"},
+        ],
+        "maps": [],
+    }
+
+
+def test_page_states():
+    # GIVEN 13 pages in runs of every state x residency (listed out of order, some without "n"),
+    #       a reachable B on a non-resident page, an unreachable C on a non-resident page
+    # WHEN analyzed
+    report = spec_view(analyze("page_states.json"))
+    # THEN live wins regardless of residency; every other class needs the page resident
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 4,                          # A, B, C, D
+            "bytes": 1376,                       # 64 + 256 + 1024 + 32
+            "reachable": 2,                      # A (root), B (A -> B)
+            "reachable_bytes": 320,              # 64 + 256
+            "unreachable": 2,                    # C, D
+            "unreachable_bytes": 1056,           # 1024 + 32
+            "external_ptrs": 0,
+        },
+        "pages": {
+            "total": 13,                         # 1+1+2+1+2+1+3+1+1 (pages 0..12)
+            "live": 2,                           # page 0 (A), page 1 (B, not resident)
+            "garbage": 1,                        # page 3 (D)
+            "idle": 2,                           # pages 4, 5: free, resident
+            "lazyfree": 3,                       # pages 7, 8, 9: released, resident
+            "untracked": 1,                      # page 11: used, resident, no object
+            "nonresident": 4,                    # page 2 (C only), 6 (free), 10 (released), 12 (used)
+            "flagged": 6,                        # garbage 1 + idle 2 + lazyfree 3
+            "flagged_bytes": 6 * 4096,
+        },
+        "flagged": [
+            {"addr": 0xc000003000, "class": "garbage"},
+            {"addr": 0xc000004000, "class": "idle"},
+            {"addr": 0xc000005000, "class": "idle"},
+            {"addr": 0xc000007000, "class": "lazyfree"},
+            {"addr": 0xc000008000, "class": "lazyfree"},
+            {"addr": 0xc000009000, "class": "lazyfree"},
+        ],
+        "maps": [],
+    }
+
+
+def test_map_growing_prealloc():
+    # GIVEN a doubling growth B=4 (bucketsize 32): 16 buckets + 1 preallocated tail bucket,
+    #       8 old buckets with nevacuate 3; chains new[2] -> tail[16] -> OV1 and old[5] -> OV2
+    # WHEN analyzed
+    report = spec_view(analyze("map_growing_prealloc.json"))
+    # THEN the tail bucket lengthens the chain but is no overflow object
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 5,                          # hmap, buckets, oldbuckets, OV1, OV2
+            "bytes": 912,                        # 48 + 17*32 + 8*32 + 32 + 32
+            "reachable": 5,                      # root -> hmap -> both arrays -> OV1 (tail field), OV2
+            "reachable_bytes": 912,
+            "unreachable": 0, "unreachable_bytes": 0,
+            "external_ptrs": 0,                  # buckets+88 -> buckets+0x200 lies in the array itself
+        },
+        "pages": no_waste_pages(total=1, live=1),
+        "flagged": [],
+        "maps": [{
+            "hmap": 0xc000000000,
+            "reachable": True,
+            "B": 4,
+            "count": 47,                         # header value (26 + 3 new side, 16 + 2 old side)
+            "growing": True,                     # oldbuckets != 0
+            "buckets_bytes": 544,                # 17 * 32: the whole array, tail included
+            "oldbuckets_bytes": 256,             # 8 * 32
+            "overflow_count": 2,                 # OV1, OV2 (tail[16] is part of the array, not overflow)
+            "overflow_bytes": 64,                # 2 * 32
+            "max_chain": 2,                      # new[2] -> tail[16] -> OV1; old[5] -> OV2 is 1
+            "empty_bucket_bytes": 480,           # 32 * (11 new primaries 3,4,5,6,7,9,11..15
+                                                 #       + 4 old primaries 0,1,2 (evacuated), 6)
+        }],
+    }
+
+
+MAPCLEAR_REPORT = {
+    "format": "gctrace.report", "version": 1,
+    "residency": "measured",
+    "objects": {
+        "count": 4,                              # hmap, buckets, OVa, OVb
+        "bytes": 656,                            # 48 + 17*32 + 32 + 32
+        "reachable": 2,                          # hmap, buckets (zeroed: no overflow fields left)
+        "reachable_bytes": 592,                  # 48 + 544
+        "unreachable": 2,                        # OVa -> OVb, cut off by mapclear
+        "unreachable_bytes": 64,                 # 32 + 32
+        "external_ptrs": 0,
+    },
+    "pages": {
+        "total": 2,
+        "live": 1,                               # page 0 (hmap, buckets)
+        "garbage": 1,                            # page 1 (OVa, OVb)
+        "idle": 0, "lazyfree": 0, "untracked": 0, "nonresident": 0,
+        "flagged": 1,
+        "flagged_bytes": 1 * 4096,
+    },
+    "flagged": [{"addr": 0xc000001000, "class": "garbage"}],
+    "maps": [{
+        "hmap": 0xc000000000,
+        "reachable": True,
+        "B": 4,
+        "count": 0,
+        "growing": False,                        # oldbuckets 0
+        "buckets_bytes": 544,                    # 17 * 32, kept by mapclear
+        "oldbuckets_bytes": 0,
+        "overflow_count": 0,                     # OVa, OVb are on no chain any more
+        "overflow_bytes": 0,
+        "max_chain": 0,
+        "empty_bucket_bytes": 512,               # 16 primaries * 32; the empty tail[16] is on no chain
+    }],
+}
+
+
+@pytest.mark.parametrize("name", [
+    "map_after_mapclear.json",
+    "map_after_mapclear_lines.jsonl",            # JSON Lines twin, records shuffled
+    "map_after_mapclear_gz.json.gz",             # gzipped document twin
+    "map_after_mapclear_lines_gz.jsonl.gz",      # gzipped JSON Lines twin
+])
+def test_map_after_mapclear(name):
+    # GIVEN a B=4 map after mapclear: same bucket array all zero, count 0, old overflow buckets dropped
+    # WHEN analyzed, in any of the four encodings of the same records
+    report = spec_view(analyze(name))
+    # THEN the array stays live and empty, the former overflow buckets are garbage
+    assert report == MAPCLEAR_REPORT
+
+
+def test_map_emptied_by_deletes():
+    # GIVEN the same B=4 map emptied by deleting every key: chains bucket[0] -> tail[16] -> OVa -> OVb
+    #       and bucket[7] -> OVc still in place, every slot 0
+    # WHEN analyzed
+    report = spec_view(analyze("map_emptied_by_deletes.json"))
+    # THEN nothing is garbage: every empty bucket stays live (the contrast to mapclear)
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 5,                          # hmap, buckets, OVa, OVb, OVc
+            "bytes": 688,                        # 48 + 544 + 3*32
+            "reachable": 5,
+            "reachable_bytes": 688,
+            "unreachable": 0, "unreachable_bytes": 0,
+            "external_ptrs": 0,
+        },
+        "pages": no_waste_pages(total=2, live=2),
+        "flagged": [],
+        "maps": [{
+            "hmap": 0xc000000000,
+            "reachable": True,
+            "B": 4,
+            "count": 0,
+            "growing": False,
+            "buckets_bytes": 544,                # 17 * 32
+            "oldbuckets_bytes": 0,
+            "overflow_count": 3,                 # OVa, OVb, OVc
+            "overflow_bytes": 96,                # 3 * 32
+            "max_chain": 3,                      # bucket[0] -> tail[16] -> OVa -> OVb
+            "empty_bucket_bytes": 640,           # 32 * (16 primaries + tail[16] + OVa + OVb + OVc)
+        }],
+    }
+
+
+def test_no_pages_assumed():
+    # GIVEN no pages section (and no ptr_size, no kind on some objects, no slots anywhere),
+    #       objects on pages 0, 2|3 (B straddles) and 5-6 (C), nothing on pages 1 and 4
+    # WHEN analyzed
+    report = spec_view(analyze("no_pages_assumed.json"))
+    # THEN only touched pages exist, all resident and used; empty_bucket_bytes is null
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "assumed",                  # no pages
+        "objects": {
+            "count": 5,                          # A, hmap, buckets, B, C
+            "bytes": 8448,                       # 32 + 48 + 144 + 32 + 8192
+            "reachable": 4,                      # A (stack root), C (A+8 -> C+0x1000), hmap (A+16), buckets
+            "reachable_bytes": 8416,             # 32 + 8192 + 48 + 144
+            "unreachable": 1,                    # B
+            "unreachable_bytes": 32,
+            "external_ptrs": 0,
+        },
+        "pages": {
+            "total": 5,                          # touched: 0, 2, 3, 5, 6 (1 and 4 are not heap pages)
+            "live": 3,                           # 0 (A, hmap, buckets), 5, 6 (C)
+            "garbage": 2,                        # 2, 3 (B: 0x2ff0..0x3010)
+            "idle": 0, "lazyfree": 0, "untracked": 0, "nonresident": 0,
+            "flagged": 2,
+            "flagged_bytes": 2 * 4096,
+        },
+        "flagged": [
+            {"addr": 0xc000002000, "class": "garbage"},
+            {"addr": 0xc000003000, "class": "garbage"},
+        ],
+        "maps": [{
+            "hmap": 0xc000000100,
+            "reachable": True,
+            "B": 0,
+            "count": 3,
+            "growing": False,
+            "buckets_bytes": 144,                # one Go map[int]int bucket: 8 + 8*8 + 8*8 + 8
+            "oldbuckets_bytes": 0,
+            "overflow_count": 0,
+            "overflow_bytes": 0,
+            "max_chain": 0,
+            "empty_bucket_bytes": None,          # the dump has no slots
+        }],
+    }
+
+
+def test_map_same_size_growth():
+    # GIVEN a same-size growth (flags 10 = 8|2) at B=2: 4 new and 4 old buckets, nevacuate 1,
+    #       chains old[1] -> OVc and old[3] -> OVa -> OVb
+    # WHEN analyzed
+    report = spec_view(analyze("map_same_size_growth.json"))
+    # THEN all 2^B = 4 old buckets are primary (not 2^(B-1) = 2)
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 6,                          # hmap, buckets, oldbuckets, OVa, OVb, OVc
+            "bytes": 400,                        # 48 + 128 + 128 + 3*32
+            "reachable": 6,
+            "reachable_bytes": 400,
+            "unreachable": 0, "unreachable_bytes": 0,
+            "external_ptrs": 0,
+        },
+        "pages": no_waste_pages(total=2, live=2),
+        "flagged": [],
+        "maps": [{
+            "hmap": 0xc000000000,
+            "reachable": True,
+            "B": 2,
+            "count": 26,                         # header value (3 new + 5+2 + 8+8 old side)
+            "growing": True,
+            "buckets_bytes": 128,                # 4 * 32
+            "oldbuckets_bytes": 128,             # 4 * 32: same size
+            "overflow_count": 3,                 # OVa, OVb (old[3]), OVc (old[1])
+            "overflow_bytes": 96,                # 3 * 32
+            "max_chain": 2,                      # old[3] -> OVa -> OVb
+            "empty_bucket_bytes": 192,           # 32 * (new 1,2,3 + old 0 (evacuated), 2 + OVb)
+        }],
+    }
+
+
+def test_map_unreachable():
+    # GIVEN an unrooted B=1 map with one overflow bucket, and a rooted map never written (buckets nil)
+    # WHEN analyzed
+    report = spec_view(analyze("map_unreachable.json"))
+    # THEN the unrooted map is reported with reachable false and its waste still measured
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 4,                          # H2, buckets2, OV, H1
+            "bytes": 192,                        # 48 + 64 + 32 + 48
+            "reachable": 1,                      # H1 (root main.live)
+            "reachable_bytes": 48,
+            "unreachable": 3,                    # H2, buckets2, OV
+            "unreachable_bytes": 144,            # 48 + 64 + 32
+            "external_ptrs": 0,
+        },
+        "pages": {
+            "total": 2,
+            "live": 1,                           # page 1 (H1)
+            "garbage": 1,                        # page 0 (H2, buckets2, OV)
+            "idle": 0, "lazyfree": 0, "untracked": 0, "nonresident": 0,
+            "flagged": 1,
+            "flagged_bytes": 1 * 4096,
+        },
+        "flagged": [{"addr": 0xc000000000, "class": "garbage"}],
+        "maps": [
+            {
+                "hmap": 0xc000000000,            # H2
+                "reachable": False,
+                "B": 1,
+                "count": 2,
+                "growing": False,
+                "buckets_bytes": 64,             # 2 * 32
+                "oldbuckets_bytes": 0,
+                "overflow_count": 1,             # bucket[0] -> OV
+                "overflow_bytes": 32,
+                "max_chain": 1,
+                "empty_bucket_bytes": 32,        # bucket[1] (slots [1, 0]); OV holds 1
+            },
+            {
+                "hmap": 0xc000001000,            # H1: make(map) never written, B 0, buckets nil
+                "reachable": True,
+                "B": 0,
+                "count": 0,
+                "growing": False,
+                "buckets_bytes": 0,              # nil
+                "oldbuckets_bytes": 0,
+                "overflow_count": 0,
+                "overflow_bytes": 0,
+                "max_chain": 0,
+                "empty_bucket_bytes": 0,         # no buckets at all; the dump does have slots
+            },
+        ],
+    }
+
+
+def test_pages_16k():
+    # GIVEN page_size 16384: A straddles the 16K boundary 0x4000, B crosses a 4K line (0x9000)
+    #       inside one 16K page; then a free, a released and a used empty page, all resident
+    # WHEN analyzed
+    report = spec_view(analyze("pages_16k.json"))
+    # THEN pages and flagged_bytes are in 16 KiB units
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 2, "bytes": 64,             # 32 + 32
+            "reachable": 1, "reachable_bytes": 32,   # A
+            "unreachable": 1, "unreachable_bytes": 32,  # B
+            "external_ptrs": 0,
+        },
+        "pages": {
+            "total": 6,                          # 2 + 1 + 1 + 1 + 1
+            "live": 2,                           # pages 0, 1 (A: 0x3ff0..0x4010)
+            "garbage": 1,                        # page 2 (B: 0x8ff0..0x9010, one 16K page)
+            "idle": 1,                           # page 3 free
+            "lazyfree": 1,                       # page 4 released, resident
+            "untracked": 1,                      # page 5 used, empty
+            "nonresident": 0,
+            "flagged": 3,                        # 1 + 1 + 1
+            "flagged_bytes": 3 * 16384,
+        },
+        "flagged": [
+            {"addr": 0x4000008000, "class": "garbage"},
+            {"addr": 0x400000c000, "class": "idle"},
+            {"addr": 0x4000010000, "class": "lazyfree"},
+        ],
+        "maps": [],
+    }
+
+
+def test_map_ptr4():
+    # GIVEN ptr_size 4 and bucketsize 76 (8 tophash + 8*4 keys + 8*4 elems + 4 overflow):
+    #       overflow fields at b+72; bucket[0] has an elem pointer at b+68 (where b+76-8 would look)
+    # WHEN analyzed
+    report = spec_view(analyze("map_ptr4.json"))
+    # THEN chains follow b + bucketsize - ptr_size: bucket[1] -> O1 -> O2, bucket[0] has none
+    assert report == {
+        "format": "gctrace.report", "version": 1,
+        "residency": "measured",
+        "objects": {
+            "count": 5,                          # hmap, buckets, O1, O2, value
+            "bytes": 352,                        # 32 + 2*76 + 76 + 76 + 16
+            "reachable": 5,
+            "reachable_bytes": 352,
+            "unreachable": 0, "unreachable_bytes": 0,
+            "external_ptrs": 0,
+        },
+        "pages": no_waste_pages(total=1, live=1),
+        "flagged": [],
+        "maps": [{
+            "hmap": 0x10000000,
+            "reachable": True,
+            "B": 1,
+            "count": 19,                         # header value (8 + 3 + 8 + 0)
+            "growing": False,
+            "buckets_bytes": 152,                # 2 * 76
+            "oldbuckets_bytes": 0,
+            "overflow_count": 2,                 # O1, O2
+            "overflow_bytes": 152,               # 2 * 76
+            "max_chain": 2,                      # bucket[1] -> O1 -> O2
+            "empty_bucket_bytes": 76,            # O2 only (slots 8, 3 | 8 | 0)
+        }],
+    }
