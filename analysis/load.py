@@ -18,6 +18,7 @@ fit in a signed 64-bit word (the spec promises addresses below 2^53).
 from __future__ import annotations
 
 import gzip
+import re
 import io
 import os
 import zlib
@@ -94,8 +95,10 @@ def _try_json(line):
         return None
 
 
-def _parse_error(path, where, e, data_len=None):
+def _parse_error(path, where, e):
     msg = str(e).split("\n")[0]
+    if where.startswith("line"):
+        msg = re.sub(r"line 1 column (\d+) \(char \d+\)", r"column \1", msg)
     hint = "truncated? " if "end of data" in msg or "EOF" in msg else ""
     return DumpError(path, f"{where}not valid JSON: {hint}{msg}")
 
@@ -241,6 +244,8 @@ class _Builder:
             raise self.err(label, f"missing required key '{key}'")
         v = rec[key]
         if type(v) is not int:
+            if type(v) is float and v.is_integer() and abs(v) >= INT_LIMIT:
+                raise self.err(label, f"'{key}' is too large ({v:.0f} >= 2^63)")
             raise self.err(label, f"'{key}' must be an integer, got {_show(v)}")
         if v < lo:
             raise self.err(label, f"'{key}' must be >= {lo}, got {v}")
