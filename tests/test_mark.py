@@ -1,0 +1,39 @@
+"""mark follows pointers from roots; interior pointers resolve, external ones and nil roots are counted."""
+
+from gctrace.analysis.mark import mark
+from gctrace.analysis.model import tiny_heap
+
+
+def test_interior_root_and_interior_pointer_resolve_to_their_objects():
+    # GIVEN A <- root into A's middle, A -> B's middle, C unreferenced
+    h = tiny_heap([(0x1000, 64), (0x2000, 64), (0x3000, 64)], ptrs=[(0, 8, 0x2020)], roots=[0x1030])
+    m = mark(h)
+    assert m.reachable.tolist() == [True, True, False]
+    assert m.ptr_dest.tolist() == [1]
+
+
+def test_external_pointers_are_counted_not_followed():
+    # GIVEN A -> outside (just past B's end), A -> B; B -> C would make C reachable
+    h = tiny_heap([(0x1000, 16), (0x2000, 16), (0x3000, 16)],
+                  ptrs=[(0, 0, 0x2010), (0, 8, 0x2000)], roots=[0x1000, 0, 0x9000])
+    m = mark(h)
+    assert m.reachable.tolist() == [True, True, False]
+    assert (m.external_ptrs, m.nil_roots, m.external_roots) == (1, 1, 1)
+
+
+def test_an_unreachable_cycle_stays_unreachable():
+    h = tiny_heap([(0x1000, 16), (0x2000, 16), (0x3000, 16)],
+                  ptrs=[(1, 0, 0x3000), (2, 0, 0x2000)], roots=[0x1000])
+    assert mark(h).reachable.tolist() == [True, False, False]
+
+
+def test_no_roots_marks_nothing_and_empty_heap_is_fine():
+    assert mark(tiny_heap([(0x1000, 16)])).reachable.tolist() == [False]
+    assert mark(tiny_heap([], roots=[0x1000])).reachable.tolist() == []
+
+
+def test_long_chain_is_followed_to_its_end():
+    n = 10_000
+    objs = [(0x1000 + 16 * i, 16) for i in range(n)]
+    ptrs = [(i, 0, 0x1000 + 16 * (i + 1)) for i in range(n - 1)]
+    assert mark(tiny_heap(objs, ptrs=ptrs, roots=[0x1000])).reachable.all()
