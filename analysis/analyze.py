@@ -60,7 +60,8 @@ def map_causes(heap: Heap, a: MapAudit, orphaned) -> list[Finding]:
     out = []
     if not a.reachable:
         out.append(Finding("unreachable_map", {"bytes": a.buckets_bytes + a.oldbuckets_bytes + a.overflow_bytes}))
-    if a.reachable and a.buckets_reachable and a.buckets_bytes:
+    # While growing, entries still sit in oldbuckets: the new array's occupancy says nothing yet.
+    if a.reachable and a.buckets_reachable and a.buckets_bytes and not m.growing:
         occupied = a.occupied_buckets
         mostly_empty = (occupied is not None and occupied * 2 <= a.primary_buckets
                         and (a.primary_buckets >= 8 or occupied == 0))

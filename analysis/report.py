@@ -171,11 +171,11 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS) -> str:
              f"  objects      {heap.n_objects} ({fmt_bytes(int(size.sum()))})",
              f"  reachable    {int(reach.sum())} ({fmt_bytes(int(size[reach].sum()))})",
              f"  unreachable  {int((~reach).sum())} ({fmt_bytes(int(size[~reach].sum()))})",
-             f"  pointers     {len(heap.ptr_off)} fields, {a.marking.external_ptrs} external; "
+             f"  pointers     {_plural(len(heap.ptr_off), 'field')}, {a.marking.external_ptrs} external; "
              f"roots {len(heap.roots)} ({a.marking.nil_roots} nil, {a.marking.external_roots} external)",
              f"  pages        {pc.total} ({fmt_bytes(pc.total * ps)}): "
              + ", ".join(f"{c} {pc.count(c)}" for c in CLASSES),
-             f"  flagged      {pc.flagged} pages ({fmt_bytes(pc.flagged * ps)}) unreachable but resident, "
+             f"  flagged      {_plural(pc.flagged, 'page')} ({fmt_bytes(pc.flagged * ps)}) unreachable but resident, "
              f"{_pct(pc.flagged, resident)} of {fmt_bytes(resident * ps)} resident"]
     lines += ["", "Maps"]
     if not a.maps:
@@ -202,9 +202,10 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS) -> str:
     shown = order if runs is None else order[:runs]
     head = ("every run" if runs is None or len(flagged) <= runs
             else f"largest {len(shown)} of {len(flagged)} runs; --all lists every run")
-    lines += ["", f"Flagged pages ({_plural(len(flagged), 'run')}, {head})"]
     if not flagged:
-        lines.append("  none: every resident page is live or needed")
+        lines += ["", "Flagged pages: none, every resident page is live or needed"]
+    else:
+        lines += ["", f"Flagged pages ({_plural(len(flagged), 'run')}, {head})"]
     for first, n, cls in sorted(shown):
         lines.append(f"  {first * ps:#x}-{(first + n) * ps:#x}  {_plural(n, 'page'):>10}  "
                      f"{fmt_bytes(n * ps):>9}  {cls:<8}  {run_kinds(a, first, n)}")

@@ -94,5 +94,5 @@ def test_unknown_meta_keys_are_kept(write_dump):
 
 
 def test_every_fixture_loads():
-    for path in sorted(FIXTURES.glob("*.json*")):
+    for path in sorted(p for p in FIXTURES.glob("*.json*") if ".report." not in p.name):
         load_dump(path)
