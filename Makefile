@@ -1,0 +1,48 @@
+# gctrace: `make demo` sets everything up and shows a real report; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+GCTRACE := $(VENV)/bin/gctrace
+STAMP  := $(VENV)/.installed
+OUT    ?= out
+
+.PHONY: help demo test test-slow bench goldens native sanitize clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+native:  ## build the tracer's C library (tracer/libgcmap.so)
+	$(MAKE) -s -C tracer
+
+demo: $(STAMP) native  ## set up, record an emptied map, analyze it and draw it
+	@mkdir -p $(OUT)
+	$(GCTRACE) record fill-delete --n 200000 --madvise free --seed 1 -o $(OUT)/fill-delete.jsonl
+	$(GCTRACE) analyze $(OUT)/fill-delete.jsonl
+	$(GCTRACE) analyze fixtures/map_after_mapclear.json
+
+test: $(STAMP) native  ## run the test suite (pytest; slow fuzzing excluded)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP) native  ## run the slow fuzz tests too
+	$(PY) -m pytest -q
+
+bench: $(STAMP) native  ## print speed and memory figures (not asserted)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) tracer/bench.py
+
+goldens: $(STAMP)  ## regenerate the golden reports; review the diff before committing
+	GCTRACE_REGEN_GOLDENS=1 $(PY) -m pytest -q tests/test_goldens.py
+	git status --short fixtures
+
+sanitize:  ## the tracer's C unit tests under ASan and UBSan
+	$(MAKE) -C tracer sanitize
+
+clean:  ## remove the venv, builds and outputs
+	$(MAKE) -s -C tracer clean
+	rm -rf $(VENV) $(OUT) build *.egg-info
