@@ -1,0 +1,268 @@
+"""scenarios are the named workloads behind ``gctrace record``.
+
+Each one drives a Go 1.19 map on the tracer's heap, passes named points
+("phases"), and writes the dump at the point ``at`` names (default: ``end``,
+after the last collection and the scavenger). Every scenario ends the same
+way, so every one has the points ``mark_done`` (marking of its last cycle
+finished, nothing swept yet: the dump's objects carry the collector's
+``marked`` verdict), ``swept`` and ``end``.
+
+- ``fill``: insert keys 0..n-1.
+- ``fill-delete``: fill, then delete every key: the values die, the buckets
+  stay (Go maps never shrink); GC, scavenge.
+- ``clear``: fill, then clear the map (Go's mapclear keeps the bucket array).
+- ``midgrow``: fill, then insert until the map is growing and stop there,
+  with ``oldbuckets`` pinned.
+- ``churn``: keep n/2 keys live while inserting new keys and deleting old
+  ones, until deleted cells and fresh overflow buckets trigger Go's
+  same-size growth.
+
+With ``gc="concurrent"`` the last cycle starts before the scenario's last
+mutation and runs interleaved with it (assists scan grey objects after each
+map operation); the write barrier then keeps some dead objects marked
+(floating garbage) and, when switched off, loses live ones.
+
+The shape defaults to ``int64->*value`` (each elem points to a separately
+allocated 64-byte value, so deletes free memory the scavenger can return);
+``shape="int64->int64"`` gives pointer-free buckets.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gctrace.errors import UsageError
+from gctrace.tracer.binding import Runtime
+
+COMMON_TAIL = ("mark_done", "swept", "end")
+
+PHASES = {
+    "fill": ("filled",) + COMMON_TAIL,
+    "fill-delete": ("filled", "deleted") + COMMON_TAIL,
+    "clear": ("filled", "cleared") + COMMON_TAIL,
+    "midgrow": ("filled", "growing") + COMMON_TAIL,
+    "churn": ("filled", "churned") + COMMON_TAIL,
+}
+"""PHASES lists each scenario's named points, in the order they are passed."""
+
+BATCH = 8192
+
+
+class _Stop(Exception):
+    """_Stop ends a scenario once its dump is written."""
+
+
+class _Run:
+    """_Run carries one recording: the runtime, the map and the stopping point."""
+
+    def __init__(self, name, rt, m, at, out, meta, progress, n):
+        self.name, self.rt, self.m, self.at, self.out, self.meta = name, rt, m, at, out, meta
+        self.progress = progress
+        self.bar = None
+        self.concurrent = rt.gc_mode == "concurrent"
+        self.n = n
+        self.ops = 0
+
+    def point(self, phase):
+        """point writes the dump and stops the scenario when phase is the requested one."""
+        if phase == self.at:
+            self.rt.dump(self.out, scenario=self.name, at=phase, **self.meta)
+            raise _Stop
+
+    def bar_open(self, total, desc):
+        if self.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="op", file=sys.stderr, leave=False)
+
+    def bar_update(self, k):
+        self.ops += k
+        if self.bar is not None:
+            self.bar.update(k)
+
+    def bar_close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def assign(self, keys, desc="insert"):
+        """assign inserts keys in native batches, with a progress bar on a terminal."""
+        self.bar_open(len(keys), desc)
+        for i in range(0, len(keys), BATCH):
+            chunk = keys[i:i + BATCH]
+            self.m.assign_many(chunk)
+            self.bar_update(len(chunk))
+        self.bar_close()
+
+    def delete(self, keys, desc="delete"):
+        self.bar_open(len(keys), desc)
+        for i in range(0, len(keys), BATCH):
+            chunk = keys[i:i + BATCH]
+            self.m.delete_many(chunk)
+            self.bar_update(len(chunk))
+        self.bar_close()
+
+    def begin_last_cycle(self, ops):
+        """begin_last_cycle starts the concurrent cycle that overlaps the next ops map operations.
+
+        The assist rate spreads the marking of the live objects over those
+        operations, so the marker and the mutator really interleave.
+        """
+        if not self.concurrent:
+            return
+        self.rt.gc_start()
+        live = self.rt.stats()["objects"]
+        self.rt.set_mark_rate(max(1, math.ceil(live / max(1, ops))))
+
+    def finish(self):
+        """finish ends the scenario: the last cycle's mark, its sweep, the scavenger."""
+        if self.rt.phase == "off":
+            self.rt.gc_start()
+        self.rt.gc_mark_finish()
+        self.point("mark_done")
+        self.rt.gc_sweep()
+        if self.concurrent:
+            # The floating garbage of the overlapped cycle goes in the next one.
+            self.rt.gc()
+        self.point("swept")
+        self.rt.scavenge()
+        self.point("end")
+
+
+def _fill(run, n):
+    run.assign(np.arange(n, dtype=np.int64), "fill")
+    run.point("filled")
+
+
+def _scenario_fill(run, n):
+    run.begin_last_cycle(n // 2)
+    if run.concurrent:
+        run.assign(np.arange(n // 2, dtype=np.int64), "fill")
+        run.assign(np.arange(n // 2, n, dtype=np.int64), "fill (marking)")
+        run.point("filled")
+    else:
+        _fill(run, n)
+
+
+def _scenario_fill_delete(run, n):
+    _fill(run, n)
+    run.begin_last_cycle(n)
+    run.delete(np.arange(n, dtype=np.int64))
+    run.point("deleted")
+
+
+def _scenario_clear(run, n):
+    _fill(run, n)
+    run.begin_last_cycle(1)
+    run.m.clear()
+    run.point("cleared")
+
+
+def _scenario_midgrow(run, n):
+    _fill(run, n)
+    run.begin_last_cycle(64)
+    k = n
+    while run.m.header().oldbuckets == 0 or run.m.header().B < 2:
+        run.m.assign_many(np.arange(k, k + 1, dtype=np.int64))
+        k += 1
+    run.point("growing")
+
+
+def _scenario_churn(run, n):
+    live = max(16, n // 2)
+    run.assign(np.arange(live, dtype=np.int64), "fill")
+    run.point("filled")
+    rt = run.rt
+    start = rt.stats()["same_size_grows"]
+    nxt, limit = live, live + 64 * max(n, 1024)
+    run.bar_open(None, "churn")
+    # Insert one new key and delete the oldest until a same-size growth has
+    # started and finished, or a generous limit is reached.
+    while nxt < limit:
+        keys = np.arange(nxt, nxt + 1024, dtype=np.int64)
+        run.m.assign_many(keys)
+        run.m.delete_many(keys - live)
+        nxt += 1024
+        run.bar_update(2048)
+        if rt.stats()["same_size_grows"] > start and run.m.header().oldbuckets == 0:
+            break
+    run.bar_close()
+    run.begin_last_cycle(2048)
+    keys = np.arange(nxt, nxt + 1024, dtype=np.int64)
+    run.m.assign_many(keys)
+    run.m.delete_many(keys - live)
+    run.point("churned")
+
+
+_SCENARIOS = {
+    "fill": _scenario_fill,
+    "fill-delete": _scenario_fill_delete,
+    "clear": _scenario_clear,
+    "midgrow": _scenario_midgrow,
+    "churn": _scenario_churn,
+}
+
+
+def record_scenario(name, out_path, n=10000, madvise=None, gc="stw", seed=1, at=None, barrier=True,
+                    progress=False, shape="int64->*value", record=True, gogc=100, check=False):
+    """record_scenario runs scenario name and writes its dump to out_path.
+
+    It returns a short summary (a dict) for the CLI to print, and raises
+    UsageError for an unknown scenario or phase.
+    """
+    if name not in _SCENARIOS:
+        raise UsageError(f"unknown scenario {name!r}: use one of {', '.join(_SCENARIOS)}")
+    phases = PHASES[name]
+    at = at or "end"
+    if at not in phases:
+        raise UsageError(f"scenario {name} has no phase {at!r}: use one of {', '.join(phases)}")
+    if isinstance(barrier, str):
+        if barrier not in ("on", "off"):
+            raise UsageError(f"unknown --barrier {barrier!r}: use on or off")
+        barrier = barrier == "on"
+    n = int(n)
+    if n < 0:
+        raise UsageError(f"--n must be >= 0, not {n}")
+    out_path = Path(out_path)
+    t0 = time.perf_counter()
+    with Runtime(seed=seed, madvise=madvise, gc=gc, barrier=barrier, record=record, gogc=gogc,
+                 check=check) as rt:
+        m = rt.make_map(shape, root="main.m")
+        meta = {"scenario_n": n, "shape": shape}
+        run = _Run(name, rt, m, at, out_path, meta, progress, n)
+        try:
+            _SCENARIOS[name](run, n)
+            run.finish()
+        except _Stop:
+            pass
+        finally:
+            run.bar_close()
+        h = m.header()
+        st = rt.stats()
+    return {
+        "scenario": name,
+        "at": at,
+        "dump": str(out_path),
+        "bytes": out_path.stat().st_size,
+        "n": n,
+        "shape": shape,
+        "gc": gc,
+        "barrier": "on" if barrier else "off",
+        "madvise": st["advice"],
+        "seed": seed,
+        "count": h.count,
+        "B": h.B,
+        "growing": h.oldbuckets != 0,
+        "objects": st["objects"],
+        "heap_pages": st["heap_pages"],
+        "released_bytes": st["released_bytes"],
+        "gc_cycles": st["gc_cycles"],
+        "same_size_grows": st["same_size_grows"],
+        "events": st["events"],
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
