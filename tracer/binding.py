@@ -134,6 +134,7 @@ def load():
         "gm_root_set": (None, [i, up]),
         "gm_root_get": (up, [i]),
         "gm_new_value": (up, [up]),
+        "gm_object_base": (up, [up]),
         "gm_makemap": (up, [i, i64]),
         "gm_mapassign": (None, [i, up, i64, u64]),
         "gm_mapaccess2": (i, [i, up, i64, ctypes.POINTER(u64)]),
@@ -349,6 +350,10 @@ class Runtime:
     def new_value(self, size=None):
         """new_value allocates a pointer-free value object (a main.T) and returns its address."""
         return self._lib.gm_new_value(self.value_size if size is None else int(size))
+
+    def object_base(self, addr):
+        """object_base returns the start of the allocated object containing addr, or 0."""
+        return self._lib.gm_object_base(int(addr))
 
     def make_map(self, shape="int64->int64", hint=0, root="main.m", root_kind="global"):
         """make_map makes a map (Go's makemap) and stores it in a new root unless root is None."""

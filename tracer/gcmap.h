@@ -67,6 +67,8 @@ uintptr_t gm_root_get(int i);
 
 /* Objects. gm_new_value allocates a pointer-free value object (a main.T). */
 uintptr_t gm_new_value(uintptr_t size);
+/* gm_object_base returns the start of the allocated object containing p, or 0. */
+uintptr_t gm_object_base(uintptr_t p);
 
 /* Maps. All operations end at a safepoint where the collector may run. */
 uintptr_t gm_makemap(int shape, int64_t hint);
@@ -114,6 +116,7 @@ typedef struct gm_stats {
 	uint64_t events, gc_cycles;
 	uint64_t released_bytes; /* total bytes ever madvised */
 	uint64_t advice;         /* GM_ADVISE_FREE or GM_ADVISE_DONTNEED in effect */
+	uint64_t grows, same_size_grows; /* hashGrow calls, and those to the same size */
 } gm_stats;
 void gm_get_stats(gm_stats *s);
 

@@ -399,6 +399,11 @@ void sweepSpans(void)
 	}
 }
 
+uintptr_t gm_object_base(uintptr_t p)
+{
+	return objectBase(p);
+}
+
 uintptr_t gm_new_value(uintptr_t size)
 {
 	return mallocgc(size ? size : 8, T_VALUE);
@@ -455,4 +460,6 @@ void gm_get_stats(gm_stats *st)
 	st->gc_cycles = gm.gc_cycles;
 	st->released_bytes = gm.released_bytes;
 	st->advice = (uint64_t)gm.advice;
+	st->grows = gm.grows;
+	st->same_size_grows = gm.same_size_grows;
 }

@@ -7,7 +7,8 @@ way, so every one has the points ``mark_done`` (marking of its last cycle
 finished, nothing swept yet: the dump's objects carry the collector's
 ``marked`` verdict), ``swept`` and ``end``.
 
-- ``fill``: insert keys 0..n-1.
+- ``fill``: insert keys 0..n-1 (concurrent: the last cycle starts one
+  insert before the map's last growth).
 - ``fill-delete``: fill, then delete every key: the values die, the buckets
   stay (Go maps never shrink); GC, scavenge.
 - ``clear``: fill, then clear the map (Go's mapclear keeps the bucket array).
@@ -139,11 +140,22 @@ def _fill(run, n):
     run.point("filled")
 
 
+def _last_growth_start(n):
+    """_last_growth_start returns the count after which the last insert before n grows the map."""
+    t, b = 8, 1
+    while 13 << (b - 1) < n:
+        t, b = 13 << (b - 1), b + 1
+    return t if t < n else 0
+
+
 def _scenario_fill(run, n):
-    run.begin_last_cycle(n // 2)
     if run.concurrent:
-        run.assign(np.arange(n // 2, dtype=np.int64), "fill")
-        run.assign(np.arange(n // 2, n, dtype=np.int64), "fill (marking)")
+        # The cycle starts one insert before the map's last growth, so the
+        # new bucket array is born black while old buckets wait to be scanned.
+        t = _last_growth_start(n)
+        run.assign(np.arange(t, dtype=np.int64), "fill")
+        run.begin_last_cycle(n - t)
+        run.assign(np.arange(t, n, dtype=np.int64), "fill (marking)")
         run.point("filled")
     else:
         _fill(run, n)
