@@ -382,11 +382,11 @@ def _unexplained(heap: Heap, w: _Writes, old: np.ndarray, new: np.ndarray) -> in
     bad = int((same & (o[1:] != nw[:-1])).sum())
     last = np.ones(len(k), bool)
     last[:-1] = ~same
-    final = np.zeros(w.n_fields, np.int64)
+    final = np.zeros(w.n_fields + 1, np.int64)  # one spare slot, so indexing never meets an empty array
     final[w.dump_fid] = heap.ptr_target
+    root_final = np.append(heap.roots.target, 0)
     kl, nl = k[last], nw[last]
-    dump_val = np.where(kl >= 0, final[np.maximum(kl, 0)],
-                        heap.roots.target[np.maximum(-1 - kl, 0)] if len(heap.roots) else 0)
+    dump_val = np.where(kl >= 0, final[np.maximum(kl, 0)], root_final[np.maximum(-1 - kl, 0)])
     return bad + int((nl != dump_val).sum())
 
 

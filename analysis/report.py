@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from .analyze import Analysis, Finding
+from .barrier import Hide, Replay
 from .pages import CLASSES, object_pages
 
 REPORT_FORMAT = "gctrace.report"
@@ -18,8 +19,8 @@ REPORT_VERSION = 1
 DEFAULT_RUNS = 10
 
 
-def json_report(a: Analysis) -> dict:
-    """json_report returns the spec's report (version 1) with exactly its keys."""
+def json_report(a: Analysis, barrier: Replay | None = None) -> dict:
+    """json_report returns the spec's report (version 1); ``barrier`` adds its ``barrier`` key."""
     heap, reach, pc = a.heap, a.reachable, a.pages
     size = heap.obj_size
     pages, cls = pc.flagged_pages()
@@ -59,6 +60,7 @@ def json_report(a: Analysis) -> dict:
             }
             for m in a.maps
         ],
+        **({} if barrier is None else {"barrier": barrier_json(barrier)}),
     }
 
 
@@ -157,8 +159,12 @@ def run_kinds(a: Analysis, first: int, n: int) -> str:
     return ", ".join(f"{kind} x{k}" for kind, k in parts)
 
 
-def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS) -> str:
-    """text_report renders the analysis for a person; ``runs=None`` lists every flagged run."""
+def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | None = None) -> str:
+    """text_report renders the analysis for a person; ``runs=None`` lists every flagged run.
+
+    With ``barrier`` (a replay of the last mark) the Heap section counts its
+    floating objects and a "Write barrier" section tells each lost object's story.
+    """
     heap, reach, pc = a.heap, a.reachable, a.pages
     size = heap.obj_size
     ps = pc.page_size
@@ -194,9 +200,11 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS) -> str:
             lines.append("    - nothing to reclaim here: its memory is live and in use")
         lines += [f"    - {describe_map_finding(f)}" for f in findings]
     lines += ["", "Heap"]
-    if not a.heap_findings:
+    if not a.heap_findings and (barrier is None or not len(barrier.floating)):
         lines.append("  - every resident page is live or needed")
     lines += [f"  - {describe_heap_finding(f)}" for f in a.heap_findings]
+    if barrier is not None and len(barrier.floating):
+        lines.append(f"  - {describe_floating(barrier)}")
     flagged = pc.flagged_runs()
     order = sorted(flagged, key=lambda r: (-r[1], r[0]))
     shown = order if runs is None else order[:runs]
@@ -209,6 +217,8 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS) -> str:
     for first, n, cls in sorted(shown):
         lines.append(f"  {first * ps:#x}-{(first + n) * ps:#x}  {_plural(n, 'page'):>10}  "
                      f"{fmt_bytes(n * ps):>9}  {cls:<8}  {run_kinds(a, first, n)}")
+    if barrier is not None:
+        lines += [""] + barrier_lines(barrier, heap, runs)
     return "\n".join(lines) + "\n"
 
 
@@ -241,3 +251,92 @@ def diff_text(d: dict, old_name: str, new_name: str, limit: int | None = 20) -> 
         lines += ["", f"Objects {key}: {len(addrs)}{more}"]
         lines += [f"  {x:#x}" for x in shown]
     return "\n".join(lines) + "\n"
+
+
+# -- write-barrier replay ------------------------------------------------------
+
+_BARRIER_NAMES = {"none": "no barrier", "dijkstra": "Dijkstra's barrier", "yuasa": "Yuasa's barrier",
+                  "hybrid": "the hybrid barrier"}
+
+
+def barrier_json(r: Replay) -> dict:
+    """barrier_json is the report's ``barrier`` key: the spec's mode, lost and floating, and the mark's bounds."""
+    return {"mode": r.mode, "mark_rate": r.mark_rate, "gc_start": r.gc_start, "mark_done": r.mark_done,
+            "lost": [int(x) for x in r.lost], "floating": [int(x) for x in r.floating],
+            "lost_bytes": r.lost_bytes, "floating_bytes": r.floating_bytes}
+
+
+def describe_floating(r: Replay) -> str:
+    """describe_floating says what the replay's floating objects cost, as a page-level finding."""
+    n = len(r.floating)
+    return (f"{_plural(n, 'floating object')} ({fmt_bytes(r.floating_bytes)}) {'was' if n == 1 else 'were'} "
+            f"marked by the concurrent mark ({r.mode}) though unreachable at mark_done: the sweep keeps "
+            f"{'it' if n == 1 else 'them'}, resident, until the next cycle frees {'it' if n == 1 else 'them'}")
+
+
+def describe_hide(h: Hide, mode: str) -> str:
+    """describe_hide says in words how one event hid a lost object from the marker under ``mode``."""
+    if h.action == "via":
+        return f"reachable only through the lost object {h.obj:#x} (field +{h.off}), so the marker never reached it"
+    if h.root is not None:
+        place = f"{h.root_kind} root {h.root}"
+        if h.root_kind in ("stack", "register"):
+            why = f"stores into {h.root_kind}s are not barriered and {h.root_kind}s are not rescanned"
+        else:
+            why = _unshaded(h.action, mode)
+        verb = "stored into" if h.action == "stored" else "dropped from"
+        return f"{verb} {place} at event {h.seq} ({why})"
+    if h.allocated_black:
+        state = "which was allocated black during the mark"
+    elif h.scanned:
+        state = "after the marker had scanned it"
+    else:
+        state = "before the marker scanned it"
+    if h.action == "stored":
+        return f"stored into {h.obj:#x}+{h.off} at event {h.seq}, {state} ({_unshaded(h.action, mode)})"
+    return f"its heap pointer {h.obj:#x}+{h.off} was overwritten at event {h.seq} {state} ({_unshaded(h.action, mode)})"
+
+
+def _unshaded(action: str, mode: str) -> str:
+    if mode == "none":
+        return "no barrier"
+    which = "overwritten" if action == "stored" else "stored"
+    return f"{_BARRIER_NAMES[mode]} shades only the {which} pointer"
+
+
+def barrier_lines(r: Replay, heap, limit: int | None = DEFAULT_RUNS) -> list[str]:
+    """barrier_lines is the text report's "Write barrier" section: lost objects with their story, floating ones."""
+    if not r.replayed:
+        return [f"Write barrier ({r.mode}): nothing to replay, the event log has no gc_start"]
+    end = f"event {r.mark_done}" if r.mark_done is not None else "the end of the log (no mark_done)"
+    out = [f"Write barrier ({r.mode}, mark rate {r.mark_rate}): the mark from event {r.gc_start} to {end}, "
+           f"{_plural(r.events_in_mark, 'event')} in between"]
+    if r.mark_done is None:
+        out.append("  - the log ends mid-mark: the mark is taken to terminate after its last event")
+    if r.unexplained_writes:
+        out.append(f"  - {_plural(r.unexplained_writes, 'write')} after gc_start overwrite a value other than "
+                   "the one the field held: the log misses stores, so the replay may be off")
+    idx = heap.find(np.concatenate([r.lost, r.floating]))
+    label = {int(heap.obj_addr[i]): heap.object_label(int(i)) for i in idx}
+    if not len(r.lost):
+        out.append("  - nothing lost: every object reachable at mark_done was marked")
+    else:
+        out.append(f"  - LOST {_plural(len(r.lost), 'object')} ({fmt_bytes(r.lost_bytes)}): reachable at "
+                   "mark_done but never marked, so the sweep would free live memory")
+        shown = r.lost if limit is None else r.lost[:limit]
+        for x in shown:
+            hides = r.hides.get(int(x), ())
+            story = ", then ".join(describe_hide(h, r.mode) for h in hides) or "no event of the mark touched it"
+            out.append(f"    {label[int(x)]}: {story}")
+        if len(shown) < len(r.lost):
+            out.append(f"    ... and {len(r.lost) - len(shown)} more; --all lists every one")
+    if not len(r.floating):
+        out.append("  - nothing floating: every marked object was still reachable at mark_done")
+    else:
+        out.append(f"  - floating {_plural(len(r.floating), 'object')} ({fmt_bytes(r.floating_bytes)}): marked "
+                   "though unreachable at mark_done, resident until the next cycle")
+        shown = r.floating if limit is None else r.floating[:limit]
+        out += [f"    {label[int(x)]}" for x in shown]
+        if len(shown) < len(r.floating):
+            out.append(f"    ... and {len(r.floating) - len(shown)} more; --all lists every one")
+    return out

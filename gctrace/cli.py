@@ -19,6 +19,7 @@ import orjson
 from gctrace import __version__
 from gctrace.errors import GctraceError, UsageError
 
+BARRIER_MODES = ("none", "dijkstra", "yuasa", "hybrid")  # analysis.barrier.MODES, without importing numpy
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000**2,
           "mib": 1 << 20, "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30}
 
@@ -98,13 +99,22 @@ def cli():
               help="Exit 1 when flagged bytes exceed BYTES (default 0).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet):
+@click.option("--barrier", type=click.Choice(BARRIER_MODES), default=None,
+              help="Replay the log's last concurrent mark with this write barrier: lost and floating objects.")
+@click.option("--mark-rate", "mark_rate", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Grey objects the replayed marker scans after each event.")
+def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, mark_rate):
     """Mark DUMP from its roots, classify every page, explain each map's memory."""
     from gctrace.analysis.report import json_report, text_report
 
     threshold = parse_fail_on(fail_on)
     a = _analyze(dump, quiet)
-    _emit(_json(json_report(a)) if as_json else text_report(a, None if show_all else runs), output)
+    r = None
+    if barrier is not None:
+        from gctrace.analysis.barrier import replay
+
+        r = replay(a.heap, barrier, mark_rate)
+    _emit(_json(json_report(a, r)) if as_json else text_report(a, None if show_all else runs, r), output)
     flagged = a.pages.flagged * a.pages.page_size
     if threshold is not None and flagged > threshold:
         click.echo(f"gctrace: {dump}: flagged {flagged} B exceeds --fail-on {threshold} B", err=True)
@@ -155,6 +165,30 @@ def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, quiet):
                               barrier=barrier == "on", progress=_progress(quiet))
     for k, v in summary.items():
         click.echo(f"{k}: {v}", err=True)
+
+
+@cli.command("replay")
+@click.argument("dump", type=click.Path(dir_okay=False))
+@click.option("--barrier", "modes", multiple=True, type=click.Choice(BARRIER_MODES),
+              help="A barrier mode to replay (repeat to overlay several; default: all four).")
+@click.option("--mark-rate", "mark_rate", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Grey objects the replayed marker scans after each event.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The timeline SVG.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def replay_cmd(dump, modes, mark_rate, output, quiet):
+    """Replay DUMP's last concurrent mark and plot white/grey/black objects per event as an SVG."""
+    from gctrace.analysis.barrier import replay
+    from gctrace.analysis.load import load_dump
+    from gctrace.analysis.replay_svg import timeline_svg
+
+    heap = load_dump(dump, progress=_progress(quiet))
+    replays = [replay(heap, m, mark_rate) for m in dict.fromkeys(modes or BARRIER_MODES)]
+    if not replays[0].replayed:
+        raise UsageError(f"{dump}: nothing to replay: the event log has no gc_start")
+    _emit(timeline_svg(replays, f"gctrace replay: {os.path.basename(dump)}"), output)
+    for r in replays:
+        click.echo(f"{r.mode}: {len(r.lost)} lost ({r.lost_bytes} B), "
+                   f"{len(r.floating)} floating ({r.floating_bytes} B)", err=True)
 
 
 main = cli  # the console script and CliRunner both call the group itself
