@@ -48,6 +48,11 @@ EVENT_KEYS = {
     "grow_start": ("hmap",), "evacuate": ("hmap",), "grow_end": ("hmap",),
 }
 INT_LIMIT = 1 << 63
+_OP_CODE = {op: i for i, op in enumerate(EVENT_OPS)}
+_WRITE = _OP_CODE["write"]
+# Integer keys per op for the fast path, in the order of the a/b/old/new columns.
+_FAST_EVENT = {"alloc": ("addr", "size"), "free": ("addr",), "write": ("obj", "off", "old", "new"),
+               "gc_start": (), "mark_done": (), "sweep_done": ()}
 SLOTS_PER_BUCKET = 8  # Go's bucketCnt
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -145,23 +150,29 @@ def _read_lines(stream, first, builder, path, progress):
         if key not in ("format", "version", "meta"):
             raise DumpError(path, f"line 1: header key '{key}' does not belong in a JSON Lines header")
     total = _size(stream)
+    add_event = builder.add_event
+    loads = orjson.loads
     with bar(total, "load", progress, unit="B") as pb:
         done = 0
         for lineno, line in enumerate(stream, start=2):
-            if lineno % 65536 == 0:
+            if not lineno & 0xFFFF:
                 pos = _position(stream)
                 pb.update(pos - done)
                 done = pos
-            if not line.strip():
-                continue
             try:
-                rec = orjson.loads(line)
+                rec = loads(line)
             except orjson.JSONDecodeError as e:
+                if not line.strip():
+                    continue
                 raise _parse_error(path, f"line {lineno}: ", e) from None
-            if not isinstance(rec, dict) or len(rec) != 1:
+            if type(rec) is not dict or len(rec) != 1:
                 raise DumpError(path, f"line {lineno}: a record must be an object with one key "
                                       "(object, root, page, map or event)")
-            (name, body), = rec.items()
+            name = next(iter(rec))
+            body = rec[name]
+            if name == "event":
+                add_event(body, lineno)
+                continue
             section = SECTIONS.get(name)
             if section is None:
                 if name in ("format", "version", "meta"):
@@ -398,6 +409,54 @@ class _Builder:
         self.maps.append(MapHeader(**fields))
 
     def add_event(self, rec, where):
+        # Fast path for the common, well-formed events (a big dump has millions);
+        # anything else goes through the checked path, which names the problem.
+        if type(rec) is dict:
+            op = rec.get("op")
+            if op == "write":
+                seq, a, b, old, new = rec.get("seq"), rec.get("obj"), rec.get("off"), rec.get("old"), rec.get("new")
+                if (type(seq) is int and type(a) is int and type(b) is int and type(old) is int
+                        and type(new) is int and 0 <= seq < INT_LIMIT and 0 < a < INT_LIMIT
+                        and 0 <= b < INT_LIMIT and 0 <= old < INT_LIMIT and 0 <= new < INT_LIMIT):
+                    ev = self.ev
+                    ev["seq"].append(seq)
+                    ev["a"].append(a)
+                    ev["b"].append(b)
+                    ev["old"].append(old)
+                    ev["new"].append(new)
+                    self.ev_op.append(_WRITE)
+                    self.ev_text.append(-1)
+                    self.ev_same.append(False)
+                    return
+            keys = _FAST_EVENT.get(op)
+            seq = rec.get("seq")
+            if keys is not None and type(seq) is int and 0 <= seq < INT_LIMIT:
+                vals = [rec.get(k) for k in keys]
+                if all(type(v) is int and 0 <= v < INT_LIMIT for v in vals):
+                    vals += (0, 0, 0, 0)
+                    a, b, old, new = vals[:4]
+                    text = -1
+                    if op == "alloc":
+                        kind = rec.get("kind")
+                        ok = a != 0 and b != 0 and type(kind) is str
+                        if ok:
+                            text = self.ev_strings.setdefault(kind, len(self.ev_strings))
+                    else:
+                        ok = op != "write" or a != 0
+                    if ok:
+                        ev = self.ev
+                        ev["seq"].append(seq)
+                        ev["a"].append(a)
+                        ev["b"].append(b)
+                        ev["old"].append(old)
+                        ev["new"].append(new)
+                        self.ev_op.append(_OP_CODE[op])
+                        self.ev_text.append(text)
+                        self.ev_same.append(False)
+                        return
+        self._add_event_checked(rec, where if type(where) is str else f"line {where}")
+
+    def _add_event_checked(self, rec, where):
         rec = self.record(rec, where, "an event record")
         seq = self.int_(rec, "seq", f"{where}: event")
         label = f"event {seq}"
