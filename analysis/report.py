@@ -209,7 +209,7 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
     order = sorted(flagged, key=lambda r: (-r[1], r[0]))
     shown = order if runs is None else order[:runs]
     head = ("every run" if runs is None or len(flagged) <= runs
-            else f"largest {len(shown)} of {len(flagged)} runs; --all lists every run")
+            else f"the largest {len(shown)} shown; --all lists every run")
     if not flagged:
         lines += ["", "Flagged pages: none, every resident page is live or needed"]
     else:

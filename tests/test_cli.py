@@ -41,7 +41,7 @@ def test_all_lists_every_run_and_runs_limits(write_dump):
     p = write_dump(dump_doc(objs))
     short = run("analyze", p, "--runs", "3").stdout
     full = run("analyze", p, "--all").stdout
-    assert "largest 3 of 12 runs; --all lists every run" in short
+    assert "(12 runs, the largest 3 shown; --all lists every run)" in short
     assert full.count("garbage   other x1") == 12 and short.count("garbage   other x1") == 3
 
 

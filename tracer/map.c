@@ -428,6 +428,8 @@ static void hashGrow(const maptype *t, hmap *h)
 			writeptr(&h->extra, mallocgc(sizeof(mapextra), T_MAPEXTRA), true);
 		writeptr(&EXTRA(h)->nextOverflow, nextOverflow, true);
 	}
+	gm.grows++;
+	gm.same_size_grows += bigger == 0;
 	if (recording())
 		recordEvent(EV_GROW_START, bigger == 0, (uintptr_t)h, 0, 0, 0);
 	/* the actual copying of the hash table data is done incrementally by

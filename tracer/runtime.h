@@ -104,6 +104,7 @@ typedef struct gmstate {
 	mcentral central[_NumSizeClasses];
 	uint64_t nobjects, heap_live, heap_marked, trigger;
 	uint64_t released_bytes;
+	uint64_t grows, same_size_grows;
 
 	/* collector */
 	int gcphase;
