@@ -22,7 +22,7 @@ native:  ## build the tracer's C library (tracer/libgcmap.so)
 
 demo: $(STAMP) native  ## set up, record an emptied map, analyze it and draw it
 	@mkdir -p $(OUT)
-	$(GCTRACE) record fill-delete --n 200000 --madvise free --seed 1 -o $(OUT)/fill-delete.jsonl
+	$(GCTRACE) record fill-delete --n 100000 --madvise free --seed 1 -o $(OUT)/fill-delete.jsonl
 	$(GCTRACE) analyze $(OUT)/fill-delete.jsonl
 	$(GCTRACE) analyze fixtures/map_after_mapclear.json
 
