@@ -1,0 +1,65 @@
+"""bench measures what recording costs: ns per insert with and without the event log,
+and dump size per million entries. It prints; it asserts nothing.
+
+    python -m gctrace.tracer.bench [--n 1000000]
+
+The target is recording < 3x unrecorded. Inserts run in native batches
+(Map.assign_many) so the figures are the core's, not ctypes'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from gctrace.tracer.binding import Runtime
+
+
+def time_inserts(n, shape, record, seed=1):
+    """time_inserts returns (ns per insert, events recorded) for n fresh inserts."""
+    keys = np.arange(n, dtype=np.int64)
+    with Runtime(seed=seed, record=record) as rt:
+        m = rt.make_map(shape)
+        t0 = time.perf_counter_ns()
+        for i in range(0, n, 1 << 16):
+            m.assign_many(keys[i:i + (1 << 16)])
+        dt = time.perf_counter_ns() - t0
+        return dt / n, rt.stats()["events"]
+
+
+def dump_size(n, shape, suffix, record=True):
+    """dump_size returns (bytes, seconds) of a dump of a map filled with n entries."""
+    with tempfile.TemporaryDirectory() as d, Runtime(seed=1, record=record) as rt:
+        m = rt.make_map(shape)
+        m.assign_many(np.arange(n, dtype=np.int64))
+        p = os.path.join(d, "d" + suffix)
+        t0 = time.perf_counter()
+        rt.dump(p)
+        return os.path.getsize(p), time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000)
+    args = ap.parse_args(argv)
+    n = args.n
+    print(f"inserts: {n:,} distinct int64 keys into a fresh map (GOGC=100, STW)")
+    for shape in ("int64->int64", "int64->*value"):
+        off, _ = time_inserts(n, shape, record=False)
+        on, events = time_inserts(n, shape, record=True)
+        print(f"  {shape:14s} unrecorded {off:7.1f} ns/insert   recorded {on:7.1f} ns/insert"
+              f"   ratio {on / off:4.2f}x   ({events / n:.2f} events/insert)")
+    print(f"dump size per million entries (scaled from {n:,}):")
+    for shape in ("int64->int64", "int64->*value"):
+        for suffix, record in ((".jsonl", False), (".jsonl", True), (".jsonl.gz", True)):
+            size, secs = dump_size(n, shape, suffix, record)
+            label = f"{suffix}{' + events' if record else ' state only'}"
+            print(f"  {shape:14s} {label:24s} {size * 1e6 / n / 2**20:8.1f} MiB   written in {secs:5.2f} s")
+
+
+if __name__ == "__main__":
+    main()
