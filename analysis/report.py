@@ -24,6 +24,7 @@ def json_report(a: Analysis, barrier: Replay | None = None) -> dict:
     heap, reach, pc = a.heap, a.reachable, a.pages
     size = heap.obj_size
     pages, cls = pc.flagged_pages()
+    retained = map_retained_bytes(a)
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -57,11 +58,28 @@ def json_report(a: Analysis, barrier: Replay | None = None) -> dict:
                 "overflow_bytes": m.overflow_bytes,
                 "max_chain": m.max_chain,
                 "empty_bucket_bytes": m.empty_bucket_bytes,
+                "retained_bytes": retained[m.header.hmap],
             }
             for m in a.maps
         ],
         **({} if barrier is None else {"barrier": barrier_json(barrier)}),
     }
+
+
+def map_retained_bytes(a: Analysis) -> dict:
+    """map_retained_bytes returns, per hmap address, the bytes that dropping the map would free.
+
+    That is the hmap's retained size in the dominator tree (dominators.py):
+    its buckets, oldbuckets, overflow buckets and whatever only the map keeps
+    alive. An unreachable map frees nothing more when dropped: 0.
+    """
+    if not a.maps:
+        return {}
+    from .dominators import heap_dominators
+
+    d = heap_dominators(a.heap, a.marking)
+    idx = a.heap.find([m.header.hmap for m in a.maps])
+    return {m.header.hmap: int(d.retained[i]) if i >= 0 and m.reachable else 0 for m, i in zip(a.maps, idx)}
 
 
 def fmt_bytes(n: int | None) -> str:
