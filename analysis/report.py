@@ -358,3 +358,69 @@ def barrier_lines(r: Replay, heap, limit: int | None = DEFAULT_RUNS) -> list[str
         if len(shown) < len(r.floating):
             out.append(f"    ... and {len(r.floating) - len(shown)} more; --all lists every one")
     return out
+
+
+def why_text(a: Analysis, w) -> str:
+    """why_text says how the object at ``w.addr`` is kept alive (a ``paths.Why``), path by path."""
+    from .model import ROOT_KINDS
+
+    heap = a.heap
+    label = heap.object_label
+    start = int(heap.obj_addr[w.obj])
+    where = f"{w.addr:#x} is inside {label(w.obj)}" + (f" at +{w.addr - start:#x}" if w.addr != start else "")
+    lines = [f"gctrace why: {w.addr:#x} in {os.path.basename(heap.path)}", ""]
+    if not w.reachable:
+        lines.append(f"{where}: UNREACHABLE. No chain of pointers leads to it from a root; "
+                     "the next GC cycle frees it.")
+        if not w.referrers:
+            lines.append("Nothing points at it.")
+        else:
+            lines += ["", f"Still pointing at it ({_plural(len(w.referrers) + w.more_referrers, 'field')}, "
+                          "all in unreachable objects):"]
+            lines += [f"  {label(h.src)} [+{h.off:#x}] = {h.value:#x}" for h in w.referrers]
+            if w.more_referrers:
+                lines.append(f"  ... and {w.more_referrers} more")
+            if w.garbage_entries:
+                lines += ["", "Its garbage starts at (unreachable objects that nothing points at):"]
+                lines += [f"  {label(i)}" for i in w.garbage_entries]
+                if w.more_entries:
+                    lines.append(f"  ... and {w.more_entries} more")
+            else:
+                lines += ["", "It hangs off an unreachable cycle that nothing outside points into."]
+        return "\n".join(lines) + "\n"
+    best = len(w.paths[0])
+    lines.append(f"{where}: reachable, {_plural(best, 'pointer hop')} from its nearest root.")
+    for k, (p, first) in enumerate(zip(w.paths, w.first_objects), 1):
+        name, kind = heap.roots.name[p.root], ROOT_KINDS[heap.roots.kind[p.root]]
+        lines += ["", f"path {k} ({_plural(len(p), 'hop')}):",
+                  f"  root {name} ({kind}) = {int(heap.roots.target[p.root]):#x}"]
+        for h in p.hops:
+            lines.append(f"  {label(h.src)} [+{h.off:#x}] = {h.value:#x}")
+        lines.append(f"  {label(p.objects[-1] if p.hops else first)}  <- here")
+    return "\n".join(lines) + "\n"
+
+
+def top_entries(a: Analysis, d, n: int) -> list[dict]:
+    """top_entries lists the ``n`` objects retaining the most bytes (a ``dominators.Dominators``)."""
+    heap = a.heap
+    idx = d.top(n)
+    idx = idx[d.retained[idx] > 0]
+    hmaps = {m.header.hmap for m in a.maps}
+    return [{"addr": int(heap.obj_addr[i]), "kind": heap.kinds[heap.obj_kind[i]], "size": int(heap.obj_size[i]),
+             "retained_bytes": int(d.retained[i]), "map": int(heap.obj_addr[i]) in hmaps} for i in idx]
+
+
+def top_text(a: Analysis, entries: list[dict]) -> str:
+    """top_text renders ``top_entries`` as a table for a person."""
+    heap, reach = a.heap, a.reachable
+    live = int(heap.obj_size[reach].sum())
+    lines = [f"gctrace top: {os.path.basename(heap.path)}",
+             f"objects retaining the most bytes: what the next GC would free if each became unreachable "
+             f"(dominator tree from the roots; {int(reach.sum())} reachable objects, {fmt_bytes(live)})", "",
+             f"  {'#':>3}  {'retained':>10}  {'of live':>7}  {'self':>9}  object"]
+    for k, e in enumerate(entries, 1):
+        lines.append(f"  {k:>3}  {fmt_bytes(e['retained_bytes']):>10}  {_pct(e['retained_bytes'], live):>7}  "
+                     f"{fmt_bytes(e['size']):>9}  {e['addr']:#x} ({e['kind']}){'  a map' if e['map'] else ''}")
+    if not entries:
+        lines.append("  (no reachable objects)")
+    return "\n".join(lines) + "\n"

@@ -103,7 +103,9 @@ def cli():
               help="Replay the log's last concurrent mark with this write barrier: lost and floating objects.")
 @click.option("--mark-rate", "mark_rate", type=click.IntRange(min=1), default=1, show_default=True,
               help="Grey objects the replayed marker scans after each event.")
-def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, mark_rate):
+@click.option("--html", "html_out", type=click.Path(dir_okay=False),
+              help="Also write one self-contained HTML page: summary, maps, graph, page map, flagged runs.")
+def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, mark_rate, html_out):
     """Mark DUMP from its roots, classify every page, explain each map's memory."""
     from gctrace.analysis.report import json_report, text_report
 
@@ -115,6 +117,8 @@ def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, 
 
         r = replay(a.heap, barrier, mark_rate)
     _emit(_json(json_report(a, r)) if as_json else text_report(a, None if show_all else runs, r), output)
+    if html_out:
+        _emit(_html_page(a, json_report(a, r)), html_out)
     flagged = a.pages.flagged * a.pages.page_size
     if threshold is not None and flagged > threshold:
         click.echo(f"gctrace: {dump}: flagged {flagged} B exceeds --fail-on {threshold} B", err=True)
@@ -189,6 +193,123 @@ def replay_cmd(dump, modes, mark_rate, output, quiet):
     for r in replays:
         click.echo(f"{r.mode}: {len(r.lost)} lost ({r.lost_bytes} B), "
                    f"{len(r.floating)} floating ({r.floating_bytes} B)", err=True)
+
+
+def parse_addr(text: str) -> int:
+    """parse_addr reads an address: 0x-prefixed or bare hex digits, or decimal.
+
+    >>> parse_addr("0xc000000010"), parse_addr("4096"), parse_addr("c000000010")
+    (824633720848, 4096, 824633720848)
+    """
+    t = text.strip().lower().replace("_", "")
+    try:
+        if t.startswith("0x"):
+            return int(t, 16)
+        if t.isdigit():
+            return int(t)
+        return int(t, 16)
+    except ValueError:
+        raise UsageError(f"{text!r} is not an address (hex like 0xc000010000, or decimal)") from None
+
+
+def _html_page(a, report: dict) -> str:
+    """_html_page renders the HTML report; without dot it keeps everything but the graph and says so."""
+    from gctrace.analysis import render
+    from gctrace.analysis.html import html_report
+    from gctrace.analysis.pagemap_svg import pagemap_svg
+    from gctrace.errors import MissingToolError
+
+    svg, note = None, None
+    try:
+        svg = render.svg_fragment(render.to_bytes(render.build_graph(a), "svg"))
+    except MissingToolError as e:
+        note = f"graph left out: {e}"
+        click.echo(f"gctrace: warning: {note}", err=True)
+    return html_report(a, report, svg, note, pagemap_svg(a.pages, f"Page map: {os.path.basename(a.heap.path)}"))
+
+
+def _write_bytes(data: bytes, out: str):
+    """_write_bytes writes binary output atomically (PNG, PDF)."""
+    directory = os.path.dirname(os.path.abspath(out))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gctrace-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, out)
+    except OSError as e:
+        raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
+
+
+@cli.command("render")
+@click.argument("dump", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The picture: .svg, .png, .pdf (need graphviz's dot) or .dot (does not).")
+@click.option("--cluster", type=click.Choice(["map", "page"]), default="map", show_default=True,
+              help="Group objects by the map that holds them, or by page run (coloured by class).")
+@click.option("--max-nodes", "max_nodes", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Hard bound on the nodes drawn; bigger heaps are summarised into counted groups.")
+@click.option("--focus", metavar="ADDR", help="Draw only the neighbourhood of the object containing ADDR.")
+@click.option("--depth", type=click.IntRange(min=0), default=2, show_default=True,
+              help="With --focus: pointer hops, either direction.")
+@click.option("--unreachable-only", "unreachable_only", is_flag=True, help="Draw unreachable objects only.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only, quiet):
+    """Draw DUMP's reachability graph: roots, maps, buckets, overflow, values; garbage in red."""
+    from gctrace.analysis import render
+
+    fmt = render.output_format(output)
+    opts = render.RenderOptions(max_nodes=max_nodes, cluster=cluster, depth=depth,
+                                focus=None if focus is None else parse_addr(focus),
+                                unreachable_only=unreachable_only)
+    a = _analyze(dump, quiet)
+    g = render.build_graph(a, opts)
+    _write_bytes(render.to_bytes(g, fmt), output)
+    click.echo(f"{output}: {g.node_count} nodes, {g.edge_count} edges; {g.shown_objects} objects drawn one by one, "
+               f"{g.summarised_objects} summarised", err=True)
+
+
+@cli.command("why")
+@click.argument("dump", type=click.Path(dir_okay=False))
+@click.argument("addr")
+@click.option("-k", "k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many shortest root paths to show.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Also draw the paths (.svg, .png, .pdf or .dot).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def why_cmd(dump, addr, k, output, quiet):
+    """Why is ADDR alive? The shortest pointer chains from the roots to the object containing it.
+
+    DUMP comes first, as in every other command: ``gctrace why heap.json
+    0xc000123450``. ADDR is hex (0x prefix optional) or decimal and may point
+    into the middle of an object. For an unreachable object it says so and
+    lists what still points at it.
+    """
+    from gctrace.analysis import render
+    from gctrace.analysis.paths import why
+    from gctrace.analysis.report import why_text
+
+    fmt = render.output_format(output) if output else None
+    where = parse_addr(addr)
+    a = _analyze(dump, quiet)
+    w = why(a.heap, a.marking, where, k)
+    _emit(why_text(a, w), None)
+    if output:
+        _write_bytes(render.to_bytes(render.why_graph(a, w), fmt), output)
+
+
+@cli.command("top")
+@click.argument("dump", type=click.Path(dir_okay=False))
+@click.option("-n", "n", type=click.IntRange(min=1), default=20, show_default=True, help="How many objects.")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def top_cmd(dump, n, as_json, quiet):
+    """List the objects of DUMP that retain the most bytes (dominator tree from the roots)."""
+    from gctrace.analysis.dominators import heap_dominators
+    from gctrace.analysis.report import top_entries, top_text
+
+    a = _analyze(dump, quiet)
+    entries = top_entries(a, heap_dominators(a.heap, a.marking), n)
+    _emit(_json(entries) if as_json else top_text(a, entries), None)
 
 
 main = cli  # the console script and CliRunner both call the group itself
