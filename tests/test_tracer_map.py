@@ -131,3 +131,28 @@ def test_mapclear_keeps_the_bucket_array_and_drops_overflow_and_oldbuckets():
         assert h.buckets == before.buckets and h.B == before.B
         assert h.hash0 != before.hash0  # reseeded, as Go does
         m.check()
+
+
+def test_churn_triggers_a_same_size_growth_that_keeps_B():
+    # GIVEN a steady number of live keys while new keys come and old ones go
+    with Runtime(seed=4, gogc=-1, record=False) as rt:
+        m = rt.make_map("int64->int64")
+        live, step = 1500, 100
+        m.assign_many(np.arange(live, dtype=np.int64))
+        saw_flag, B_before = False, None
+        for start in range(live, live + 2_000_000, step):
+            B = m.header().B
+            keys = np.arange(start, start + step, dtype=np.int64)
+            m.assign_many(keys)
+            m.delete_many(keys - live)
+            h = m.header()
+            saw_flag |= bool(h.flags & 8)  # sameSizeGrow
+            if rt.stats()["same_size_grows"] and B_before is None:
+                B_before = B
+                assert h.B == B  # THEN the growth kept B ...
+            if B_before is not None and h.oldbuckets == 0:
+                break
+        # ... and tooManyOverflowBuckets is what fired it
+        assert rt.stats()["same_size_grows"] >= 1 and saw_flag
+        assert h.noverflow < 1 << min(h.B, 15) and len(m) == live
+        m.check()

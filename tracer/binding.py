@@ -458,7 +458,7 @@ class Runtime:
             raise OSError(-err, f"{target}: {os.strerror(-err)}")
         if gz:
             with open(target, "rb") as src, open(path, "wb") as raw:
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as dst:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
             target.unlink()
         return path
