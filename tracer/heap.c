@@ -300,7 +300,7 @@ uintptr_t mallocgc(uintptr_t size, int typ)
 	mspan *s;
 	uint32_t idx;
 	bool needzero;
-	if (size < _MaxSmallSize) {
+	if (size <= _MaxSmallSize) {
 		uint8_t sc = sizeclass(size);
 		mcentral *c = &gm.central[sc];
 		for (;;) {
