@@ -129,40 +129,65 @@ def why(heap: Heap, marking: Marking, addr: int, k: int = 1, cap: int = DEFAULT_
             nodes.append(int(pred[nodes[-1]]))
         p, first = _to_path(heap, marking, nodes[::-1], roots, n)
         return Why(addr, obj, True, [p], [first])
-    sub, local = _ancestors(g, sr, obj, cap)
-    import networkx as nx
-
-    dg = nx.DiGraph()
-    coo = sub.tocoo()
-    dg.add_edges_from(zip(local[coo.row].tolist(), local[coo.col].tolist()))
+    found = _k_paths(g, sr, obj, k, cap)
     paths, firsts = [], []
-    for nodes in nx.shortest_simple_paths(dg, sr, obj):
+    for nodes in found:
         p, first = _to_path(heap, marking, nodes, roots, n)
         paths.append(p)
         firsts.append(first)
-        if len(paths) == k:
-            break
     return Why(addr, obj, True, paths, firsts)
 
 
-def _ancestors(g: csr_matrix, sr: int, obj: int, cap: int):
-    """_ancestors returns the subgraph of g on obj's ancestors (at most ``cap`` of them) and its node ids.
+def _k_paths(g: csr_matrix, sr: int, obj: int, k: int, cap: int) -> list[list[int]]:
+    """_k_paths returns up to k shortest simple paths sr -> obj, as node lists, shortest first.
 
-    When obj has more ancestors than ``cap``, the ones kept are those with
-    the least (distance from the super-root + distance to obj): every node of
-    the shortest paths comes first.
+    On obj's ancestors when there are at most ``cap`` of them (exact, Yen's
+    algorithm via networkx). Otherwise, when the nodes on shortest paths
+    alone exceed ``cap``, the first k shortest paths are walked straight off
+    the shortest-path DAG (all of the best length, so they are the k
+    shortest); else Yen runs on the ancestors within the largest slack over
+    the best length that keeps ``cap`` nodes.
     """
+    import networkx as nx
+
     gt = g.T.tocsr()
     anc = breadth_first_order(gt, obj, directed=True, return_predecessors=False)
     if len(anc) > cap:
         to_obj = shortest_path(gt, directed=True, unweighted=True, indices=obj)
         from_root = shortest_path(g, directed=True, unweighted=True, indices=sr)
         score = to_obj[anc] + from_root[anc]
-        anc = anc[np.argsort(score, kind="stable")[:cap]]
-        anc = np.union1d(anc, [sr, obj])
+        best = from_root[obj]
+        if (score == best).sum() > cap:
+            return _dag_paths(g, sr, obj, k, from_root, to_obj)
+        worst = np.sort(score)[cap - 1]  # the cap-th smallest score: keep whole score levels up to it
+        keep = score <= worst
+        anc = anc[keep if keep.sum() <= cap else score < worst]
     anc = np.sort(anc)
-    sub = g[anc][:, anc]
-    return sub, anc
+    sub = g[anc][:, anc].tocoo()
+    dg = nx.DiGraph()
+    dg.add_nodes_from([sr, obj])
+    dg.add_edges_from(zip(anc[sub.row].tolist(), anc[sub.col].tolist()))
+    out = []
+    for nodes in nx.shortest_simple_paths(dg, sr, obj):
+        out.append(nodes)
+        if len(out) == k:
+            break
+    return out
+
+
+def _dag_paths(g, sr, obj, k, from_root, to_obj) -> list[list[int]]:
+    """_dag_paths walks up to k paths of the best length, lowest node ids first, off the shortest-path DAG."""
+    out = []
+    stack = [(sr, [sr])]
+    while stack and len(out) < k:
+        u, path = stack.pop()
+        if u == obj:
+            out.append(path)
+            continue
+        nbrs = g.indices[g.indptr[u]:g.indptr[u + 1]]
+        nxt = np.unique(nbrs[(from_root[nbrs] == from_root[u] + 1) & (to_obj[nbrs] == to_obj[u] - 1)])
+        stack += [(int(v), path + [int(v)]) for v in nxt[::-1]]
+    return out
 
 
 def _unreachable(heap: Heap, marking: Marking, addr: int, obj: int) -> Why:
