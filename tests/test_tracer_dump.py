@@ -15,15 +15,12 @@ from gctrace.tracer import binding  # noqa: E402
 from gctrace.tracer.binding import Runtime  # noqa: E402
 from gctrace.tracer.scenarios import record_scenario  # noqa: E402
 
-MEASURED = {"rss", "arena_rss_kb", "arena_lazyfree_kb"}
-
-
 def records(path):
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt") as f:
         lines = f.read().splitlines()
     head = json.loads(lines[0])
-    for k in MEASURED:
+    for k in head["meta"]["measured"].split():  # rss and the like: measured, not recorded
         head["meta"].pop(k)
     return head, lines[1:]
 

@@ -70,6 +70,14 @@ def test_released_pages_stay_resident_under_madv_free(dumps):
     assert meta["arena_lazyfree_kb"] * 1024 >= 0.9 * summary["released_bytes"]
 
 
+@pytest.mark.parametrize("advice", ["dontneed", "free"])
+def test_pagemap_agrees_with_mincore(dumps, advice):
+    path = dumps[advice][0]
+    doc = json.loads(path.read_text())
+    resident = sum(p["n"] for p in doc["pages"] if p["resident"])
+    assert doc["meta"]["arena_pagemap_present"] == resident
+
+
 def test_analyzer_classes_them_nonresident_and_lazyfree(dumps):
     dn = analyze_json(dumps["dontneed"][0])
     fr = analyze_json(dumps["free"][0])

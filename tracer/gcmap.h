@@ -123,6 +123,9 @@ void gm_get_stats(gm_stats *s);
 /* Residency, read from the kernel. */
 /* gm_resident counts the resident and total OS pages of [addr, addr+len). */
 int gm_resident(uintptr_t addr, uintptr_t len, uint64_t *resident, uint64_t *total);
+/* gm_pagemap_present counts the pages of [addr, addr+len) that
+ * /proc/self/pagemap reports present. */
+int gm_pagemap_present(uintptr_t addr, uintptr_t len, uint64_t *present);
 /* gm_smaps_arena sums Rss and LazyFree (kB) of the arena's mappings. */
 int gm_smaps_arena(uint64_t *rss_kb, uint64_t *lazyfree_kb);
 

@@ -12,7 +12,7 @@
  * wrapped in its section's singular name. Records are written in a fixed
  * order (objects and pages by address, roots by registration, events by
  * seq) and meta holds nothing that depends on the run except the measured
- * figures it names as such (rss, arena_rss_kb, arena_lazyfree_kb), so two
+ * figures it names as such (meta.measured), so two
  * runs of the same workload with the same seed write the same bytes apart
  * from those.
  *
@@ -227,10 +227,13 @@ static void writeMeta(writer *w, const char *extra)
 	wkvu(w, "heap_live", gm.heap_live);
 	wkey(w, "events_recorded", false);
 	ws(w, gm.cfg.record ? "true" : "false");
-	wkvs(w, "measured", "rss arena_rss_kb arena_lazyfree_kb");
+	uint64_t present = 0;
+	gm_pagemap_present(gm.arena, gm.hwm << _PageShift, &present);
+	wkvs(w, "measured", "rss arena_rss_kb arena_lazyfree_kb arena_pagemap_present");
 	wkvu(w, "rss", processRSS());
 	wkvu(w, "arena_rss_kb", rss_kb);
 	wkvu(w, "arena_lazyfree_kb", lazy_kb);
+	wkvu(w, "arena_pagemap_present", present);
 	if (extra != NULL && extra[0] != '\0') {
 		ws(w, ", ");
 		ws(w, extra);

@@ -7,7 +7,9 @@
  * mincore still reports it. /proc/self/smaps gives the cross-check: the
  * LazyFree line of a mapping counts exactly those MADV_FREE pages. The dump
  * records both (pages[].resident from mincore, meta.arena_lazyfree_kb from
- * smaps) so a reader can see the two agree.
+ * smaps) so a reader can see the two agree, and a third witness,
+ * /proc/self/pagemap's present bit (bit 63 of each page's 64-bit entry),
+ * counted over the arena as meta.arena_pagemap_present.
  */
 #define _GNU_SOURCE
 #include "runtime.h"
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -85,4 +88,28 @@ uint64_t processRSS(void)
 	int ok = fscanf(f, "%lu %lu", &size, &res) == 2;
 	fclose(f);
 	return ok ? (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+int gm_pagemap_present(uintptr_t addr, uintptr_t len, uint64_t *present)
+{
+	*present = 0;
+	uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	uint64_t buf[512];
+	uintptr_t first = addr / ps, n = (len + ps - 1) / ps;
+	for (uintptr_t i = 0; i < n;) {
+		uintptr_t k = n - i < 512 ? n - i : 512;
+		ssize_t got = pread(fd, buf, k * 8, (off_t)((first + i) * 8));
+		if (got <= 0) {
+			close(fd);
+			return got < 0 ? -errno : -EIO;
+		}
+		for (uintptr_t j = 0; j < (uintptr_t)got / 8; j++)
+			*present += buf[j] >> 63;
+		i += (uintptr_t)got / 8;
+	}
+	close(fd);
+	return 0;
 }
