@@ -23,6 +23,7 @@ import io
 import os
 import zlib
 from array import array
+from itertools import chain, islice
 
 import numpy as np
 import orjson
@@ -48,11 +49,20 @@ EVENT_KEYS = {
     "grow_start": ("hmap",), "evacuate": ("hmap",), "grow_end": ("hmap",),
 }
 INT_LIMIT = 1 << 63
+_INT_MAX = INT_LIMIT - 1
+_NO_PTRS: list = []  # shared default for objects without ptrs; never mutated
+BATCH = 65536  # records parsed and validated together on the fast path
 _OP_CODE = {op: i for i, op in enumerate(EVENT_OPS)}
-_WRITE = _OP_CODE["write"]
-# Integer keys per op for the fast path, in the order of the a/b/old/new columns.
-_FAST_EVENT = {"alloc": ("addr", "size"), "free": ("addr",), "write": ("obj", "off", "old", "new"),
-               "gc_start": (), "mark_done": (), "sweep_done": ()}
+# Column, key and check of each op's keys, for the vectorised event path (see add_event for the rules).
+_EVENT_COLUMNS = {
+    "alloc": (("a", "addr", "pos"), ("b", "size", "pos"), ("text", "kind", "str")),
+    "free": (("a", "addr", "int"),),
+    "write": (("a", "obj", "int"), ("b", "off", "int"), ("old", "old", "int"), ("new", "new", "int")),
+    "gc_start": (), "mark_done": (), "sweep_done": (),
+    "madvise": (("a", "addr", "int"), ("b", "len", "int"), ("text", "advice", "str")),
+    **{op: (("a", "hmap", "int"), ("b", "bucket", "opt_int"), ("same", "same_size", "opt_bool"))
+       for op in ("grow_start", "evacuate", "grow_end")},
+}
 SLOTS_PER_BUCKET = 8  # Go's bucketCnt
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -93,6 +103,19 @@ def _read(stream, builder, path, progress):
         _read_document(first + stream.read(), builder, path)
 
 
+def _all_ints(values) -> bool:
+    """_all_ints reports whether every value is a Python int (bool excluded).
+
+    >>> _all_ints([1, 2]), _all_ints([1, True]), _all_ints([])
+    (True, False, True)
+    """
+    return set(map(type, values)) <= {int}
+
+
+def _all_of(values, typ) -> bool:
+    return set(map(type, values)) <= {typ}
+
+
 def _try_json(line):
     try:
         return orjson.loads(line)
@@ -128,8 +151,14 @@ def _read_document(data, builder, path):
         if not isinstance(items, list):
             raise DumpError(path, f"'{section}' must be a list, got {_type(items)}")
         add = builder.adders[section]
-        for i, rec in enumerate(items):
-            add(rec, f"{section}[{i}]")
+        for start in range(0, len(items), BATCH):
+            part = items[start:start + BATCH]
+            if section == "objects" and builder.add_object_batch(part):
+                continue
+            if section == "events" and builder.add_event_batch(part):
+                continue
+            for i, rec in enumerate(part, start):
+                add(rec, f"{section}[{i}]")
     builder.has_pages = "pages" in doc
 
 
@@ -150,37 +179,71 @@ def _read_lines(stream, first, builder, path, progress):
         if key not in ("format", "version", "meta"):
             raise DumpError(path, f"line 1: header key '{key}' does not belong in a JSON Lines header")
     total = _size(stream)
-    add_event = builder.add_event
-    loads = orjson.loads
     with bar(total, "load", progress, unit="B") as pb:
-        done = 0
-        for lineno, line in enumerate(stream, start=2):
-            if not lineno & 0xFFFF:
-                pos = _position(stream)
-                pb.update(pos - done)
-                done = pos
-            try:
-                rec = loads(line)
-            except orjson.JSONDecodeError as e:
-                if not line.strip():
-                    continue
-                raise _parse_error(path, f"line {lineno}: ", e) from None
-            if type(rec) is not dict or len(rec) != 1:
-                raise DumpError(path, f"line {lineno}: a record must be an object with one key "
-                                      "(object, root, page, map or event)")
-            name = next(iter(rec))
-            body = rec[name]
-            if name == "event":
-                add_event(body, lineno)
-                continue
-            section = SECTIONS.get(name)
-            if section is None:
-                if name in ("format", "version", "meta"):
-                    raise DumpError(path, f"line {lineno}: a second header")
-                raise DumpError(path, f"line {lineno}: unknown record type '{_clip(name)}'")
-            if section == "pages":
-                builder.has_pages = True
-            builder.adders[section](body, f"line {lineno}")
+        done, lineno = 0, 2
+        while True:
+            lines = list(islice(stream, BATCH))
+            if not lines:
+                break
+            if not _add_line_batch(builder, lines, lineno):
+                for k, line in enumerate(lines):
+                    _add_line(builder, path, line, lineno + k)
+            lineno += len(lines)
+            pos = _position(stream)
+            pb.update(pos - done)
+            done = pos
+
+
+def _add_line_batch(builder, lines, lineno) -> bool:
+    """_add_line_batch parses and adds a batch of JSON Lines records at once; False: none added."""
+    try:
+        recs = orjson.loads(b"[" + b",".join(lines) + b"]")
+        if set(map(len, recs)) != {1}:
+            return False
+        bodies = [r["object"] for r in recs if "object" in r]
+        events = [r["event"] for r in recs if "event" in r]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return False
+    if not builder.add_object_batch(bodies):
+        return False
+    if not builder.add_event_batch(events):
+        # The objects are in; replay the rest one by one, naming any bad line.
+        events = ()
+    if len(bodies) + len(events) < len(recs):
+        for k, r in enumerate(recs):
+            if "object" not in r and ("event" not in r or not events):
+                _add_record(builder, builder.path, r, lineno + k)
+    return True
+
+
+def _add_line(builder, path, line, lineno):
+    """_add_line parses and adds one JSON Lines record, naming its line on any problem."""
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        if not line.strip():
+            return
+        raise _parse_error(path, f"line {lineno}: ", e) from None
+    _add_record(builder, path, rec, lineno)
+
+
+def _add_record(builder, path, rec, lineno):
+    if type(rec) is not dict or len(rec) != 1:
+        raise DumpError(path, f"line {lineno}: a record must be an object with one key "
+                              "(object, root, page, map or event)")
+    name = next(iter(rec))
+    body = rec[name]
+    if name == "event":
+        builder.add_event(body, lineno)
+        return
+    section = SECTIONS.get(name)
+    if section is None:
+        if name in ("format", "version", "meta"):
+            raise DumpError(path, f"line {lineno}: a second header")
+        raise DumpError(path, f"line {lineno}: unknown record type '{_clip(name)}'")
+    if section == "pages":
+        builder.has_pages = True
+    builder.adders[section](body, f"line {lineno}")
 
 
 def _size(stream):
@@ -228,20 +291,192 @@ class _Builder:
         self.has_pages = False
         self.kinds = {}
         self.types = {"": 0}
+        self.obj_chunks = []  # column tuples, in file order: see _OBJ_COLUMNS
+        self._new_object_buffers()
+        self.root_name, self.root_kind, self.root_target = [], array("b"), array("q")
+        self.page_addr, self.page_n = array("q"), array("q")
+        self.page_res, self.page_state = array("b"), array("b")
+        self.maps = []
+        self.ev_chunks = []  # (seq, op, a, b, old, new, text, same) column tuples
+        self._new_event_buffers()
+        self.ev_strings = {}
+        self.adders = {"objects": self.add_object, "roots": self.add_root, "pages": self.add_page,
+                       "maps": self.add_map, "events": self.add_event}
+
+    def _new_object_buffers(self):
         self.addr, self.size = array("q"), array("q")
         self.kind, self.type = array("h"), array("i")
         self.nptr, self.ptr_off, self.ptr_target = array("q"), array("q"), array("q")
         self.nslot, self.slots = array("q"), array("b")
         self.has_slots = array("b")
-        self.root_name, self.root_kind, self.root_target = [], array("b"), array("q")
-        self.page_addr, self.page_n = array("q"), array("q")
-        self.page_res, self.page_state = array("b"), array("b")
-        self.maps = []
+
+    def _flush_objects(self):
+        """_flush_objects moves the record-by-record buffers into a chunk, keeping file order."""
+        if not len(self.addr):
+            return
+        f = np.frombuffer
+        self.obj_chunks.append((
+            f(self.addr, np.int64), f(self.size, np.int64), f(self.kind, np.int16), f(self.type, np.int32),
+            f(self.nptr, np.int64), f(self.ptr_off, np.int64), f(self.ptr_target, np.int64),
+            f(self.nslot, np.int64), f(self.slots, np.int8), f(self.has_slots, np.int8).astype(bool)))
+        self._new_object_buffers()
+
+    def add_object_batch(self, bodies) -> bool:
+        """add_object_batch adds many object records at once, vectorised; False: none added.
+
+        It accepts only records that pass every check of add_object; on anything
+        unusual it returns False and the caller replays the records one by one
+        through add_object, which names the problem (or accepts them).
+        """
+        n = len(bodies)
+        if n == 0:
+            return True
+        try:
+            addr = [b["addr"] for b in bodies]
+            size = [b["size"] for b in bodies]
+            kinds = [b.get("kind", "other") for b in bodies]
+            ptrs = [b.get("ptrs", _NO_PTRS) for b in bodies]
+            has = [("slots" in b) for b in bodies]
+            extra = any([("type" in b or "site" in b) for b in bodies])
+        except (KeyError, TypeError, AttributeError):
+            return False
+        if not (_all_ints(addr) and _all_ints(size) and _all_of(kinds, str) and _all_of(ptrs, list)):
+            return False
+        try:
+            a = np.array(addr, np.int64)
+            sz = np.array(size, np.int64)
+        except OverflowError:
+            return False
+        if a.min() < 1 or sz.min() < 1 or (a - 1 > _INT_MAX - sz).any():
+            return False
+        ps = self.ptr_size
+        counts = np.fromiter(map(len, ptrs), np.int64, n)
+        pairs = list(chain.from_iterable(ptrs))
+        off = tgt = np.zeros(0, np.int64)
+        if pairs:
+            if not _all_of(pairs, list) or set(map(len, pairs)) != {2}:
+                return False
+            vals = list(chain.from_iterable(pairs))
+            if not _all_ints(vals):
+                return False
+            try:
+                pv = np.array(vals, np.int64).reshape(-1, 2)
+            except OverflowError:
+                return False
+            src = np.repeat(np.arange(n, dtype=np.int64), counts)
+            order = np.lexsort((pv[:, 0], src))
+            off, tgt, src = pv[order, 0], pv[order, 1], src[order]
+            if (off < 0).any() or (off + ps > sz[src]).any() or (tgt <= 0).any():
+                return False
+            if ((src[1:] == src[:-1]) & (np.diff(off) < ps)).any():
+                return False
+        has = np.array(has, bool)
+        nslot = np.zeros(n, np.int64)
+        slots = np.zeros(0, np.int8)
+        if has.any():
+            sl = [b["slots"] for b in bodies if "slots" in b]
+            if not _all_of(sl, list):
+                return False
+            nslot[has] = np.fromiter(map(len, sl), np.int64, len(sl))
+            flat = list(chain.from_iterable(sl))
+            if flat:
+                if not _all_ints(flat):
+                    return False
+                sv = np.array(flat, np.int64)
+                if sv.min() < 0 or sv.max() > SLOTS_PER_BUCKET:
+                    return False
+                slots = sv.astype(np.int8)
+        tcode = np.zeros(n, np.int32)
+        if extra:
+            types = [b.get("type", "") for b in bodies]
+            sites = [b.get("site", 0) for b in bodies]
+            if not (_all_of(types, str) and _all_ints(sites)) or min(sites) < 0 or max(sites) >= INT_LIMIT:
+                return False
+            tc = self.types
+            tcode = np.array([tc.setdefault(t, len(tc)) for t in types], np.int32)
+        kc = self.kinds
+        kcode = np.array([kc.setdefault(k, len(kc)) for k in kinds], np.int16)
+        self._flush_objects()
+        self.obj_chunks.append((a, sz, kcode, tcode, counts, off, tgt, nslot, slots, has))
+        return True
+
+    def _new_event_buffers(self):
         self.ev = {k: array("q") for k in ("seq", "a", "b", "old", "new")}
         self.ev_op, self.ev_text, self.ev_same = array("b"), array("i"), array("b")
-        self.ev_strings = {}
-        self.adders = {"objects": self.add_object, "roots": self.add_root, "pages": self.add_page,
-                       "maps": self.add_map, "events": self.add_event}
+
+    def _flush_events(self):
+        if not len(self.ev_op):
+            return
+        f, ev = np.frombuffer, self.ev
+        self.ev_chunks.append((f(ev["seq"], np.int64), f(self.ev_op, np.int8), f(ev["a"], np.int64),
+                               f(ev["b"], np.int64), f(ev["old"], np.int64), f(ev["new"], np.int64),
+                               f(self.ev_text, np.int32), f(self.ev_same, np.int8).astype(bool)))
+        self._new_event_buffers()
+
+    def add_event_batch(self, bodies) -> bool:
+        """add_event_batch adds many event records at once, vectorised; False: none added.
+
+        Like add_object_batch, it only accepts what add_event accepts; on
+        anything unusual the caller replays the records through add_event.
+        """
+        n = len(bodies)
+        if n == 0:
+            return True
+        try:
+            ops = [b["op"] for b in bodies]
+            seqs = [b["seq"] for b in bodies]
+        except (KeyError, TypeError):
+            return False
+        if not (_all_of(ops, str) and _all_ints(seqs)):
+            return False
+        try:
+            codes = np.array([_OP_CODE[o] for o in ops], np.int8)
+            seq = np.array(seqs, np.int64)
+        except (KeyError, OverflowError):
+            return False
+        if seq.min() < 0:
+            return False
+        cols = {k: np.zeros(n, np.int64) for k in ("a", "b", "old", "new")}
+        text = np.full(n, -1, np.int32)
+        same = np.zeros(n, bool)
+        strings = self.ev_strings
+        for code in np.unique(codes):
+            op = EVENT_OPS[code]
+            idx = np.flatnonzero(codes == code)
+            sub = [bodies[i] for i in idx]
+            for col, key, check in _EVENT_COLUMNS[op]:
+                try:
+                    vals = ([b[key] for b in sub] if not check.startswith("opt")
+                            else [b.get(key, False if check == "opt_bool" else 0) for b in sub])
+                except KeyError:
+                    return False
+                if check == "str":
+                    if not _all_of(vals, str):
+                        return False
+                    text[idx] = [strings.setdefault(v, len(strings)) for v in vals]
+                elif check == "opt_bool":
+                    if not _all_of(vals, bool):
+                        return False
+                    same[idx] = vals
+                else:
+                    if not _all_ints(vals):
+                        return False
+                    try:
+                        arr = np.array(vals, np.int64)
+                    except OverflowError:
+                        return False
+                    if arr.min() < (1 if check == "pos" else 0):
+                        return False
+                    cols[col][idx] = arr
+            if op == "write":
+                into_root = idx[cols["a"][idx] == 0]
+                roots = [bodies[i].get("root") for i in into_root]
+                if not _all_of(roots, str):
+                    return False
+                text[into_root] = [strings.setdefault(r, len(strings)) for r in roots]
+        self._flush_events()
+        self.ev_chunks.append((seq, codes, cols["a"], cols["b"], cols["old"], cols["new"], text, same))
+        return True
 
     # -- helpers ---------------------------------------------------------------
 
@@ -409,54 +644,8 @@ class _Builder:
         self.maps.append(MapHeader(**fields))
 
     def add_event(self, rec, where):
-        # Fast path for the common, well-formed events (a big dump has millions);
-        # anything else goes through the checked path, which names the problem.
-        if type(rec) is dict:
-            op = rec.get("op")
-            if op == "write":
-                seq, a, b, old, new = rec.get("seq"), rec.get("obj"), rec.get("off"), rec.get("old"), rec.get("new")
-                if (type(seq) is int and type(a) is int and type(b) is int and type(old) is int
-                        and type(new) is int and 0 <= seq < INT_LIMIT and 0 < a < INT_LIMIT
-                        and 0 <= b < INT_LIMIT and 0 <= old < INT_LIMIT and 0 <= new < INT_LIMIT):
-                    ev = self.ev
-                    ev["seq"].append(seq)
-                    ev["a"].append(a)
-                    ev["b"].append(b)
-                    ev["old"].append(old)
-                    ev["new"].append(new)
-                    self.ev_op.append(_WRITE)
-                    self.ev_text.append(-1)
-                    self.ev_same.append(False)
-                    return
-            keys = _FAST_EVENT.get(op)
-            seq = rec.get("seq")
-            if keys is not None and type(seq) is int and 0 <= seq < INT_LIMIT:
-                vals = [rec.get(k) for k in keys]
-                if all(type(v) is int and 0 <= v < INT_LIMIT for v in vals):
-                    vals += (0, 0, 0, 0)
-                    a, b, old, new = vals[:4]
-                    text = -1
-                    if op == "alloc":
-                        kind = rec.get("kind")
-                        ok = a != 0 and b != 0 and type(kind) is str
-                        if ok:
-                            text = self.ev_strings.setdefault(kind, len(self.ev_strings))
-                    else:
-                        ok = op != "write" or a != 0
-                    if ok:
-                        ev = self.ev
-                        ev["seq"].append(seq)
-                        ev["a"].append(a)
-                        ev["b"].append(b)
-                        ev["old"].append(old)
-                        ev["new"].append(new)
-                        self.ev_op.append(_OP_CODE[op])
-                        self.ev_text.append(text)
-                        self.ev_same.append(False)
-                        return
-        self._add_event_checked(rec, where if type(where) is str else f"line {where}")
-
-    def _add_event_checked(self, rec, where):
+        if type(where) is not str:
+            where = f"line {where}"
         rec = self.record(rec, where, "an event record")
         seq = self.int_(rec, "seq", f"{where}: event")
         label = f"event {seq}"
@@ -498,32 +687,36 @@ class _Builder:
     def finish(self) -> Heap:
         if self.meta is None:
             raise DumpError(self.path, "missing required top-level key 'meta'")
-        addr = np.frombuffer(self.addr, np.int64)
-        size = np.frombuffer(self.size, np.int64)
+        self._flush_objects()
+        cols = [np.concatenate(c) if c else np.zeros(0, np.int64) for c in zip(*self.obj_chunks)] \
+            if self.obj_chunks else [np.zeros(0, t) for t in (np.int64, np.int64, np.int16, np.int32, np.int64,
+                                                               np.int64, np.int64, np.int64, np.int8, bool)]
+        self.obj_chunks = []
+        addr, size, kind, typ, nptr, poff, ptgt, nslot, slots, has_slots = cols
         order = np.argsort(addr, kind="stable")
         addr, size = addr[order], size[order]
         self._check_overlaps(addr, size)
-        ptr_start, ptr_idx = _reorder_csr(np.frombuffer(self.nptr, np.int64), order)
-        slot_start, slot_idx = _reorder_csr(np.frombuffer(self.nslot, np.int64), order)
+        ptr_start, ptr_idx = _reorder_csr(nptr, order)
+        slot_start, slot_idx = _reorder_csr(nslot, order)
         kinds = tuple(sorted(self.kinds, key=self.kinds.get))
         types = tuple(sorted(self.types, key=self.types.get))
         heap = Heap(
             path=self.path, page_size=self.page_size, ptr_size=self.ptr_size, meta=self.meta,
             obj_addr=addr, obj_size=size,
-            obj_kind=np.frombuffer(self.kind, np.int16)[order],
+            obj_kind=kind[order],
             kinds=kinds,
             ptr_start=ptr_start,
-            ptr_off=np.frombuffer(self.ptr_off, np.int64)[ptr_idx],
-            ptr_target=np.frombuffer(self.ptr_target, np.int64)[ptr_idx],
+            ptr_off=poff[ptr_idx],
+            ptr_target=ptgt[ptr_idx],
             slot_start=slot_start,
-            slot_count=np.frombuffer(self.slots, np.int8)[slot_idx],
-            has_slots=np.frombuffer(self.has_slots, np.int8)[order].astype(bool),
+            slot_count=slots[slot_idx].astype(np.int8),
+            has_slots=has_slots[order].astype(bool),
             roots=Roots(tuple(self.root_name), np.frombuffer(self.root_kind, np.int8).copy(),
                         np.frombuffer(self.root_target, np.int64).copy()),
             pages=self._pages(addr, size),
             maps=self._maps(),
             events=self._events(),
-            obj_type=np.frombuffer(self.type, np.int32)[order],
+            obj_type=typ[order].astype(np.int32),
             types=types,
         )
         _check_maps(heap)
@@ -584,17 +777,22 @@ class _Builder:
         return tuple(sorted(self.maps, key=lambda m: m.hmap))
 
     def _events(self):
-        seq = np.frombuffer(self.ev["seq"], np.int64)
+        self._flush_events()
+        if self.ev_chunks:
+            seq, op, a, b, old, new, text, same = (np.concatenate(c) for c in zip(*self.ev_chunks))
+        else:
+            z = np.zeros(0, np.int64)
+            seq, op, a, b, old, new, text, same = (z, z.astype(np.int8), z, z, z, z, z.astype(np.int32),
+                                                   z.astype(bool))
+        self.ev_chunks = []
         order = np.argsort(seq, kind="stable")
         seq = seq[order]
         if len(seq) > 1:
             dup = np.flatnonzero(seq[1:] == seq[:-1])
             if len(dup):
                 raise DumpError(self.path, f"event {seq[dup[0]]}: seq used twice")
-        col = {k: np.frombuffer(v, np.int64)[order] for k, v in self.ev.items() if k != "seq"}
-        return Events(seq=seq, op=np.frombuffer(self.ev_op, np.int8)[order], a=col["a"], b=col["b"],
-                      old=col["old"], new=col["new"], text=np.frombuffer(self.ev_text, np.int32)[order],
-                      same_size=np.frombuffer(self.ev_same, np.int8)[order].astype(bool),
+        return Events(seq=seq, op=op[order], a=a[order], b=b[order], old=old[order], new=new[order],
+                      text=text[order], same_size=same[order],
                       strings=tuple(sorted(self.ev_strings, key=self.ev_strings.get)))
 
 

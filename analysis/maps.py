@@ -160,19 +160,23 @@ def orphans(heap: Heap, reachable: np.ndarray) -> Orphans:
     bucket array holds at least one bucket. Where exactly one map fits, the
     object is attributed to it; otherwise it stays unattributed.
     """
-    by_map = {m.hmap: ([], []) for m in heap.maps}
+    by_map = {m.hmap: [np.zeros(0, np.int64), np.zeros(0, np.int64)] for m in heap.maps}
     loose = []
     for kind, slot in (("overflow", 0), ("buckets", 1)):
         code = heap.kind_code(kind)
         if code < 0:
             continue
-        for i in np.flatnonzero((heap.obj_kind == code) & ~reachable):
-            size = int(heap.obj_size[i])
-            fits = [m.hmap for m in heap.maps
-                    if m.bucketsize <= size and (kind == "buckets" or size < 2 * m.bucketsize)]
-            if len(fits) == 1:
-                by_map[fits[0]][slot].append(int(i))
-            else:
-                loose.append(int(i))
-    return Orphans({h: (np.array(o, np.int64), np.array(b, np.int64)) for h, (o, b) in by_map.items()},
-                   np.array(loose, np.int64))
+        idx = np.flatnonzero((heap.obj_kind == code) & ~reachable)
+        size = heap.obj_size[idx]
+        fits = np.zeros(len(idx), np.int64)
+        owner = np.full(len(idx), -1, np.int64)
+        for k, m in enumerate(heap.maps):
+            ok = (size >= m.bucketsize) & ((size < 2 * m.bucketsize) if kind == "overflow" else True)
+            fits += ok
+            owner[ok] = k
+        one = fits == 1
+        for k, m in enumerate(heap.maps):
+            by_map[m.hmap][slot] = idx[one & (owner == k)]
+        loose.append(idx[~one])
+    return Orphans({h: (o, b) for h, (o, b) in by_map.items()},
+                   np.sort(np.concatenate(loose)) if loose else np.zeros(0, np.int64))
