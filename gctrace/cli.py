@@ -312,4 +312,41 @@ def top_cmd(dump, n, as_json, quiet):
     _emit(_json(entries) if as_json else top_text(a, entries), None)
 
 
+@cli.group("import")
+def import_group():
+    """Turn dumps written by other tools into gctrace dumps."""
+
+
+@import_group.command("go-heapdump")
+@click.argument("heapdump", type=click.Path(dir_okay=False))
+@click.option("--binary", required=True, type=click.Path(dir_okay=False),
+              help="The Go executable that wrote HEAPDUMP (its symbols and DWARF type the heap).")
+@click.option("--residency", type=click.Path(dir_okay=False), default=None,
+              help="The residency file gctraceres wrote with the dump (else residency is assumed).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dump file (.json, .jsonl, optionally .gz).")
+def import_go_heapdump_cmd(heapdump, binary, residency, output):
+    """Import a Go heap dump (runtime/debug.WriteHeapDump, gzip accepted) typed with DWARF."""
+    from gctrace.tracer.goimport import import_heapdump, summary, write_dump
+
+    doc = import_heapdump(heapdump, binary, residency)
+    write_dump(doc, output)
+    for k, v in summary(doc).items():
+        click.echo(f"{k}: {v}", err=True)
+
+
+@cli.command("record-go", context_settings={"ignore_unknown_options": True})
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dump file (.json, .jsonl, optionally .gz).")
+@click.option("--keep", type=click.Path(file_okay=False), default=None,
+              help="Keep the raw heap dump and residency file in this directory.")
+def record_go_cmd(argv, output, keep):
+    """Run a Go program built with tracer/go/gctraceres (gctrace record-go -o d.json -- ./prog args) and import its dump."""
+    from gctrace.tracer.goimport import record_go
+
+    for k, v in record_go(list(argv), output, keep).items():
+        click.echo(f"{k}: {v}", err=True)
+
+
 main = cli  # the console script and CliRunner both call the group itself

@@ -1,0 +1,3 @@
+module gctrace/gctraceres
+
+go 1.19

@@ -1,0 +1,333 @@
+"""goheapdump parses the heap dumps of Go's runtime/debug.WriteHeapDump.
+
+The format is the runtime's own (src/runtime/heapdump.go, unchanged since
+Go 1.7): the header ``go1.7 heap dump\\n``, then records, each an unsigned
+LEB128 varint tag followed by fields that are varints, strings (a varint
+length and that many bytes) and field lists (pairs of varint kind and offset,
+ended by kind 0), up to the eof record:
+
+====  ===============  ======================================================
+tag   record           fields
+====  ===============  ======================================================
+0     eof              (none; nothing may follow)
+1     object           addr, contents (string), fields
+2     otherroot        description (string), target
+3     type             addr, size, name (string), indirect (bool)
+4     goroutine        g, sp, goid, gopc, status, issystem, isbackground,
+                       waitsince, waitreason (string), ctxt, m, defer, panic
+5     stackframe       sp, depth, childsp, contents (string), entry, pc,
+                       continpc, name (string), fields
+6     dumpparams       bigendian, ptrsize, arenastart, arenaend, arch
+                       (string), version (string), ncpu
+7     finalizer        obj, fn, fn.fn, fint, ot
+8     itab             addr, type
+9     osthread         m, id, procid
+10    memstats         the 25 scalar fields of runtime.MemStats in order,
+                       256 PauseNs, NumGC
+11    queuedfinalizer  obj, fn, fn.fn, fint, ot
+12    data             addr, contents (string), fields
+13    bss              addr, contents (string), fields
+14    defer            d, g, sp, pc, fn, fn.fn, link
+15    panic            p, g, type, data, (0), link
+16    memprof          bucket, size, nstk, nstk x (func, file, line), allocs, frees
+17    allocsample      addr, bucket
+====  ===============  ======================================================
+
+A field is ``1 offset`` (a pointer), ``2 offset`` (an iface: tab, data) or
+``3 offset`` (an eface: type, data); Go 1.19 writes only pointers. Object
+sizes are the span's element size, so the sizes add up to
+MemStats.HeapAlloc and the count to MemStats.HeapObjects.
+
+``parse`` reads everything into a ``HeapDump`` and refuses anything that is
+not exactly this grammar (bad header, a varint longer than 10 bytes or over
+64 bits, a string running past the end, an unknown tag, a field outside its
+record, a missing eof, bytes after eof) with a ``HeapDumpError`` naming the
+file, the byte offset and the record.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from gctrace.errors import GctraceError
+
+HEADER = b"go1.7 heap dump\n"
+
+TAG_NAMES = {
+    0: "eof", 1: "object", 2: "otherroot", 3: "type", 4: "goroutine", 5: "stackframe",
+    6: "dumpparams", 7: "finalizer", 8: "itab", 9: "osthread", 10: "memstats",
+    11: "queuedfinalizer", 12: "data", 13: "bss", 14: "defer", 15: "panic",
+    16: "memprof", 17: "allocsample",
+}
+
+MEMSTATS_FIELDS = (
+    "Alloc", "TotalAlloc", "Sys", "Lookups", "Mallocs", "Frees", "HeapAlloc", "HeapSys",
+    "HeapIdle", "HeapInuse", "HeapReleased", "HeapObjects", "StackInuse", "StackSys",
+    "MSpanInuse", "MSpanSys", "MCacheInuse", "MCacheSys", "BuckHashSys", "GCSys",
+    "OtherSys", "NextGC", "LastGC", "PauseTotalNs",
+)
+
+FIELD_PTR, FIELD_IFACE, FIELD_EFACE = 1, 2, 3
+
+
+class HeapDumpError(GctraceError):
+    """HeapDumpError reports a Go heap dump (or its companions) that cannot be read: ``<file>: <problem>``."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass
+class Segment:
+    """Segment is the data or bss section: its address, contents and pointer-field offsets."""
+
+    addr: int
+    contents: bytes
+    ptr_offsets: list
+
+
+@dataclass
+class Frame:
+    """Frame is one stack frame of a goroutine, its contents and pointer-field offsets."""
+
+    sp: int
+    depth: int
+    child_sp: int
+    contents: bytes
+    entry: int
+    pc: int
+    continpc: int
+    name: str
+    ptr_offsets: list
+    goroutine: int  # the g of the goroutine record before it
+
+
+@dataclass
+class HeapDump:
+    """HeapDump is everything one heap dump says, objects kept columnar.
+
+    Object i starts at ``obj_addr[i]`` with ``obj_size[i]`` bytes whose contents
+    are ``raw[obj_off[i] : obj_off[i] + obj_size[i]]``; its pointer fields are
+    ``obj_fields[i]``, a tuple of offsets (iface/eface fields are given as the
+    offset of their data word).
+    """
+
+    path: str
+    raw: bytes
+    params: dict = field(default_factory=dict)
+    obj_addr: list = field(default_factory=list)
+    obj_size: list = field(default_factory=list)
+    obj_off: list = field(default_factory=list)
+    obj_fields: list = field(default_factory=list)
+    data: Segment | None = None
+    bss: Segment | None = None
+    frames: list = field(default_factory=list)
+    goroutines: list = field(default_factory=list)
+    finalizers: list = field(default_factory=list)  # (obj, fn, fnfn, fint, ot)
+    queued_finalizers: list = field(default_factory=list)
+    other_roots: list = field(default_factory=list)  # (description, target)
+    types: dict = field(default_factory=dict)  # addr -> (size, name, indirect)
+    itabs: dict = field(default_factory=dict)  # itab addr -> type addr
+    osthreads: list = field(default_factory=list)
+    defers: list = field(default_factory=list)
+    panics: list = field(default_factory=list)
+    memprof: list = field(default_factory=list)
+    allocsamples: list = field(default_factory=list)
+    memstats: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)  # record name -> how many
+
+    @property
+    def ptr_size(self) -> int:
+        return self.params.get("ptrsize", 8)
+
+    def word(self, buf: bytes, off: int) -> int:
+        """word returns the pointer-sized word of buf at off in the dump's byte order."""
+        n = self.ptr_size
+        return int.from_bytes(buf[off:off + n], "big" if self.params.get("bigendian") else "little")
+
+
+def read_heapdump(path) -> HeapDump:
+    """read_heapdump reads and parses a heap dump file, gzip-compressed or not."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise HeapDumpError(path, f"cannot read: {e.strerror or e}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise HeapDumpError(path, f"bad gzip data: {e}") from None
+    return parse(raw, path)
+
+
+def parse(raw: bytes, path="<heapdump>") -> HeapDump:
+    """parse reads every record of a heap dump held in memory.
+
+    >>> d = parse(HEADER + bytes([6, 0, 8, 0, 0, 5]) + b"amd64" + bytes([0, 1, 0]))
+    >>> d.params["arch"], d.params["ptrsize"], d.counts
+    ('amd64', 8, {'dumpparams': 1, 'eof': 1})
+    """
+    raw = bytes(raw)
+    if not raw.startswith(HEADER):
+        what = "empty file" if not raw else f"bad header {raw[:16]!r}"
+        raise HeapDumpError(path, f"not a Go heap dump: {what}, expected {HEADER!r}")
+    d = HeapDump(path=str(path), raw=raw)
+    end = len(raw)
+    pos = len(HEADER)
+    rec_name = "header"
+    rec_start = pos
+
+    def fail(problem, at=None):
+        raise HeapDumpError(path, f"offset {rec_start if at is None else at}: {rec_name} record: {problem}")
+
+    def uv():
+        nonlocal pos
+        x = 0
+        shift = 0
+        start = pos
+        while True:
+            if pos >= end:
+                fail("truncated (the file ends inside a varint)", start)
+            b = raw[pos]
+            pos += 1
+            if shift == 63 and b > 1:
+                fail("bad uvarint (overflows 64 bits)", start)
+            x |= (b & 0x7F) << shift
+            if b < 0x80:
+                return x
+            shift += 7
+            if shift > 63:
+                fail("bad uvarint (longer than 10 bytes)", start)
+
+    def memrange():
+        nonlocal pos
+        n = uv()
+        if n > end - pos:
+            fail(f"a {n}-byte string runs past the end of the file ({end - pos} bytes left)")
+        start = pos
+        pos += n
+        return start, n
+
+    def string():
+        s, n = memrange()
+        return raw[s:s + n].decode("utf-8", "replace")
+
+    def fields(size):
+        out = []
+        while True:
+            kind = uv()
+            if kind == 0:
+                return out
+            off = uv()
+            if kind == FIELD_PTR:
+                width, data_off = 1, off
+            elif kind in (FIELD_IFACE, FIELD_EFACE):
+                width, data_off = 2, off + ptr
+            else:
+                fail(f"unknown field kind {kind}")
+            if off % ptr or off + width * ptr > size:
+                fail(f"field at offset {off} lies outside the {size}-byte contents")
+            out.append(data_off)
+
+    ptr = 8
+    counts = d.counts
+    seen_eof = False
+    while pos < end:
+        rec_start = pos
+        rec_name = "record tag"
+        tag = uv()
+        rec_name = TAG_NAMES.get(tag)
+        if rec_name is None:
+            rec_name = "record"
+            fail(f"unknown tag {tag}")
+        counts[rec_name] = counts.get(rec_name, 0) + 1
+        if tag == 1:
+            addr = uv()
+            s, n = memrange()
+            if addr == 0 or n == 0:
+                fail(f"object at {addr:#x} with {n} bytes")
+            d.obj_addr.append(addr)
+            d.obj_size.append(n)
+            d.obj_off.append(s)
+            d.obj_fields.append(tuple(fields(n)))
+        elif tag == 0:
+            seen_eof = True
+            break
+        elif tag == 5:
+            sp, depth, child = uv(), uv(), uv()
+            s, n = memrange()
+            entry, pc, cont = uv(), uv(), uv()
+            name = string()
+            g = d.goroutines[-1]["g"] if d.goroutines else 0
+            d.frames.append(Frame(sp, depth, child, raw[s:s + n], entry, pc, cont, name, fields(n), g))
+        elif tag in (12, 13):
+            addr = uv()
+            s, n = memrange()
+            seg = Segment(addr, raw[s:s + n], fields(n))
+            if tag == 12:
+                d.data = seg
+            else:
+                d.bss = seg
+        elif tag == 6:
+            big, ptr = uv(), uv()
+            if ptr not in (4, 8):
+                fail(f"pointer size {ptr}")
+            d.params = {"bigendian": bool(big), "ptrsize": ptr, "arena_start": uv(), "arena_end": uv(),
+                        "arch": string(), "version": string(), "ncpu": uv()}
+        elif tag == 2:
+            d.other_roots.append((string(), uv()))
+        elif tag == 3:
+            addr, size = uv(), uv()
+            d.types[addr] = (size, string(), bool(uv()))
+        elif tag == 4:
+            g = {k: uv() for k in ("g", "sp", "goid", "gopc", "status", "issystem", "isbackground", "waitsince")}
+            g["waitreason"] = string()
+            g.update({k: uv() for k in ("ctxt", "m", "defer", "panic")})
+            d.goroutines.append(g)
+        elif tag in (7, 11):
+            (d.finalizers if tag == 7 else d.queued_finalizers).append(tuple(uv() for _ in range(5)))
+        elif tag == 8:
+            tab = uv()
+            d.itabs[tab] = uv()
+        elif tag == 9:
+            d.osthreads.append((uv(), uv(), uv()))
+        elif tag == 10:
+            ms = {k: uv() for k in MEMSTATS_FIELDS}
+            ms["PauseNs"] = [uv() for _ in range(256)]
+            ms["NumGC"] = uv()
+            d.memstats = ms
+        elif tag == 14:
+            d.defers.append(tuple(uv() for _ in range(7)))
+        elif tag == 15:
+            d.panics.append(tuple(uv() for _ in range(6)))
+        elif tag == 16:
+            bucket, size, nstk = uv(), uv(), uv()
+            if nstk > end - pos:
+                fail(f"{nstk} stack entries cannot fit in the {end - pos} bytes left")
+            stk = [(string(), string(), uv()) for _ in range(nstk)]
+            d.memprof.append((bucket, size, stk, uv(), uv()))
+        elif tag == 17:
+            d.allocsamples.append((uv(), uv()))
+    if not seen_eof:
+        rec_start, rec_name = end, "eof"
+        fail("truncated: the file ends before the eof record")
+    if pos != end:
+        fail(f"{end - pos} bytes after the eof record", pos)
+    if not d.params:
+        raise HeapDumpError(path, "no dumpparams record")
+    return d
+
+
+def le_words(buf: bytes, n: int, ptr_size: int = 8):
+    """le_words unpacks the first n little-endian pointer-sized words of buf.
+
+    >>> le_words(bytes([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]), 2)
+    (1, 2)
+    """
+    return struct.unpack_from(f"<{n}{'Q' if ptr_size == 8 else 'I'}", buf)
