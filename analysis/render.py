@@ -271,9 +271,10 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
             add("more", objs, groups=len(rest))
         cap = 0
     else:
-        # Water-filling: the largest c with sum(min(m, c) + [m > c]) <= budget.
+        # Water-filling: the largest c such that every group shows up to c objects and one node for
+        # the rest (a group of c+1 shows all c+1): group costs min(m, c+1) nodes.
         def cost(c):
-            return int(np.minimum(counts, c).sum() + (counts > c + 1).sum())
+            return int(np.minimum(counts, c + 1).sum())
         lo, hi = 0, int(counts.max(initial=0))
         while lo < hi:
             mid = (lo + hi + 1) // 2

@@ -16,6 +16,8 @@ from gctrace.cli import main
 
 def brute_retained(n, src, dst, starts, size):
     """brute_retained removes each node in turn, re-marks, and sums the sizes of what is lost."""
+    order = np.argsort(src, kind="stable")  # reach wants edges in source order
+    src, dst = src[order], dst[order]
     base = reach(n, src, dst, starts)
     out = np.zeros(n, np.int64)
     for v in np.flatnonzero(base):
