@@ -210,7 +210,7 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
     kind_l, sh1_l, sh2_l, fid_l, nd_l = kind.tolist(), sh1.tolist(), sh2.tolist(), fid.tolist(), nd.tolist()
     for s in range(span + 1):
         if s == span:  # mark termination: drain whatever is still grey
-            K = len(queue) - head
+            K = n + 1  # each object is scanned at most once
         else:
             k = kind_l[s]
             if k == 1:
@@ -431,12 +431,13 @@ def _hides(heap, w, in_mark, lost_i, scanned_at, born, src, fdest, keep, max_hid
     return out
 
 
-def with_events(heap: Heap, events, root_kinds=None) -> Heap:
+def with_events(heap: Heap, events, root_kinds=None, root_names=None) -> Heap:
     """with_events returns ``heap`` with a literal event log (seq 1, 2, ...), for doctests and tests.
 
     Each event is an op name (``"gc_start"``) or a tuple: ``("write", obj, off,
     old, new)``, ``("write", 0, 0, old, new, root_name)``, ``("alloc", addr,
-    size)`` or ``("free", addr)``. ``root_kinds`` renames the roots' kinds.
+    size)`` or ``("free", addr)``. ``root_kinds`` and ``root_names`` replace the
+    roots' kinds and names (tiny_heap's are global and r0, r1, ...).
     """
     from dataclasses import replace
 
@@ -467,4 +468,6 @@ def with_events(heap: Heap, events, root_kinds=None) -> Heap:
     roots = heap.roots
     if root_kinds is not None:
         roots = Roots(roots.name, np.array([ROOT_KINDS.index(k) for k in root_kinds], np.int8), roots.target)
+    if root_names is not None:
+        roots = Roots(tuple(root_names), roots.kind, roots.target)
     return replace(heap, events=events, roots=roots)
