@@ -99,3 +99,18 @@ def test_old_bucket_array_is_freed_by_the_first_gc_after_growth_ends():
         assert int(old) not in set(rt.marked().tolist())
         rt.gc_sweep()
         assert rt.object_base(old) != old
+
+
+def test_pacer_driven_concurrent_cycles_never_free_a_live_value():
+    # GIVEN GOGC=100 starting concurrent cycles by itself while the map grows and shrinks
+    with Runtime(seed=9, gc="concurrent", gogc=100, mark_rate=2, record=False) as rt:
+        m = rt.make_map("int64->*value")
+        m.assign_many(np.arange(120000))
+        m.delete_many(np.arange(0, 120000, 3))
+        m.assign_many(np.arange(120000, 160000))
+        assert rt.stats()["gc_cycles"] >= 2
+        rt.gc()
+        # THEN every live key still owns its own allocated value object
+        vals = [m.get(k) for k in range(160000) if k % 3 or k >= 120000]
+        assert len(set(vals)) == len(vals)
+        assert all(rt.object_base(v) == v for v in vals)
