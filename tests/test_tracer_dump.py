@@ -99,6 +99,10 @@ def test_unknown_scenario_and_phase_are_usage_errors(tmp_path):
         record_scenario("fill", tmp_path / "d.json", at="deleted")
     with pytest.raises(UsageError):
         record_scenario("fill", tmp_path / "d.json", madvise="sometimes")
+    with pytest.raises(UsageError, match="cannot write"):
+        record_scenario("fill", tmp_path / "no" / "such" / "d.json", n=10)
+    with pytest.raises(UsageError, match="named .json"):
+        record_scenario("fill", tmp_path / "d.txt", n=10)
 
 
 def test_a_missing_library_is_a_missing_tool_error(monkeypatch, tmp_path):

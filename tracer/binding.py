@@ -455,7 +455,7 @@ class Runtime:
         target = path.with_name(path.name + ".tmp") if gz else path
         err = self._lib.gm_dump(str(target).encode(), int(jsonl), extra.encode())
         if err:
-            raise OSError(-err, f"{target}: {os.strerror(-err)}")
+            raise UsageError(f"{target}: cannot write the dump: {os.strerror(-err)}")
         if gz:
             with open(target, "rb") as src, open(path, "wb") as raw:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as dst:

@@ -241,6 +241,11 @@ def record_scenario(name, out_path, n=10000, madvise=None, gc="stw", seed=1, at=
     if n < 0:
         raise UsageError(f"--n must be >= 0, not {n}")
     out_path = Path(out_path)
+    base = out_path.name[:-3] if out_path.name.endswith(".gz") else out_path.name
+    if not base.endswith((".json", ".jsonl")):
+        raise UsageError(f"{out_path}: a dump is named .json, .jsonl, .json.gz or .jsonl.gz")
+    if not out_path.parent.is_dir():
+        raise UsageError(f"{out_path}: cannot write the dump: no directory {out_path.parent}")
     t0 = time.perf_counter()
     with Runtime(seed=seed, madvise=madvise, gc=gc, barrier=barrier, record=record, gogc=gogc,
                  check=check) as rt:
