@@ -12,6 +12,9 @@ What comes from where:
   collected); the objects on the finalizer queue; ``otherroot`` records.
   Only roots that hit a heap object are written; the others are counted in
   meta.
+- dropped buckets: the unreachable overflow buckets and bucket arrays that
+  mapclear or a finished growth left behind are recognised by their pointer
+  bitmap or through the old extra.overflow slice (``_garbage_buckets``).
 - types: from DWARF, following pointers from the typed globals the way
   viewcore does: a pointer of type ``*T`` gives the object it points to the
   type ``T``, slices type their backing arrays, interfaces are resolved
@@ -118,6 +121,8 @@ class _Typer:
         self.maps = {}  # hmap address -> header dict
         self.bucketsize = {}  # object index -> bucket size (arrays and overflow objects)
         self.noscan = set()  # object indices holding pointer-free buckets
+        self.bucket_types = {}  # bucket struct DIE -> hmaps using it
+        self.owner = {}  # object index -> hmap, for buckets recognised among the garbage
         self.seen = set()
         self.work = deque()
 
@@ -225,6 +230,7 @@ class _Typer:
         noscan = not (b.has_pointers(ktype) or b.has_pointers(vtype))
         hdr.update(bucketsize=bs, keysize=ksz, elemsize=vsz, noscan=noscan)
         self.maps[w] = hdr
+        self.bucket_types.setdefault(bucket, []).append(w)
         bname = b.name(bucket)
         pending = deque()
         kpk = "key" if b.resolve(kslot).tag == "DW_TAG_pointer_type" else None
@@ -290,6 +296,96 @@ class _Typer:
                 self.pointer(w, self.b._ref(self.b.resolve(t)), kind)
         else:
             self.push(a, t)
+
+
+def _garbage_buckets(heap: _Heap, typer: _Typer):
+    """_garbage_buckets recognises the buckets a map has dropped, which no pointer from a typed global reaches.
+
+    ``mapclear`` (what ``for k := range m { delete(m, k) }`` compiles to)
+    zeroes the bucket array and forgets the overflow buckets; a finished
+    growth drops the old array. Until the next sweep these are unreachable
+    objects with no type. The evidence used, per bucket type of a decoded map:
+
+    - pointer-holding buckets: the heap bitmap's pointer offsets (the dump's
+      fields, which come from the type, not the values) equal the bucket
+      struct's pointer offsets, once per bucket, and the size is one bucket
+      rounded to a size class (kind ``overflow``) or a whole number of buckets
+      (kind ``buckets``);
+    - pointer-free buckets: they have no fields, so only the old
+      ``extra.overflow`` slice identifies them: an unclaimed array of pointers
+      whose every non-nil element points either at the start of an
+      unclaimed, field-less object of one bucket, or at a bucket in the tail
+      of a known bucket array (newoverflow records the preallocated
+      overflow buckets there too).
+
+    Each recognised object gets its bucket type, its slots and, when one map
+    alone has that bucket type, ``map`` (the hmap): the analyzer's orphan
+    attribution goes by size alone and cannot tell two maps with the same
+    bucket size apart.
+    """
+    b = typer.b
+    claimed = set(typer.bucketsize) | set(typer.type)
+    sig = {}
+    free_sizes = {}
+    for bucket, hmaps in typer.bucket_types.items():
+        bs = b.size(bucket)
+        owner = hmaps[0] if len(hmaps) == 1 else None
+        if typer.maps[hmaps[0]].get("noscan"):
+            free_sizes.setdefault(bs, []).append((bucket, owner))
+        else:
+            offs = tuple(sorted(p.off for p in b.layout(bucket)))
+            sig.setdefault((bs, offs), []).append((bucket, owner))
+
+    def claim(k, bucket, owner, bs, kind, noscan):
+        typer.bucketsize[k] = bs
+        typer.kind[k] = kind
+        typer.type[k] = b.name(bucket)
+        claimed.add(k)
+        if noscan:
+            typer.noscan.add(k)
+        if owner is not None:
+            typer.owner[k] = owner
+
+    for k in range(len(heap.addr)):
+        if k in claimed or not heap.fields[k]:
+            continue
+        size, fields = heap.size[k], heap.fields[k]
+        for (bs, offs), cands in sig.items():
+            n = size // bs
+            if n == 0 or len(fields) != n * len(offs) or len(cands) != 1 and n > 1:
+                continue
+            if fields == tuple(i * bs + o for i in range(n) for o in offs):
+                kind = "overflow" if size < 2 * bs else "buckets"
+                claim(k, cands[0][0], cands[0][1], bs, kind, False)
+                break
+    if not free_sizes:
+        return
+    for k in range(len(heap.addr)):
+        size, fields = heap.size[k], heap.fields[k]
+        if k in claimed or not fields or fields != tuple(range(0, len(fields) * 8, 8)):
+            continue
+        targets = [w for w in (heap.word(heap.addr[k] + o) for o in fields) if w]
+        if not targets:
+            continue
+        js = [heap.find(w) for w in targets]
+        if any(j < 0 for j in js):
+            continue
+        # elements that point at a preallocated bucket in the tail of a known array are fine
+        inarray = [j in typer.bucketsize and typer.kind.get(j) == "buckets"
+                   and (w - heap.addr[j]) % typer.bucketsize[j] == 0 for j, w in zip(js, targets)]
+        js = [j for j, ok in zip(js, inarray) if not ok]
+        targets = [w for w, ok in zip(targets, inarray) if not ok]
+        if not js or any(heap.addr[j] != w or j in claimed or heap.fields[j] for j, w in zip(js, targets)):
+            continue
+        sizes = {heap.size[j] for j in js}
+        fit = [(bs, c) for bs, c in free_sizes.items() if all(bs <= z < 2 * bs for z in sizes)]
+        if len(fit) != 1 or len(fit[0][1]) != 1:
+            continue
+        bs, ((bucket, owner),) = fit[0]
+        typer.type.setdefault(k, f"[{len(fields)}]*{b.name(bucket)}")
+        claimed.add(k)
+        for j in js:
+            claim(j, bucket, owner, bs, "overflow", True)
 
 
 def _slots(heap: _Heap, k: int, bs: int):
@@ -378,6 +474,7 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
     typer = _Typer(heap, binary)
     globals_ = binary.typed_globals()
     typer.run(globals_)
+    _garbage_buckets(heap, typer)
     names = {}  # hmap -> the global that holds it
     for g in globals_:
         for p in binary.layout(g.type):
@@ -445,6 +542,8 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
                 o["noscan"] = True
             o["slots"] = _slots(heap, k, bs)
         o["ptrs"] = ptrs
+        if k in typer.owner:
+            o["map"] = typer.owner[k]
         if k in typer.type:
             o["type"] = typer.type[k]
         objects.append(o)
