@@ -286,6 +286,8 @@ static void appendOverflow(uintptr_t sp, uintptr_t ovf)
 	s->len++;
 }
 
+/* newoverflow links a new overflow bucket after b, from the preallocated
+ * pool when one is left, and returns it. */
 static bmap *newoverflow(const maptype *t, hmap *h, bmap *b)
 {
 	bmap *ovf;
@@ -368,6 +370,8 @@ static uintptr_t makeBucketArray(const maptype *t, uint8_t b, uintptr_t dirtyall
 	return buckets;
 }
 
+/* makemap implements make(map[k]v, hint): B is the smallest size that holds
+ * hint entries under the load factor. */
 static uintptr_t makemap(const maptype *t, int64_t hint)
 {
 	if (hint < 0 || (uint64_t)hint > ((uint64_t)1 << 40))
@@ -391,6 +395,9 @@ static uintptr_t makemap(const maptype *t, int64_t hint)
 	return (uintptr_t)h;
 }
 
+/* hashGrow starts a growth: a new bucket array (twice as big, or the same
+ * size when overflow buckets are too many) replaces buckets, which becomes
+ * oldbuckets until evacuation completes. */
 static void hashGrow(const maptype *t, hmap *h)
 {
 	/* If we've hit the load factor, get bigger. Otherwise, there are too
@@ -436,11 +443,14 @@ static void hashGrow(const maptype *t, hmap *h)
 	 * growWork() and evacuate(). */
 }
 
+/* bucketEvacuated reports whether old bucket number bucket has been evacuated. */
 static bool bucketEvacuated(const maptype *t, const hmap *h, uintptr_t bucket)
 {
 	return evacuated((const bmap *)add(h->oldbuckets, bucket * t->bucketsize));
 }
 
+/* advanceEvacuationMark moves nevacuate past evacuated old buckets and ends
+ * the growth when none is left. */
 static void advanceEvacuationMark(hmap *h, const maptype *t, uintptr_t newbit)
 {
 	h->nevacuate++;
@@ -471,6 +481,8 @@ typedef struct evacDst {
 	uintptr_t e; /* pointer to current elem storage */
 } evacDst;
 
+/* evacuate moves the entries of old bucket oldbucket and its overflow chain
+ * to their new buckets (x: same index, y: index + newbit). */
 static void evacuate(const maptype *t, hmap *h, uintptr_t oldbucket)
 {
 	bmap *b = (bmap *)add(h->oldbuckets, oldbucket * t->bucketsize);
@@ -543,6 +555,7 @@ static void evacuate(const maptype *t, hmap *h, uintptr_t oldbucket)
 		advanceEvacuationMark(h, t, newbit);
 }
 
+/* growWork evacuates the old bucket behind bucket and one more. */
 static void growWork(const maptype *t, hmap *h, uintptr_t bucket)
 {
 	/* make sure we evacuate the oldbucket corresponding to the bucket we're about to use */
@@ -651,6 +664,8 @@ done:
 	return elemAt(t, insertb, inserti);
 }
 
+/* mapdelete_fast64 removes key, marking its cell emptyOne, or emptyRest with
+ * every empty cell before it when nothing follows. */
 static void mapdelete_fast64(const maptype *t, hmap *h, uint64_t key)
 {
 	if (h == NULL || h->count == 0)
@@ -800,6 +815,8 @@ static int64_t checkChain(const maptype *t, hmap *h, bmap *b, uintptr_t bucket, 
 	return full;
 }
 
+/* gm_map_check verifies every invariant of the map at hp and aborts loudly
+ * (like Go's throw("bad map state")) on the first one that fails. */
 void gm_map_check(int shape, uintptr_t hp)
 {
 	const maptype *t = &maptypes[shape];
