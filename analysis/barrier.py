@@ -49,7 +49,7 @@ UNBARRIERED = ("stack", "register")  # root kinds whose stores are never barrier
 
 _WRITE, _ALLOC, _FREE = EVENT_OPS.index("write"), EVENT_OPS.index("alloc"), EVENT_OPS.index("free")
 _GC_START, _MARK_DONE = EVENT_OPS.index("gc_start"), EVENT_OPS.index("mark_done")
-_WHITE, _GREY, _BLACK = 0, 1, 2
+_WHITE, _GREY, _BLACK, _ABSENT = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,10 @@ class Replay:
     to terminate after the last event). ``step_seq``/``grey``/``black``/
     ``white`` are the colour counts after each event from ``gc_start`` to
     ``mark_done`` (white counts the objects that exist at that event).
-    ``unexplained_writes`` counts writes after ``gc_start`` whose ``old`` is
+    ``hides`` tells the story of the first ``max_stories`` lost objects (by
+    address). ``unexplained_writes`` counts writes after ``gc_start`` whose ``old`` is
     not the value the field held (the log missed a store), and
-    ``pruned_allocs`` the objects of the dump allocated after ``mark_done``.
+    ``events_in_mark`` the events strictly between gc_start and mark_done.
     """
 
     mode: str
@@ -110,7 +111,8 @@ class Replay:
         return self.gc_start is not None
 
 
-def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int = 8) -> Replay:
+def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int = 8,
+           max_stories: int = 1000) -> Replay:
     """replay re-runs the last concurrent mark of the log under ``mode`` and returns what it lost and kept.
 
     A stack takes C (unbarriered), then the heap's last pointer to C is
@@ -187,26 +189,29 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
     kind[born[new_objs] - g] = 2
     nd[born[new_objs] - g] = new_objs  # an alloc's object rides in nd
 
-    present = bytearray((born < 0).astype(np.uint8).tobytes())
-    color = bytearray(n)
-    black_at = np.full(n, -1, np.int64)
+    # Index n is a sentinel for "no object" (nil or external), permanently
+    # _ABSENT like the objects not allocated yet, so one colour test per
+    # pointer decides whether to shade.
+    none_ = n
+    color = bytearray(np.where(born < 0, _WHITE, _ABSENT).astype(np.uint8).tobytes() + bytes([_ABSENT]))
     fstart = w.fstart.tolist()
-    fd = fdest.tolist()
+    fd = np.where(fdest >= 0, fdest, none_).tolist()
     queue: list[int] = []
     grey_l = [0] * (span + 1)
     black_l = [0] * (span + 1)
-    live_l = [0] * (span + 1)
     scan_at = [-1] * n
     for r in rdest.tolist():
-        if r >= 0 and not color[r] and present[r]:
+        if r >= 0 and not color[r]:
             color[r] = _GREY
             queue.append(r)
 
     # The loop: effect (with barrier), then scan K grey objects, oldest first.
     head = 0
     nblack = 0
-    npresent = int((born < 0).sum())
     K = mark_rate
+    sh1 = np.where(sh1 >= 0, sh1, none_)
+    sh2 = np.where(sh2 >= 0, sh2, none_)
+    nd = np.where(nd >= 0, nd, none_)
     kind_l, sh1_l, sh2_l, fid_l, nd_l = kind.tolist(), sh1.tolist(), sh2.tolist(), fid.tolist(), nd.tolist()
     for s in range(span + 1):
         if s == span:  # mark termination: drain whatever is still grey
@@ -215,22 +220,19 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
             k = kind_l[s]
             if k == 1:
                 d = sh1_l[s]
-                if d >= 0 and not color[d] and present[d]:
+                if not color[d]:
                     color[d] = _GREY
                     queue.append(d)
                 d = sh2_l[s]
-                if d >= 0 and not color[d] and present[d]:
+                if not color[d]:
                     color[d] = _GREY
                     queue.append(d)
                 f = fid_l[s]
                 if f >= 0:
                     fd[f] = nd_l[s]
             elif k == 2:
-                x = nd_l[s]
-                present[x] = 1
-                color[x] = _BLACK
+                color[nd_l[s]] = _BLACK
                 nblack += 1
-                npresent += 1
         for _ in range(K):
             if head == len(queue):
                 break
@@ -238,7 +240,7 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
             head += 1
             for f in range(fstart[x], fstart[x + 1]):
                 d = fd[f]
-                if d >= 0 and not color[d] and present[d]:
+                if not color[d]:
                     color[d] = _GREY
                     queue.append(d)
             color[x] = _BLACK
@@ -246,35 +248,38 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
             nblack += 1
         grey_l[s] = len(queue) - head
         black_l[s] = nblack
-        live_l[s] = npresent
 
     # The graph as it stands at mark_done: the loop's fields, roots with the mark's writes applied.
     fdest = np.array(fd, np.int64)
+    fdest[fdest == none_] = -1
     in_mark_root = root_w & in_mark
     last = _last_per_key(w.root[in_mark_root])
     rdest[w.root[in_mark_root][last]] = w.new_dest[in_mark_root][last]
-    present_m = np.frombuffer(bytes(present), np.uint8).astype(bool)
+    colors = np.frombuffer(bytes(color), np.uint8)[:n]
+    present_m = colors != _ABSENT
     src = w.field_obj
     keep = (fdest >= 0) & present_m[src]
     keep[keep] &= present_m[fdest[keep]]
     starts_m = rdest[(rdest >= 0)]
     starts_m = starts_m[present_m[starts_m]]
     reachable = reach(n, src[keep], fdest[keep], starts_m)
-    marked = np.frombuffer(bytes(color), np.uint8) != _WHITE
+    marked = (colors == _GREY) | (colors == _BLACK)
     lost_i = np.flatnonzero(reachable & ~marked)
-    float_i = np.flatnonzero(marked & ~reachable & present_m)
+    float_i = np.flatnonzero(marked & ~reachable)
+    live_l = int((born < 0).sum()) + np.cumsum(kind == 2)
+    live_l = np.append(live_l, live_l[-1])
 
     steps = np.arange(g, g + span + 1)
     step_seq = ev.seq[np.minimum(steps, n_ev - 1)]
     grey = np.array(grey_l, np.int64)
     black = np.array(black_l, np.int64)
-    white = np.array(live_l, np.int64) - grey - black
+    white = live_l - grey - black
     if m == n_ev:  # no mark_done: the drain is folded into the last event's step
         step_seq, grey, black, white = step_seq[:-1], grey[:-1], black[:-1], white[:-1]
         if len(grey):
             grey[-1], black[-1], white[-1] = grey_l[-1], black_l[-1], live_l[-1] - grey_l[-1] - black_l[-1]
     hides = _hides(heap, w, in_mark, lost_i, np.array(scan_at, np.int64) + g, born, src, fdest, keep,
-                   max_hides)
+                   max_hides, max_stories)
     return Replay(
         mode=mode, mark_rate=mark_rate, gc_start=int(ev.seq[g]),
         mark_done=int(ev.seq[m]) if m < n_ev else None,
@@ -390,19 +395,21 @@ def _unexplained(heap: Heap, w: _Writes, old: np.ndarray, new: np.ndarray) -> in
     return bad + int((nl != dump_val).sum())
 
 
-def _hides(heap, w, in_mark, lost_i, scanned_at, born, src, fdest, keep, max_hides) -> dict:
-    """_hides finds, for each lost object, the events of the mark that stored or overwrote a pointer to it."""
+def _hides(heap, w, in_mark, lost_i, scanned_at, born, src, fdest, keep, max_hides, max_stories) -> dict:
+    """_hides finds, for the first ``max_stories`` lost objects, the events of the mark that stored or overwrote
+    a pointer to them (at most ``max_hides`` each, the last ones), or a lost object they hang from."""
     out: dict[int, tuple[Hide, ...]] = {}
     if len(lost_i) == 0:
         return out
     ev = heap.events
-    lost = np.zeros(heap.n_objects, bool)
-    lost[lost_i] = True
+    told = lost_i[:max_stories]
+    story = np.zeros(heap.n_objects + 1, bool)  # slot n: "no object", never a story
+    story[told] = True
     j_all = np.flatnonzero(in_mark)
+    nd, od = w.new_dest[j_all], w.old_dest[j_all]
     kinds = heap.roots.kind
     per: dict[int, list[Hide]] = {}
-    for j in j_all[lost[np.maximum(w.new_dest[j_all], 0)] & (w.new_dest[j_all] >= 0)
-                   | lost[np.maximum(w.old_dest[j_all], 0)] & (w.old_dest[j_all] >= 0)]:
+    for j in j_all[story[nd] | story[od]].tolist():
         i = int(w.idx[j])
         seq = int(ev.seq[i])
         if w.root[j] >= 0:
@@ -413,14 +420,15 @@ def _hides(heap, w, in_mark, lost_i, scanned_at, born, src, fdest, keep, max_hid
             where = dict(obj=int(heap.obj_addr[o]), off=int(ev.b[i]), scanned=bool(0 <= scanned_at[o] < i),
                          allocated_black=bool(0 <= born[o] < i))
         for dest, action in ((w.new_dest[j], "stored"), (w.old_dest[j], "overwritten")):
-            if dest >= 0 and lost[dest]:
+            if story[dest]:
                 per.setdefault(int(dest), []).append(Hide(seq, action, **where))
+    lost = np.zeros(heap.n_objects, bool)
+    lost[lost_i] = True
     s, d = src[keep], fdest[keep]
-    fa = w.addrs[keep]
-    via = lost[s] & lost[d] & (s != d)
-    vs, vd, vf = s[via], d[via], fa[via]
-    for o in lost_i:
-        hs = per.get(int(o), [])
+    via = lost[s] & story[d] & (s != d)
+    vs, vd, vf = s[via], d[via], w.addrs[keep][via]
+    for o in told.tolist():
+        hs = per.get(o, [])
         if not hs:
             preds = np.flatnonzero(vd == o)
             if len(preds):

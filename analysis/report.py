@@ -343,8 +343,11 @@ def barrier_lines(r: Replay, heap, limit: int | None = DEFAULT_RUNS) -> list[str
                    "mark_done but never marked, so the sweep would free live memory")
         shown = r.lost if limit is None else r.lost[:limit]
         for x in shown:
-            hides = r.hides.get(int(x), ())
-            story = ", then ".join(describe_hide(h, r.mode) for h in hides) or "no event of the mark touched it"
+            hides = r.hides.get(int(x))
+            if hides is None:
+                story = f"not traced (the replay traces the stories of the first {len(r.hides)} lost objects)"
+            else:
+                story = ", then ".join(describe_hide(h, r.mode) for h in hides) or "no event of the mark touched it"
             out.append(f"    {label[int(x)]}: {story}")
         if len(shown) < len(r.lost):
             out.append(f"    ... and {len(r.lost) - len(shown)} more; --all lists every one")
