@@ -316,7 +316,7 @@ class _Writes:
         dump_field = heap.ptr_field_addr()
         written = (obj + off)[into_heap]
         addrs = np.sort(np.concatenate([dump_field, written]))
-        addrs = addrs[np.concatenate([[True], addrs[1:] != addrs[:-1]])]  # np.unique, minus its slow hashing
+        addrs = addrs[np.concatenate([[True], addrs[1:] != addrs[:-1]])[:len(addrs)]]  # np.unique, no hashing
         self.addrs = addrs
         self.n_fields = len(addrs)
         self.dump_fid = np.searchsorted(addrs, dump_field)
