@@ -77,12 +77,11 @@ def map_causes(heap: Heap, a: MapAudit, orphaned) -> list[Finding]:
         out.append(Finding("overflow_kept", {"count": a.overflow_count, "bytes": a.overflow_bytes,
                                              "entries": m.count}))
     if orphaned is not None:
-        ovf, arrays = orphaned
-        if len(ovf):
-            out.append(Finding("overflow_garbage", {"count": len(ovf), "bytes": int(heap.obj_size[ovf].sum())}))
-        if len(arrays):
-            out.append(Finding("old_arrays_garbage", {"count": len(arrays),
-                                                      "bytes": int(heap.obj_size[arrays].sum())}))
+        for code, objs in zip(("overflow_garbage", "old_arrays_garbage"), orphaned):
+            if len(objs):
+                named = len(heap.obj_map) and bool((heap.obj_map[objs] == m.hmap).all())
+                out.append(Finding(code, {"count": len(objs), "bytes": int(heap.obj_size[objs].sum()),
+                                          "by": "the dump" if named else "size"}))
     return out
 
 

@@ -153,15 +153,18 @@ def audit(heap: Heap, reachable: np.ndarray) -> list[MapAudit]:
 
 
 def orphans(heap: Heap, reachable: np.ndarray) -> Orphans:
-    """orphans attributes unreachable ``overflow`` and ``buckets`` objects to maps by size.
+    """orphans attributes unreachable ``overflow`` and ``buckets`` objects to maps.
 
-    An overflow bucket is one bucket, so its size (rounded up to a size class,
-    at most 12.5% waste in Go's table) lies in [bucketsize, 2*bucketsize); a
-    bucket array holds at least one bucket. Where exactly one map fits, the
-    object is attributed to it; otherwise it stays unattributed.
+    When the producer says which map an object belonged to (the ``map`` key of
+    its record, a gctrace extension), that is used. Otherwise by size: an overflow bucket is one bucket, so its size (rounded up
+    to a size class, at most 12.5% waste in Go's table) lies in
+    [bucketsize, 2*bucketsize); a bucket array holds at least one bucket. Where
+    exactly one map fits, the object is attributed to it; otherwise it stays
+    unattributed.
     """
     by_map = {m.hmap: [np.zeros(0, np.int64), np.zeros(0, np.int64)] for m in heap.maps}
     loose = []
+    hmaps = np.array([m.hmap for m in heap.maps], np.int64)
     for kind, slot in (("overflow", 0), ("buckets", 1)):
         code = heap.kind_code(kind)
         if code < 0:
@@ -174,6 +177,13 @@ def orphans(heap: Heap, reachable: np.ndarray) -> Orphans:
             ok = (size >= m.bucketsize) & ((size < 2 * m.bucketsize) if kind == "overflow" else True)
             fits += ok
             owner[ok] = k
+        if len(heap.obj_map) and len(hmaps):
+            # The producer named the owner: that beats any guess by size.
+            named = heap.obj_map[idx]
+            k = np.searchsorted(hmaps, named)
+            known = (named != 0) & (k < len(hmaps)) & (hmaps[np.minimum(k, len(hmaps) - 1)] == named)
+            owner[known] = k[known]
+            fits[known] = 1
         one = fits == 1
         for k, m in enumerate(heap.maps):
             by_map[m.hmap][slot] = idx[one & (owner == k)]

@@ -68,6 +68,7 @@ class MapHeader:
     hash0: int = 0
     keysize: int = 0
     elemsize: int = 0
+    name: str = ""  # optional, e.g. the global holding the map (a key producers may add)
 
     @property
     def growing(self) -> bool:
@@ -137,6 +138,9 @@ class Heap:
     events: Events
     obj_type: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     types: tuple[str, ...] = ()
+    # Optional owner map (its hmap address, 0 = not said) of bucket and overflow
+    # objects, from a record's "map" key; empty when no record has one.
+    obj_map: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_objects(self) -> int:

@@ -130,10 +130,10 @@ def describe_map_finding(f: Finding) -> str:
                 "a clear or a new map does")
     if f.code == "overflow_garbage":
         return (f"{_plural(x['count'], 'overflow bucket')} ({fmt_bytes(x['bytes'])}) {_are(x['count'])} unreachable garbage "
-                "until the next sweep (attributed to this map by size)")
+                f"until the next sweep (attributed to this map by {x['by']})")
     if f.code == "old_arrays_garbage":
         return (f"{_plural(x['count'], 'old bucket array')} ({fmt_bytes(x['bytes'])}) {_are(x['count'])} unreachable "
-                "garbage until the next sweep (attributed to this map by size)")
+                f"garbage until the next sweep (attributed to this map by {x['by']})")
     raise ValueError(f"unknown map finding {f.code}")
 
 
@@ -204,19 +204,26 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
     lines += ["", "Maps"]
     if not a.maps:
         lines.append("  (the dump has no maps)")
+    quiet = []
     for m in a.maps:
         h = m.header
+        name = f"{h.name} ({h.hmap:#x})" if h.name else f"{h.hmap:#x}"
+        findings = a.map_findings.get(h.hmap, [])
+        if not findings:
+            quiet.append(m)
+            continue
         state = ("growing, same-size" if h.same_size_grow else "growing") if h.growing else "not growing"
-        lines.append(f"  map {h.hmap:#x}: {'reachable' if m.reachable else 'UNREACHABLE'}, "
+        lines.append(f"  map {name}: {'reachable' if m.reachable else 'UNREACHABLE'}, "
                      f"B={h.B}, count {h.count}, {state}")
         occ = "" if m.occupied_buckets is None else f" ({m.occupied_buckets} of {m.primary_buckets} occupied)"
         lines.append(f"    buckets {fmt_bytes(m.buckets_bytes)}{occ}, oldbuckets {fmt_bytes(m.oldbuckets_bytes)}, "
                      f"overflow {m.overflow_count} ({fmt_bytes(m.overflow_bytes)}), longest chain {m.max_chain}, "
                      f"empty buckets {fmt_bytes(m.empty_bucket_bytes)}")
-        findings = a.map_findings.get(h.hmap, [])
-        if not findings:
-            lines.append("    - nothing to reclaim here: its memory is live and in use")
         lines += [f"    - {describe_map_finding(f)}" for f in findings]
+    if quiet:
+        names = ", ".join(f"{m.header.name or hex(m.header.hmap)} (B={m.header.B}, count {m.header.count})"
+                          for m in quiet)
+        lines.append(f"  {_plural(len(quiet), 'map')} with nothing to reclaim, live and in use: {names}")
     lines += ["", "Heap"]
     if not a.heap_findings and (barrier is None or not len(barrier.floating)):
         lines.append("  - every resident page is live or needed")

@@ -48,12 +48,20 @@ def _emit(text: str, out: str | None):
     """_emit writes the whole text to ``out`` atomically, or to stdout."""
     if out is None:
         click.echo(text, nl=False)
-        return
+    else:
+        _write_bytes(text.encode(), out)
+
+
+def _write_bytes(data: bytes, out: str):
+    """_write_bytes writes ``out`` whole or not at all (a temp file renamed into place)."""
     directory = os.path.dirname(os.path.abspath(out))
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gctrace-")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
         os.replace(tmp, out)
     except OSError as e:
         raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
@@ -226,18 +234,6 @@ def _html_page(a, report: dict) -> str:
         note = f"graph left out: {e}"
         click.echo(f"gctrace: warning: {note}", err=True)
     return html_report(a, report, svg, note, pagemap_svg(a.pages, f"Page map: {os.path.basename(a.heap.path)}"))
-
-
-def _write_bytes(data: bytes, out: str):
-    """_write_bytes writes binary output atomically (PNG, PDF)."""
-    directory = os.path.dirname(os.path.abspath(out))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gctrace-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
 
 
 @cli.command("render")
