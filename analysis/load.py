@@ -25,6 +25,7 @@ import os
 import zlib
 from array import array
 from itertools import chain, islice
+from operator import itemgetter
 
 import numpy as np
 import orjson
@@ -120,6 +121,50 @@ def _all_ints(values) -> bool:
     (True, False, True)
     """
     return set(map(type, values)) <= {int}
+
+
+def _uniform_columns(bodies):
+    """_uniform_columns returns {key: column} when every record has the first one's keys, else None.
+
+    The common case of a big dump: records of one shape. Then one C-level
+    itemgetter pass replaces a Python-level .get per key per record.
+
+    >>> _uniform_columns([{"addr": 1, "size": 2}, {"size": 4, "addr": 3}])
+    {'addr': (1, 3), 'size': (2, 4)}
+    >>> _uniform_columns([{"addr": 1, "size": 2}, {"addr": 3, "size": 4, "kind": "x"}]) is None
+    True
+    """
+    first = bodies[0]
+    if type(first) is not dict or "addr" not in first or "size" not in first:
+        return None
+    keys = tuple(first)
+    try:
+        rows = list(map(itemgetter(*keys), bodies))
+        if set(map(len, bodies)) != {len(keys)}:
+            return None
+    except (KeyError, TypeError):
+        return None
+    return dict(zip(keys, zip(*rows)))
+
+
+def _interner(table: dict, values) -> dict:
+    """_interner adds the new strings among ``values`` to ``table`` (string -> code) and returns it.
+
+    >>> _interner({"a": 0}, ["b", "a", "c", "b"])
+    {'a': 0, 'b': 1, 'c': 2}
+    """
+    for v in sorted(set(values) - table.keys()):
+        table[v] = len(table)
+    return table
+
+
+def _all_equal(values, value) -> bool:
+    """_all_equal reports whether every value is ``value`` (same type too: 0 is not False).
+
+    >>> _all_equal((0, 0), 0), _all_equal((0, False), 0), _all_equal((), 0)
+    (True, False, True)
+    """
+    return values.count(value) == len(values) and _all_of(values, type(value))
 
 
 def _all_of(values, typ) -> bool:
@@ -344,15 +389,25 @@ class _Builder:
         n = len(bodies)
         if n == 0:
             return True
-        try:
-            addr = [b["addr"] for b in bodies]
-            size = [b["size"] for b in bodies]
-            kinds = [b.get("kind", "other") for b in bodies]
-            ptrs = [b.get("ptrs", _NO_PTRS) for b in bodies]
-            has = [("slots" in b) for b in bodies]
-            extra = any([("type" in b or "site" in b or "map" in b) for b in bodies])
-        except (KeyError, TypeError, AttributeError):
-            return False
+        cols = _uniform_columns(bodies)
+        if cols is not None:
+            addr, size = cols["addr"], cols["size"]
+            kinds = cols.get("kind") or ("other",) * n
+            ptrs = cols.get("ptrs") or (_NO_PTRS,) * n
+            sl = cols.get("slots") or (None,) * n
+            types = cols.get("type") or ("",) * n
+            sites = cols.get("site") or (0,) * n
+            owners = cols.get("map") or (0,) * n
+        else:
+            try:
+                # One pass over the dicts (each is visited once, while it is in cache).
+                addr, size, kinds, ptrs, sl, types, sites, owners = zip(*[
+                    (b["addr"], b["size"], b.get("kind", "other"), b.get("ptrs", _NO_PTRS), b.get("slots"),
+                     b.get("type", ""), b.get("site", 0), b.get("map", 0)) for b in bodies])
+            except (KeyError, TypeError, AttributeError):
+                return False
+        has = [x is not None for x in sl]
+        extra = not (_all_equal(types, "") and _all_equal(sites, 0) and _all_equal(owners, 0))
         if not (_all_ints(addr) and _all_ints(size) and _all_of(kinds, str) and _all_of(ptrs, list)):
             return False
         try:
@@ -387,7 +442,7 @@ class _Builder:
         nslot = np.zeros(n, np.int64)
         slots = np.zeros(0, np.int8)
         if has.any():
-            sl = [b["slots"] for b in bodies if "slots" in b]
+            sl = [x for x in sl if x is not None]
             if not _all_of(sl, list):
                 return False
             nslot[has] = np.fromiter(map(len, sl), np.int64, len(sl))
@@ -402,19 +457,14 @@ class _Builder:
         tcode = np.zeros(n, np.int32)
         owner = np.zeros(n, np.int64)
         if extra:
-            types = [b.get("type", "") for b in bodies]
-            sites = [b.get("site", 0) for b in bodies]
-            owners = [b.get("map", 0) for b in bodies]
             if not (_all_of(types, str) and _all_ints(sites) and _all_ints(owners)):
                 return False
             if min(sites) < 0 or max(sites) >= INT_LIMIT or min(owners) < 0 or max(owners) >= INT_LIMIT:
                 return False
             owner = np.array(owners, np.int64)
             self.owner_seen = self.owner_seen or bool(owner.any())
-            tc = self.types
-            tcode = np.array([tc.setdefault(t, len(tc)) for t in types], np.int32)
-        kc = self.kinds
-        kcode = np.array([kc.setdefault(k, len(kc)) for k in kinds], np.int16)
+            tcode = np.fromiter(map(_interner(self.types, types).__getitem__, types), np.int32, n)
+        kcode = np.fromiter(map(_interner(self.kinds, kinds).__getitem__, kinds), np.int16, n)
         self._flush_objects()
         self.obj_chunks.append((a, sz, kcode, tcode, counts, off, tgt, nslot, slots, has, owner))
         return True
