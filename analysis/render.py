@@ -20,6 +20,8 @@ anything. So the subgraph is chosen with numpy first:
 3. The budget left over is spread evenly (water-filling): each group shows
    up to c of its objects one by one, lowest address (or, with ``focus``,
    nearest) first, and one node for the rest ("N more value, 47 MiB").
+   Without a focus c is at most PER_GROUP: a few examples read better than
+   hundreds of identical boxes.
 4. Pointer edges are mapped onto the chosen nodes and counted.
 
 ``max_nodes`` bounds every node drawn (roots and placeholders included);
@@ -50,6 +52,7 @@ from .report import fmt_bytes
 
 DEFAULT_MAX_NODES = 300
 DEFAULT_DEPTH = 2
+PER_GROUP = 4  # objects of one group drawn one by one (without --focus); the rest become one node
 REACHABLE_FILL = "#a5d6a7"
 UNREACHABLE_FILL = "#ef9a9a"
 ROOT_FILL = "#bbdefb"
@@ -282,7 +285,9 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
                 lo = mid
             else:
                 hi = mid - 1
-        cap = lo
+        # A person reads a few examples of a group, not hundreds: unless a focus
+        # narrows the picture, at most PER_GROUP objects of a group are drawn one by one.
+        cap = lo if opts.focus is not None else min(lo, PER_GROUP)
         for g in range(G):
             objs = members[starts[g]:ends[g]]
             m = len(objs)
