@@ -20,11 +20,13 @@ $(STAMP): pyproject.toml
 native:  ## build the tracer's C library (tracer/libgcmap.so)
 	$(MAKE) -s -C tracer
 
-demo: $(STAMP) native  ## set up, record an emptied map, analyze it and draw it
+demo: $(STAMP) native  ## set up, record an emptied map, analyze it, write an HTML report and a graph
 	@mkdir -p $(OUT)
 	$(GCTRACE) record fill-delete --n 100000 --madvise free --seed 1 -o $(OUT)/fill-delete.jsonl
 	$(GCTRACE) analyze $(OUT)/fill-delete.jsonl
-	$(GCTRACE) analyze fixtures/map_after_mapclear.json
+	$(GCTRACE) analyze $(OUT)/fill-delete.jsonl --html $(OUT)/report.html -o $(OUT)/report.txt
+	$(GCTRACE) render $(OUT)/fill-delete.jsonl -o $(OUT)/graph.svg
+	@echo "demo: wrote $(OUT)/report.html (open it in a browser) and $(OUT)/graph.svg"
 
 test: $(STAMP) native  ## run the test suite (pytest; slow fuzzing excluded)
 	$(PY) -m pytest -q -m "not slow"
