@@ -101,3 +101,41 @@ def mark(heap: Heap) -> Marking:
         external_roots=int(((root_dest < 0) & (targets != 0)).sum()),
         nil_roots=nil,
     )
+
+
+def retained_by(heap: Heap, marking: Marking, objs) -> list[int]:
+    """retained_by returns, for each object index, the bytes that removing it would make unreachable.
+
+    That is the definition of a retained size (remove the object, re-mark,
+    sum what is lost), computed without a full re-mark: let X be everything
+    reachable from the object. A member of X survives the removal exactly when
+    a path from a root reaches it without the object, and such a path enters X
+    through a root or an edge from a reachable object outside X (an object
+    outside X cannot owe its life to the removed one). So the survivors are a
+    BFS inside X from those entry points. An unreachable object retains 0.
+
+    >>> from gctrace.analysis.model import tiny_heap
+    >>> h = tiny_heap([(0x1000, 8), (0x2000, 16), (0x3000, 32), (0x4000, 64)],
+    ...               ptrs=[(0, 0, 0x2000), (0, 4, 0x4000), (1, 0, 0x3000), (3, 0, 0x3000)], roots=[0x1000])
+    >>> retained_by(h, mark(h), [0, 1, 2, 3])
+    [120, 16, 32, 64]
+    """
+    reachable = marking.reachable
+    n = heap.n_objects
+    ok = marking.ptr_dest >= 0
+    src, dst = heap.ptr_src[ok], marking.ptr_dest[ok]
+    roots = marking.root_dest[marking.root_dest >= 0]
+    out = []
+    for i in objs:
+        i = int(i)
+        if not reachable[i]:
+            out.append(0)
+            continue
+        inside = reach(n, src, dst, np.array([i]))
+        entry_edges = inside[dst] & ~inside[src] & reachable[src]
+        entries = np.concatenate([dst[entry_edges], roots[inside[roots]]])
+        entries = entries[entries != i]
+        within = inside[src] & inside[dst] & (src != i) & (dst != i)
+        survivors = reach(n, src[within], dst[within], entries)
+        out.append(int(heap.obj_size[inside & ~survivors].sum()))
+    return out

@@ -69,17 +69,18 @@ def json_report(a: Analysis, barrier: Replay | None = None) -> dict:
 def map_retained_bytes(a: Analysis) -> dict:
     """map_retained_bytes returns, per hmap address, the bytes that dropping the map would free.
 
-    That is the hmap's retained size in the dominator tree (dominators.py):
-    its buckets, oldbuckets, overflow buckets and whatever only the map keeps
-    alive. An unreachable map frees nothing more when dropped: 0.
+    That is the hmap's retained size: its buckets, oldbuckets, overflow
+    buckets and whatever only the map keeps alive (mark.retained_by, one
+    bounded re-mark per map rather than a dominator tree of the whole heap).
+    An unreachable map frees nothing more when dropped: 0.
     """
     if not a.maps:
         return {}
-    from .dominators import heap_dominators
+    from .mark import retained_by
 
-    d = heap_dominators(a.heap, a.marking)
     idx = a.heap.find([m.header.hmap for m in a.maps])
-    return {m.header.hmap: int(d.retained[i]) if i >= 0 and m.reachable else 0 for m, i in zip(a.maps, idx)}
+    sizes = retained_by(a.heap, a.marking, idx)
+    return {m.header.hmap: size for m, size in zip(a.maps, sizes)}
 
 
 def fmt_bytes(n: int | None) -> str:
