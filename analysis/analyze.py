@@ -44,10 +44,21 @@ class Analysis:
         return self.marking.reachable
 
 
-def analyze(heap: Heap) -> Analysis:
-    """analyze marks the heap, classifies its pages, audits its maps and finds the causes."""
+STEPS = ("mark", "pages", "maps")
+
+
+def analyze(heap: Heap, on_step=None) -> Analysis:
+    """analyze marks the heap, classifies its pages, audits its maps and finds the causes.
+
+    ``on_step(name)``, when given, is called as each of STEPS begins (the CLI
+    draws progress with it; this module does no I/O).
+    """
+    step = on_step or (lambda name: None)
+    step("mark")
     marking = mark(heap)
+    step("pages")
     pages = classify(heap, marking.reachable)
+    step("maps")
     audits = audit(heap, marking.reachable)
     orph = orphans(heap, marking.reachable)
     map_findings = {a.header.hmap: map_causes(heap, a, orph.by_map.get(a.header.hmap)) for a in audits}

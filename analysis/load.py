@@ -777,8 +777,9 @@ class _Builder:
         self._check_overlaps(addr, size)
         ptr_start, ptr_idx = _reorder_csr(nptr, order)
         slot_start, slot_idx = _reorder_csr(nslot, order)
-        kinds = tuple(sorted(self.kinds, key=self.kinds.get))
-        types = tuple(sorted(self.types, key=self.types.get))
+        # Canonical codes: string tables sorted, whatever order records came in.
+        kinds, kind = _canonical(self.kinds, kind)
+        types, typ = _canonical(self.types, typ)
         heap = Heap(
             path=self.path, page_size=self.page_size, ptr_size=self.ptr_size, meta=self.meta,
             obj_addr=addr, obj_size=size,
@@ -874,6 +875,20 @@ class _Builder:
         return Events(seq=seq, op=op[order], a=a[order], b=b[order], old=old[order], new=new[order],
                       text=text[order], same_size=same[order],
                       strings=tuple(sorted(self.ev_strings, key=self.ev_strings.get)))
+
+
+def _canonical(table: dict, codes: np.ndarray):
+    """_canonical returns (sorted strings, codes renumbered into them) for a string -> code table.
+
+    >>> names, codes = _canonical({"b": 0, "a": 1}, np.array([0, 1, 0]))
+    >>> names, codes.tolist()
+    (('a', 'b'), [1, 0, 1])
+    """
+    names = tuple(sorted(table))
+    remap = np.zeros(max(len(table), 1), codes.dtype)
+    for new, name in enumerate(names):
+        remap[table[name]] = new
+    return names, remap[codes] if len(codes) else codes
 
 
 def _reorder_csr(counts, order):

@@ -68,10 +68,22 @@ def _write_bytes(data: bytes, out: str):
 
 
 def _analyze(path: str, quiet: bool):
-    from gctrace.analysis.analyze import analyze
+    from gctrace.analysis.analyze import STEPS, analyze
     from gctrace.analysis.load import load_dump
+    from gctrace.progress import bar
 
-    return analyze(load_dump(path, progress=_progress(quiet)))
+    show = _progress(quiet)
+    heap = load_dump(path, progress=show)
+    with bar(len(STEPS), "analyze", show and heap.n_objects >= 1_000_000, unit="step") as pb:
+        def on_step(name):
+            if hasattr(pb, "set_description"):
+                pb.set_description(name)
+            if name != STEPS[0]:
+                pb.update(1)
+
+        a = analyze(heap, on_step)
+        pb.update(1)
+    return a
 
 
 def _json(obj) -> str:
