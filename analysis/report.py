@@ -143,7 +143,7 @@ def describe_heap_finding(f: Finding) -> str:
     x = f.facts
     if f.code == "lazyfree":
         how = {"free": "MADV_FREE", "dontneed": "MADV_DONTNEED"}.get(x["madvise"], "madvise")
-        fix = ("GODEBUG=madvdontneed=1 returns them eagerly" if x["madvise"] != "dontneed"
+        fix = ("GODEBUG=madvdontneed=1 (Go's default since 1.16) returns them eagerly" if x["madvise"] != "dontneed"
                else "the kernel reclaims them under memory pressure")
         return (f"{_plural(x['pages'], 'released page')} ({fmt_bytes(x['bytes'])}) {_are(x['pages'])} still resident under "
                 f"{how}: RSS counts them until the kernel reclaims them; {fix}")

@@ -174,19 +174,21 @@ def diff_cmd(old, new, as_json, show_all, fail_on, quiet):
               help="Dump file (.json, .jsonl, optionally .gz).")
 @click.option("--n", "n", default=10000, show_default=True, help="Number of keys.")
 @click.option("--madvise", type=click.Choice(["free", "dontneed"]), default=None,
-              help="How the scavenger returns pages (default: GODEBUG=madvdontneed=1 -> dontneed, else free).")
+              help="How the scavenger returns pages (default as Go 1.19: dontneed; free under GODEBUG=madvdontneed=0).")
 @click.option("--gc", "gc", type=click.Choice(["stw", "concurrent"]), default="stw", show_default=True)
 @click.option("--barrier", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="The write barrier during a concurrent mark (off: for experiments).")
 @click.option("--seed", default=1, show_default=True, help="Hash seed: same seed, same dump.")
 @click.option("--at", "at", default=None, help="Dump at this named phase of the scenario.")
+@click.option("--shape", type=click.Choice(["int64->*value", "int64->int64"]), default="int64->*value",
+              show_default=True, help="The map: values behind pointers, or pointer-free buckets.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, quiet):
-    """Run SCENARIO on the native Go-style map and write its dump."""
+def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, quiet):
+    """Run SCENARIO (fill, fill-delete, clear, midgrow, churn) on the native Go-1.19 map and write its dump."""
     from gctrace.tracer.scenarios import record_scenario
 
     summary = record_scenario(scenario, output, n=n, madvise=madvise, gc=gc, seed=seed, at=at,
-                              barrier=barrier == "on", progress=_progress(quiet))
+                              barrier=barrier == "on", progress=_progress(quiet), shape=shape)
     for k, v in summary.items():
         click.echo(f"{k}: {v}", err=True)
 
