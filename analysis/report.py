@@ -126,15 +126,15 @@ def describe_map_finding(f: Finding) -> str:
                 f"({x['evacuated']} of {x['old_buckets']} evacuated, {kind}); each write to the map "
                 "evacuates up to two more buckets, and the first GC after that frees them")
     if f.code == "overflow_kept":
-        return (f"{_plural(x['count'], 'overflow bucket')} ({fmt_bytes(x['bytes'])}) {'stays' if x['count'] == 1 else 'stay'} on the chains for "
-                f"{x['entries']} {'entry' if x['entries'] == 1 else 'entries'}: deleting keys never frees overflow buckets; only a same-size grow, "
+        stay = "stays" if x["count"] == 1 else "stay"
+        entries = f"{x['entries']} entry" if x["entries"] == 1 else f"{x['entries']} entries"
+        return (f"{_plural(x['count'], 'overflow bucket')} ({fmt_bytes(x['bytes'])}) {stay} on the chains for "
+                f"{entries}: deleting keys never frees overflow buckets; only a same-size grow, "
                 "a clear or a new map does")
-    if f.code == "overflow_garbage":
-        return (f"{_plural(x['count'], 'overflow bucket')} ({fmt_bytes(x['bytes'])}) {_are(x['count'])} unreachable garbage "
+    if f.code in ("overflow_garbage", "old_arrays_garbage"):
+        what = "overflow bucket" if f.code == "overflow_garbage" else "old bucket array"
+        return (f"{_plural(x['count'], what)} ({fmt_bytes(x['bytes'])}) {_are(x['count'])} unreachable garbage "
                 f"until the next sweep (attributed to this map by {x['by']})")
-    if f.code == "old_arrays_garbage":
-        return (f"{_plural(x['count'], 'old bucket array')} ({fmt_bytes(x['bytes'])}) {_are(x['count'])} unreachable "
-                f"garbage until the next sweep (attributed to this map by {x['by']})")
     raise ValueError(f"unknown map finding {f.code}")
 
 

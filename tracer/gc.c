@@ -221,13 +221,8 @@ void gm_set_mark_rate(int n)
 size_t gm_marked(uintptr_t *out, size_t cap)
 {
 	size_t n = 0;
-	for (uintptr_t i = 0; i < gm.hwm;) {
-		mspan *s = gm.spans[i];
-		if (s == NULL) {
-			i++;
-			continue;
-		}
-		i += s->npages;
+	mspan *s;
+	for (uintptr_t i = 0; (s = nextSpan(&i)) != NULL;) {
 		for (uint32_t j = 0; j < s->nelems; j++) {
 			if (s->allocBits[j] && s->gcmarkBits[j]) {
 				if (n < cap)

@@ -170,13 +170,8 @@ void gm_fini(void)
 {
 	if (!gm.inited)
 		return;
-	for (uintptr_t i = 0; i < gm.hwm;) {
-		mspan *s = gm.spans[i];
-		if (s == NULL) {
-			i++;
-			continue;
-		}
-		i += s->npages;
+	mspan *s;
+	for (uintptr_t i = 0; (s = nextSpan(&i)) != NULL;) {
 		freeSpanStruct(s);
 	}
 	munmap((void *)gm.arena, gm.arena_bytes);
@@ -371,13 +366,8 @@ uintptr_t objectBase(uintptr_t p)
  * marks and frees the pages of spans left empty (Go's mspan.sweep). */
 void sweepSpans(void)
 {
-	for (uintptr_t i = 0; i < gm.hwm;) {
-		mspan *s = gm.spans[i];
-		if (s == NULL) {
-			i++;
-			continue;
-		}
-		i += s->npages;
+	mspan *s;
+	for (uintptr_t i = 0; (s = nextSpan(&i)) != NULL;) {
 		for (uint32_t j = 0; j < s->nelems; j++) {
 			if (s->allocBits[j] && !s->gcmarkBits[j]) {
 				if (recording())

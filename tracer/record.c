@@ -302,13 +302,8 @@ static void writeObject(writer *w, mspan *s, uint32_t j)
 /* forEachObject calls fn on every allocated object in address order. */
 static void forEachObject(writer *w, void (*fn)(writer *, mspan *, uint32_t))
 {
-	for (uintptr_t i = 0; i < gm.hwm;) {
-		mspan *s = gm.spans[i];
-		if (s == NULL) {
-			i++;
-			continue;
-		}
-		i += s->npages;
+	mspan *s;
+	for (uintptr_t i = 0; (s = nextSpan(&i)) != NULL;) {
 		for (uint32_t j = 0; j < s->nelems; j++)
 			if (s->allocBits[j])
 				fn(w, s, j);

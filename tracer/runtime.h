@@ -146,6 +146,23 @@ static inline bool recording(void) { return gm.cfg.record; }
 /* map.c */
 int hmapShape(int type);
 
+/* nextSpan returns the first span at or after page index *i, and moves *i
+ * past it; NULL when no span is left. Walk the heap with
+ * for (uintptr_t i = 0; (s = nextSpan(&i)) != NULL;). */
+static inline mspan *nextSpan(uintptr_t *i)
+{
+	while (*i < gm.hwm) {
+		mspan *s = gm.spans[*i];
+		if (s == NULL) {
+			(*i)++;
+			continue;
+		}
+		*i += s->npages;
+		return s;
+	}
+	return NULL;
+}
+
 /* residency.c */
 int residentVector(uintptr_t addr, uintptr_t len, unsigned char *vec);
 uint64_t processRSS(void);
