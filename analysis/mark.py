@@ -125,17 +125,33 @@ def retained_by(heap: Heap, marking: Marking, objs) -> list[int]:
     ok = marking.ptr_dest >= 0
     src, dst = heap.ptr_src[ok], marking.ptr_dest[ok]
     roots = marking.root_dest[marking.root_dest >= 0]
+    graph = _csr(n, src, dst)
     out = []
     for i in objs:
         i = int(i)
         if not reachable[i]:
             out.append(0)
             continue
-        inside = reach(n, src, dst, np.array([i]))
+        # Sorted, so renumbering keeps the edges sorted by source (reach needs that).
+        members = np.sort(breadth_first_order(graph, i, directed=True, return_predecessors=False))
+        inside = np.zeros(n, dtype=bool)
+        inside[members] = True
         entry_edges = inside[dst] & ~inside[src] & reachable[src]
         entries = np.concatenate([dst[entry_edges], roots[inside[roots]]])
         entries = entries[entries != i]
-        within = inside[src] & inside[dst] & (src != i) & (dst != i)
-        survivors = reach(n, src[within], dst[within], entries)
-        out.append(int(heap.obj_size[inside & ~survivors].sum()))
+        # The survivors' BFS runs on X alone, renumbered 0..|X|-1: small, whatever the heap.
+        local = np.full(n, -1, dtype=np.int64)
+        local[members] = np.arange(len(members))
+        within = np.flatnonzero(inside[src] & inside[dst] & (src != i) & (dst != i))
+        survivors = reach(len(members), local[src[within]], local[dst[within]], local[entries])
+        out.append(int(heap.obj_size[members[~survivors]].sum()))
     return out
+
+
+def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> csr_matrix:
+    """_csr builds the n-node adjacency matrix of sorted edges src -> dst, for repeated BFS."""
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    # float64 data and int32 indices are what csgraph works on: no copy per BFS.
+    return csr_matrix((np.ones(len(dst)), dst.astype(np.int32 if n < 2**31 - 1 else np.int64), indptr),
+                      shape=(n, n))
