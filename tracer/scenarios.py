@@ -31,13 +31,13 @@ allocated 64-byte value, so deletes free memory the scavenger can return);
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from gctrace.errors import UsageError
+from gctrace.progress import bar
 from gctrace.tracer.binding import Runtime
 
 COMMON_TAIL = ("mark_done", "swept", "end")
@@ -76,20 +76,14 @@ class _Run:
             raise _Stop
 
     def bar_open(self, total, desc):
-        if self.progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="op", file=sys.stderr, leave=False)
+        self.bar = bar(total, desc, self.progress, unit="op")
 
     def bar_update(self, k):
         self.ops += k
-        if self.bar is not None:
-            self.bar.update(k)
+        self.bar.update(k)
 
     def bar_close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.bar.close()
 
     def assign(self, keys, desc="insert"):
         """assign inserts keys in native batches, with a progress bar on a terminal."""
