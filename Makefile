@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-native:  ## build the tracer's C library (tracer/libgcmap.so)
+native: analysis/libfastparse.so  ## build the tracer's C library (tracer/libgcmap.so) and the loader's C parser
 	$(MAKE) -s -C tracer
+
+# The loader's optional C parser (analysis/fastparse.py loads it; without it the loader reads in Python).
+analysis/libfastparse.so: analysis/_fastparse.c
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC -shared -o $@ $<
 
 demo: $(STAMP) native  ## set up, record an emptied map, analyze it, write an HTML report and a graph
 	@mkdir -p $(OUT)
@@ -47,4 +51,5 @@ sanitize:  ## the tracer's C unit tests under ASan and UBSan
 
 clean:  ## remove the venv, builds and outputs
 	$(MAKE) -s -C tracer clean
+	rm -f analysis/libfastparse.so
 	rm -rf $(VENV) $(OUT) build *.egg-info

@@ -1,11 +1,13 @@
-"""setup.py adds the tracer's native core to the package as an optional extension.
+"""setup.py adds the tracer's native core and the loader's C parser to the package as optional extensions.
 
 Everything else (metadata, dependencies, the package-dir mapping) is in
 pyproject.toml. The extension is optional: where no C compiler exists the
 build prints a warning and installs the rest, so ``gctrace analyze`` works
 there; ``gctrace record`` then says the native tracer is missing
 (gctrace.errors.MissingToolError). The library is plain C loaded with ctypes
-(see tracer/binding.py), not a CPython module: it defines no PyInit.
+(see tracer/binding.py), not a CPython module: it defines no PyInit. The same holds for the loader's
+record parser (analysis/_fastparse.c, loaded by analysis/fastparse.py): without
+it the loader reads every record in Python, only slower.
 """
 
 from setuptools import Extension, setup
@@ -20,6 +22,12 @@ setup(
             depends=["tracer/gcmap.h", "tracer/runtime.h"],
             extra_compile_args=["-std=c11", "-O2"],
             optional=True,
-        )
+        ),
+        Extension(
+            "gctrace.analysis._fastparse",
+            sources=["analysis/_fastparse.c"],
+            extra_compile_args=["-std=c11", "-O2"],
+            optional=True,
+        ),
     ],
 )

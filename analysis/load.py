@@ -2,8 +2,15 @@
 
 The format is docs/dump-format.md. Both forms are read: one JSON document, or
 JSON Lines (a header line, then one record a line), either optionally gzipped
-(recognised by the gzip magic, not the file name). JSON Lines is streamed line
-by line; the document form is parsed with one orjson call.
+(recognised by the gzip magic, not the file name). JSON Lines is streamed in
+batches; the document form is parsed with one orjson call.
+
+When the optional C parser is built (``fastparse``), it reads the object and
+event records, the bulk of a big dump, straight into arrays: JSON Lines in
+chunks of bytes, and in the document form the ``objects`` and ``events``
+arrays of the whole file's bytes, while orjson reads the small sections. It
+accepts only what the checks below accept and leaves every other record to
+them, so both paths build the same Heap and raise the same errors.
 
 Every rule the spec states is checked, and a violation raises DumpError
 naming the file and the record, with addresses in hex:
@@ -33,6 +40,7 @@ import orjson
 from gctrace.errors import DumpError
 from gctrace.progress import bar
 
+from . import fastparse
 from .model import EVENT_OPS, PAGE_STATES, ROOT_KINDS, Events, Heap, MapHeader, PageRuns, Roots
 
 FORMAT = "gctrace.dump"
@@ -56,6 +64,8 @@ _NO_PTRS: list = []  # shared default for objects without ptrs; never mutated
 # Records parsed and validated together on the fast path. Small enough that a
 # batch's dicts stay in cache (65536 made orjson 2.4x slower than 2048 here).
 BATCH = 2048
+# Bytes of JSON Lines handed to the C parser at a time.
+CHUNK = 8 << 20
 _OP_CODE = {op: i for i, op in enumerate(EVENT_OPS)}
 # Column, key and check of each op's keys, for the vectorised event path (see add_event for the rules).
 _EVENT_COLUMNS = {
@@ -87,7 +97,7 @@ def load_dump(path, progress: bool = False) -> Heap:
     gc.disable()
     try:
         with stream:
-            _read(stream, builder, path, progress)
+            builder = _read(stream, builder, path, progress)
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DumpError(path, f"truncated or corrupt gzip stream ({e})") from None
     except OSError as e:
@@ -101,6 +111,7 @@ def load_dump(path, progress: bool = False) -> Heap:
 
 
 def _read(stream, builder, path, progress):
+    """_read fills a builder from the stream and returns it (the one given, or a fresh one)."""
     first = stream.readline()
     while first and not first.strip():
         first = stream.readline()
@@ -110,8 +121,8 @@ def _read(stream, builder, path, progress):
     jsonl_name = path.endswith((".jsonl", ".jsonl.gz"))
     if jsonl_name or (isinstance(header, dict) and "objects" not in header and "format" in header):
         _read_lines(stream, first, builder, path, progress)
-    else:
-        _read_document(first + stream.read(), builder, path)
+        return builder
+    return _read_document(first + stream.read(), builder, path)
 
 
 def _all_ints(values) -> bool:
@@ -187,6 +198,20 @@ def _parse_error(path, where, e):
 
 
 def _read_document(data, builder, path):
+    """_read_document fills a builder from a whole document and returns it.
+
+    The C parser goes first when built; on anything it cannot take (or any
+    error) the document is read again by orjson and the checks, which then
+    name the first problem exactly as without the C parser.
+    """
+    if fastparse.available():
+        fast = _Builder(path)
+        try:
+            if _read_document_fast(data, fast, path):
+                return fast
+        except (DumpError, fastparse.Unsupported):
+            pass
+        del fast
     if not data.strip():
         raise DumpError(path, "empty file: expected a gctrace dump")
     try:
@@ -195,6 +220,39 @@ def _read_document(data, builder, path):
         raise _parse_error(path, "", e) from None
     if not isinstance(doc, dict):
         raise DumpError(path, f"top level must be a JSON object, got {_type(doc)}")
+    _add_document(builder, doc, path)
+    return builder
+
+
+def _read_document_fast(data, builder, path) -> bool:
+    """_read_document_fast reads a document with the C parser; False: read it the slow way.
+
+    The top level is only delimited in C; orjson reads the small sections and
+    the C parser the objects and events arrays, element by element, leaving
+    the elements it does not take to orjson and the checks.
+    """
+    ranges = fastparse.scan_document(data)
+    if ranges is None or len({k for k, _, _ in ranges}) != len(ranges):
+        return False
+    doc, arrays = {}, {}
+    try:
+        for key, start, end in ranges:
+            if key in ("objects", "events") and data[start:start + 1] == b"[":
+                doc[key] = arrays[key] = (start, end)
+            else:
+                doc[key] = orjson.loads(data[start:end])
+    except orjson.JSONDecodeError:
+        return False
+    _add_document(builder, doc, path, data, arrays)
+    return True
+
+
+def _add_document(builder, doc, path, data=None, arrays=()):
+    """_add_document checks a document's top level and adds its sections in order.
+
+    ``arrays`` maps a section to the (start, end) of its array in ``data``,
+    for the C parser; other sections are parsed values in ``doc``.
+    """
     builder.header(doc, "top level")
     for key in REQUIRED_TOP:
         if key not in doc:
@@ -202,10 +260,25 @@ def _read_document(data, builder, path):
     for section in ("objects", "roots", "pages", "maps", "events"):
         if section not in doc:
             continue
+        add = builder.adders[section]
+        if section in arrays:
+            start, end = arrays[section]
+            parser = fastparse.Parser(builder.ptr_size)
+            for item in parser.array(data, start, end, section):
+                if type(item) is fastparse.Record:
+                    try:
+                        rec = orjson.loads(data[item.start:item.end])
+                    except orjson.JSONDecodeError:
+                        raise fastparse.Unsupported("an element orjson refuses") from None
+                    add(rec, f"{section}[{item.index}]")
+                else:
+                    builder.add_chunk(item)
+            if parser.pos != end:
+                raise fastparse.Unsupported("the array does not end where it was delimited")
+            continue
         items = doc[section]
         if not isinstance(items, list):
             raise DumpError(path, f"'{section}' must be a list, got {_type(items)}")
-        add = builder.adders[section]
         for start in range(0, len(items), BATCH):
             part = items[start:start + BATCH]
             if section == "objects" and builder.add_object_batch(part):
@@ -234,6 +307,9 @@ def _read_lines(stream, first, builder, path, progress):
         if key not in ("format", "version", "meta"):
             raise DumpError(path, f"line 1: header key '{key}' does not belong in a JSON Lines header")
     total = _size(stream)
+    if fastparse.available():
+        _read_lines_fast(stream, builder, path, total, progress)
+        return
     with bar(total, "load", progress, unit="B") as pb:
         done, lineno = 0, 2
         while True:
@@ -244,6 +320,34 @@ def _read_lines(stream, first, builder, path, progress):
                 for k, line in enumerate(lines):
                     _add_line(builder, path, line, lineno + k)
             lineno += len(lines)
+            pos = _position(stream)
+            pb.update(pos - done)
+            done = pos
+
+
+def _read_lines_fast(stream, builder, path, total, progress):
+    """_read_lines_fast reads the records after the header with the C parser, CHUNK bytes at a time.
+
+    Lines it does not take (roots, pages, maps, anything unusual) are read
+    one by one by _add_line, in file order, named by their line number.
+    """
+    parser = fastparse.Parser(builder.ptr_size)
+    rest, lineno, done = b"", 2, 0
+    with bar(total, "load", progress, unit="B") as pb:
+        while True:
+            chunk = stream.read(CHUNK)
+            buf = rest + chunk if rest else chunk
+            end = buf.rfind(b"\n") + 1 if chunk else len(buf)
+            if end:
+                for item in parser.lines(buf, end):
+                    if type(item) is fastparse.Record:
+                        _add_line(builder, path, buf[item.start:item.end], lineno + item.index)
+                    else:
+                        builder.add_chunk(item)
+                lineno += parser.index
+            rest = buf[end:]
+            if not chunk:
+                break
             pos = _position(stream)
             pb.update(pos - done)
             done = pos
@@ -468,6 +572,20 @@ class _Builder:
         self._flush_objects()
         self.obj_chunks.append((a, sz, kcode, tcode, counts, off, tgt, nslot, slots, has, owner))
         return True
+
+    def add_chunk(self, chunk):
+        """add_chunk adds a run of objects or events parsed by the C parser (already checked there)."""
+        if type(chunk) is fastparse.ObjectChunk:
+            kind = _recode(chunk.kind, chunk.strings, self.kinds, "other", np.int16)
+            typ = _recode(chunk.type, chunk.strings, self.types, "", np.int32)
+            self.owner_seen = self.owner_seen or bool(chunk.owner.any())
+            self._flush_objects()
+            self.obj_chunks.append((chunk.addr, chunk.size, kind, typ, chunk.nptr, chunk.ptr_off,
+                                    chunk.ptr_target, chunk.nslot, chunk.slots, chunk.has_slots, chunk.owner))
+        else:
+            text = _recode(chunk.text, chunk.strings, self.ev_strings, None, np.int32)
+            self._flush_events()
+            self.ev_chunks.append((chunk.seq, chunk.op, chunk.a, chunk.b, chunk.old, chunk.new, text, chunk.same))
 
     def _new_event_buffers(self):
         self.ev = {k: array("q") for k in ("seq", "a", "b", "old", "new")}
@@ -875,6 +993,24 @@ class _Builder:
         return Events(seq=seq, op=op[order], a=a[order], b=b[order], old=old[order], new=new[order],
                       text=text[order], same_size=same[order],
                       strings=tuple(sorted(self.ev_strings, key=self.ev_strings.get)))
+
+
+def _recode(codes, strings, table: dict, absent, dtype):
+    """_recode turns a C chunk's string codes (-1: absent) into codes of ``table``, interning the strings used.
+
+    An absent string becomes ``absent`` (None: stays -1).
+
+    >>> table = {"other": 0}
+    >>> _recode(np.array([1, -1, 1]), ["x", "y"], table, "other", np.int16).tolist(), table
+    ([1, 0, 1], {'other': 0, 'y': 1})
+    """
+    used = np.flatnonzero(np.bincount(codes.astype(np.int64) + 1, minlength=len(strings) + 1))
+    lut = np.full(len(strings) + 1, -1, dtype)
+    for j in used.tolist():
+        name = strings[j - 1] if j else absent
+        if name is not None:
+            lut[j] = table.setdefault(name, len(table))
+    return lut[codes.astype(np.int64) + 1]
 
 
 def _canonical(table: dict, codes: np.ndarray):

@@ -1,0 +1,213 @@
+"""fastparse runs the optional C parser of object and event records (``_fastparse.c``).
+
+The loader (``load``) uses it when it is there and reads everything itself
+when it is not: it is an accelerator, never a requirement, so ``gctrace
+analyze`` still works where no compiler ever ran. The C side fills numpy
+column buffers directly; this module owns the buffers, calls the C functions
+through ctypes (no CPython module, like the tracer's library), and hands the
+loader whole chunks of records, or the one record the C parser left to
+Python, in file order.
+
+The library is looked up next to this file: ``libfastparse.so`` (``make
+native``) or ``_fastparse*.so`` (``pip install``, an optional setuptools
+extension); the newest wins. ``GCTRACE_FASTPARSE=0`` turns it off (tests
+compare both paths); ``GCTRACE_FASTPARSE_LIB`` names another build.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DONE, FULL, UNSUPPORTED, BAD = range(4)
+LAYOUT_VERSION = 1
+_MAX_TOP_KEYS = 64
+
+ObjectChunk = namedtuple("ObjectChunk", "addr size kind type nptr ptr_off ptr_target nslot slots has_slots owner strings")
+ObjectChunk.__doc__ = """ObjectChunk is a run of parsed objects; kind and type are codes into strings, -1 = absent."""
+EventChunk = namedtuple("EventChunk", "seq op a b old new text same strings")
+EventChunk.__doc__ = """EventChunk is a run of parsed events; text is a code into strings, -1 = none."""
+Record = namedtuple("Record", "start end index")
+Record.__doc__ = """Record is one record left to Python: buf[start:end], the index-th line or element."""
+
+
+class Unsupported(Exception):
+    """Unsupported says the C parser cannot read this input at all; the caller reads it the slow way."""
+
+
+_I64P, _I32P, _I16P, _I8P = (ctypes.POINTER(t) for t in (ctypes.c_int64, ctypes.c_int32, ctypes.c_int16,
+                                                          ctypes.c_int8))
+
+
+class _Out(ctypes.Structure):
+    # Mirrors struct fp_out in _fastparse.c, field for field.
+    _fields_ = [(n, ctypes.c_int64) for n in ("pos", "end", "index", "rec_start", "rec_end")] + [
+        ("ptr_size", ctypes.c_int32), ("section", ctypes.c_int32)] + [
+        (n, ctypes.c_int64) for n in ("obj_cap", "ptr_cap", "slot_cap", "n_obj", "n_ptr", "n_slot")] + [
+        ("addr", _I64P), ("size", _I64P), ("kind", _I16P), ("type", _I32P), ("nptr", _I64P),
+        ("ptr_off", _I64P), ("ptr_target", _I64P), ("nslot", _I64P), ("slots", _I8P), ("has_slots", _I8P),
+        ("owner", _I64P),
+        ("ev_cap", ctypes.c_int64), ("n_ev", ctypes.c_int64),
+        ("seq", _I64P), ("op", _I8P), ("a", _I64P), ("b", _I64P), ("old", _I64P), ("new_", _I64P),
+        ("text", _I32P), ("same", _I8P),
+        ("str_cap", ctypes.c_int64), ("n_str", ctypes.c_int64), ("hash_cap", ctypes.c_int64),
+        ("str_start", _I64P), ("str_len", _I64P), ("hash", _I32P),
+    ]
+
+
+_OBJ_COLS = (("addr", np.int64), ("size", np.int64), ("kind", np.int16), ("type", np.int32), ("nptr", np.int64),
+             ("nslot", np.int64), ("has_slots", np.int8), ("owner", np.int64))
+_EV_COLS = (("seq", np.int64), ("op", np.int8), ("a", np.int64), ("b", np.int64), ("old", np.int64),
+            ("new_", np.int64), ("text", np.int32), ("same", np.int8))
+
+_lib = None
+_tried = False
+
+
+def library_path():
+    """library_path returns the parser library to load, or None when none is built."""
+    env = os.environ.get("GCTRACE_FASTPARSE_LIB")
+    if env:
+        return Path(env)
+    found = [p for p in sorted(HERE.glob("_fastparse*.so")) + [HERE / "libfastparse.so"] if p.exists()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def _load():
+    global _lib, _tried
+    if not _tried:
+        _tried = True
+        path = library_path()
+        try:
+            lib = ctypes.CDLL(str(path)) if path else None
+        except OSError:
+            lib = None
+        if lib is not None and lib.fp_version() == LAYOUT_VERSION * 1000 + ctypes.sizeof(_Out):
+            vp, i64 = ctypes.c_void_p, ctypes.c_int64
+            for name in ("fp_parse_lines", "fp_parse_array"):
+                getattr(lib, name).argtypes = [vp, ctypes.POINTER(_Out)]
+                getattr(lib, name).restype = ctypes.c_int
+            lib.fp_skip_value.argtypes = [vp, i64, i64]
+            lib.fp_skip_value.restype = i64
+            lib.fp_scan_document.argtypes = [vp, i64, ctypes.POINTER(i64), i64]
+            lib.fp_scan_document.restype = i64
+            _lib = lib
+    return _lib
+
+
+def available() -> bool:
+    """available reports whether the C parser is built and not turned off (GCTRACE_FASTPARSE=0)."""
+    return os.environ.get("GCTRACE_FASTPARSE", "1") != "0" and _load() is not None
+
+
+def scan_document(data: bytes):
+    """scan_document returns [(key, value_start, value_end)] of a document's top level, or None.
+
+    None means the top level is not a plain object with escape-free keys; the
+    values are only delimited here, not checked.
+    """
+    out = (ctypes.c_int64 * (4 * _MAX_TOP_KEYS))()
+    k = _load().fp_scan_document(data, len(data), out, _MAX_TOP_KEYS)
+    if k < 0:
+        return None
+    return [(data[out[4 * i]:out[4 * i] + out[4 * i + 1]].decode(), out[4 * i + 2], out[4 * i + 3])
+            for i in range(k)]
+
+
+class Parser:
+    """Parser owns the column buffers the C parser writes into, and runs it over a buffer.
+
+    ``lines`` and ``array`` yield ObjectChunk, EventChunk and Record items in
+    file order; the caller adds the chunks and reads each Record itself.
+    """
+
+    def __init__(self, ptr_size: int, objects: int = 1 << 16):
+        self._lib = _load()
+        self.out = _Out()
+        self.out.ptr_size = ptr_size
+        self._alloc(objects, 4 * objects, objects, objects, 4096)
+
+    def _alloc(self, n_obj, n_ptr, n_slot, n_ev, n_str):
+        o, self.cols = self.out, {}
+
+        def col(name, n, dtype, ptr):
+            arr = self.cols[name] = np.zeros(max(n, 1), dtype)
+            setattr(o, name, arr.ctypes.data_as(ptr))
+
+        ptr_type = {np.int64: _I64P, np.int32: _I32P, np.int16: _I16P, np.int8: _I8P}
+        for name, dtype in _OBJ_COLS:
+            col(name, n_obj, dtype, ptr_type[dtype])
+        for name, dtype in _EV_COLS:
+            col(name, n_ev, dtype, ptr_type[dtype])
+        col("ptr_off", n_ptr, np.int64, _I64P)
+        col("ptr_target", n_ptr, np.int64, _I64P)
+        col("slots", n_slot, np.int8, _I8P)
+        col("str_start", n_str, np.int64, _I64P)
+        col("str_len", n_str, np.int64, _I64P)
+        col("hash", 2 * n_str, np.int32, _I32P)
+        o.obj_cap, o.ptr_cap, o.slot_cap, o.ev_cap = n_obj, n_ptr, n_slot, n_ev
+        o.str_cap, o.hash_cap = n_str, 2 * n_str
+
+    def _grow(self):
+        o = self.out
+        self._alloc(2 * o.obj_cap, 2 * o.ptr_cap, 2 * o.slot_cap, 2 * o.ev_cap, min(2 * o.str_cap, 16384))
+
+    def lines(self, buf: bytes, end: int):
+        """lines parses the JSON Lines records in buf[:end]; ``index`` then counts the lines passed."""
+        return self._run(self._lib.fp_parse_lines, buf, 0, end, 0)
+
+    def array(self, buf: bytes, start: int, end: int, section: str):
+        """array parses the elements of the objects or events array in buf[start:end] (from its '[').
+
+        It raises Unsupported when the array is damaged in a way only the slow
+        path can name.
+        """
+        return self._run(self._lib.fp_parse_array, buf, start + 1, end, 0 if section == "objects" else 1)
+
+    def _run(self, fn, buf, pos, end, section):
+        o = self.out
+        o.pos, o.end, o.index, o.section = pos, end, 0, section
+        while True:
+            o.n_obj = o.n_ptr = o.n_slot = o.n_ev = o.n_str = 0
+            self.cols["hash"].fill(-1)
+            before = o.pos
+            status = fn(buf, ctypes.byref(o))
+            yield from self._take(buf)
+            if status == DONE:
+                self.index, self.pos = o.index, o.pos
+                return
+            if status == BAD:
+                raise Unsupported(f"the C parser stopped at byte {o.pos}")
+            if status == FULL:
+                if o.pos == before:
+                    if o.obj_cap >= 1 << 24:
+                        raise Unsupported("a record too large for the C parser's buffers")
+                    self._grow()
+                continue
+            yield Record(o.rec_start, o.rec_end, o.index)
+            o.pos = o.rec_end
+            o.index += 1
+
+    def _take(self, buf):
+        o, c = self.out, self.cols
+        if not (o.n_obj or o.n_ev):
+            return
+        strings = [buf[s:s + n].decode() for s, n in zip(c["str_start"][:o.n_str].tolist(),
+                                                           c["str_len"][:o.n_str].tolist())]
+        if o.n_obj:
+            n = o.n_obj
+            yield ObjectChunk(c["addr"][:n].copy(), c["size"][:n].copy(), c["kind"][:n].copy(),
+                              c["type"][:n].copy(), c["nptr"][:n].copy(), c["ptr_off"][:o.n_ptr].copy(),
+                              c["ptr_target"][:o.n_ptr].copy(), c["nslot"][:n].copy(),
+                              c["slots"][:o.n_slot].copy(), c["has_slots"][:n].astype(bool),
+                              c["owner"][:n].copy(), strings)
+        if o.n_ev:
+            n = o.n_ev
+            yield EventChunk(c["seq"][:n].copy(), c["op"][:n].copy(), c["a"][:n].copy(), c["b"][:n].copy(),
+                             c["old"][:n].copy(), c["new_"][:n].copy(), c["text"][:n].copy(),
+                             c["same"][:n].astype(bool), strings)
