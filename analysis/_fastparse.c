@@ -653,7 +653,8 @@ static int line_record(P *p) {
 
 /* fp_parse_lines parses JSON Lines records from buf[o->pos, o->end) until
  * the end (FP_DONE), a full buffer (FP_FULL) or a line it leaves to the
- * caller (FP_UNSUPPORTED, that line in rec_start..rec_end). Blank lines are
+ * caller (FP_UNSUPPORTED); either way the line is in rec_start..rec_end
+ * (with its newline), and o->pos is where it starts. Blank lines are
  * skipped; o->index counts the lines passed. */
 int fp_parse_lines(const uint8_t *buf, fp_out *o) {
     if (!sane(o))
@@ -730,7 +731,8 @@ int64_t fp_skip_value(const uint8_t *buf, int64_t len, int64_t pos) {
 
 /* fp_parse_array parses the elements of an "objects" (section 0) or
  * "events" (section 1) array, buf[o->pos] being just after its '['; like
- * fp_parse_lines, but FP_DONE leaves o->pos after the closing ']', and a
+ * fp_parse_lines (FP_FULL and FP_UNSUPPORTED delimit the record in
+ * rec_start..rec_end), but FP_DONE leaves o->pos after the closing ']', and a
  * separator that is not ',' or ']' (or an unsupported element whose end
  * cannot be found) is FP_BAD: the caller then reads the file the slow way. */
 int fp_parse_array(const uint8_t *buf, fp_out *o) {
@@ -752,11 +754,9 @@ int fp_parse_array(const uint8_t *buf, fp_out *o) {
         int64_t n_obj = o->n_obj, n_ptr = o->n_ptr, n_slot = o->n_slot, n_ev = o->n_ev;
         if (!(o->section == 0 ? object(&p) : event(&p))) {
             o->n_obj = n_obj, o->n_ptr = n_ptr, o->n_slot = n_slot, o->n_ev = n_ev;
-            if (p.full)
-                return FP_FULL;
             o->rec_start = start;
             o->rec_end = fp_skip_value(buf, o->end, start);
-            return o->rec_end < 0 ? FP_BAD : FP_UNSUPPORTED;
+            return o->rec_end < 0 ? FP_BAD : p.full ? FP_FULL : FP_UNSUPPORTED;
         }
         o->pos = p.i;
         o->index++;

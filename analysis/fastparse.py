@@ -27,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 DONE, FULL, UNSUPPORTED, BAD = range(4)
 LAYOUT_VERSION = 1
 _MAX_TOP_KEYS = 64
+# Objects (and events) per call; the buffers grow when one record does not fit.
+OBJECTS = 1 << 16
 
 ObjectChunk = namedtuple("ObjectChunk", "addr size kind type nptr ptr_off ptr_target nslot slots has_slots owner strings")
 ObjectChunk.__doc__ = """ObjectChunk is a run of parsed objects; kind and type are codes into strings, -1 = absent."""
@@ -126,10 +128,11 @@ class Parser:
     file order; the caller adds the chunks and reads each Record itself.
     """
 
-    def __init__(self, ptr_size: int, objects: int = 1 << 16):
+    def __init__(self, ptr_size: int, objects: int | None = None):
         self._lib = _load()
         self.out = _Out()
         self.out.ptr_size = ptr_size
+        objects = objects or OBJECTS
         self._alloc(objects, 4 * objects, objects, objects, 4096)
 
     def _alloc(self, n_obj, n_ptr, n_slot, n_ev, n_str):
@@ -153,9 +156,13 @@ class Parser:
         o.obj_cap, o.ptr_cap, o.slot_cap, o.ev_cap = n_obj, n_ptr, n_slot, n_ev
         o.str_cap, o.hash_cap = n_str, 2 * n_str
 
-    def _grow(self):
+    def _grow(self) -> bool:
+        """_grow doubles the buffers (False: they are as big as they get)."""
         o = self.out
+        if o.ptr_cap >= 1 << 26:
+            return False
         self._alloc(2 * o.obj_cap, 2 * o.ptr_cap, 2 * o.slot_cap, 2 * o.ev_cap, min(2 * o.str_cap, 16384))
+        return True
 
     def lines(self, buf: bytes, end: int):
         """lines parses the JSON Lines records in buf[:end]; ``index`` then counts the lines passed."""
@@ -183,11 +190,7 @@ class Parser:
                 return
             if status == BAD:
                 raise Unsupported(f"the C parser stopped at byte {o.pos}")
-            if status == FULL:
-                if o.pos == before:
-                    if o.obj_cap >= 1 << 24:
-                        raise Unsupported("a record too large for the C parser's buffers")
-                    self._grow()
+            if status == FULL and (o.pos != before or self._grow()):
                 continue
             yield Record(o.rec_start, o.rec_end, o.index)
             o.pos = o.rec_end
