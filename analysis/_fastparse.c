@@ -161,27 +161,21 @@ static int str(P *p, int64_t *s, int64_t *len) {
 
 /* uint63 parses a JSON integer in [0, 2^63) with nothing number-like after it. */
 static int uint63(P *p, int64_t *v) {
-    int64_t i = p->i;
-    if (i >= p->n || p->b[i] < '0' || p->b[i] > '9')
+    int64_t i = p->i, start = p->i;
+    uint64_t x = 0;
+    /* 19 digits cannot overflow 64 unsigned bits; 2^63 has 19. */
+    while (i < p->n && (unsigned)(p->b[i] - '0') < 10 && i - start < 19)
+        x = x * 10 + (unsigned)(p->b[i++] - '0');
+    int64_t digits = i - start;
+    if (digits == 0 || (p->b[start] == '0' && digits > 1) || x > (uint64_t)INT64_MAX)
         return 0;
-    int64_t x = 0;
-    if (p->b[i] == '0')
-        i++;
-    else
-        while (i < p->n && p->b[i] >= '0' && p->b[i] <= '9') {
-            int d = p->b[i] - '0';
-            if (x > (INT64_MAX - d) / 10)
-                return 0;
-            x = x * 10 + d;
-            i++;
-        }
     if (i < p->n) {
         uint8_t c = p->b[i];
         if ((c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E')
             return 0;
     }
     p->i = i;
-    *v = x;
+    *v = (int64_t)x;
     return 1;
 }
 
@@ -277,6 +271,15 @@ static int intern_value(P *p, int32_t *code) {
 
 static int key_is(const P *p, int64_t s, int64_t len, const char *name) {
     return (size_t)len == strlen(name) && memcmp(p->b + s, name, (size_t)len) == 0;
+}
+
+/* key_index returns the index of the key b[s, s+len) in names[0, n), or n. */
+static int key_index(const P *p, int64_t s, int64_t len, const char *const *names, const uint8_t *lens, int n) {
+    const uint8_t *k = p->b + s;
+    for (int j = 0; j < n; j++)
+        if (lens[j] == len && k[0] == (uint8_t)names[j][0] && memcmp(k, names[j], (size_t)len) == 0)
+            return j;
+    return n;
 }
 
 /* ptrs parses [[off, target], ...] into the pointer buffers. */
@@ -386,6 +389,7 @@ static void sort_fields(int64_t *off, int64_t *tgt, int64_t n) {
 
 enum { K_ADDR, K_SIZE, K_KIND, K_PTRS, K_SLOTS, K_TYPE, K_SITE, K_MAP, K_OBJ_N };
 static const char *const OBJ_KEYS[K_OBJ_N] = {"addr", "size", "kind", "ptrs", "slots", "type", "site", "map"};
+static const uint8_t OBJ_KEY_LENS[K_OBJ_N] = {4, 4, 4, 4, 5, 4, 4, 3};
 
 /* object parses one object record, with every check of _Builder.add_object. */
 static int object(P *p) {
@@ -410,9 +414,7 @@ static int object(P *p) {
             if (!eat(p, ':'))
                 return 0;
             ws(p);
-            int key = 0;
-            while (key < K_OBJ_N && !key_is(p, ks, kl, OBJ_KEYS[key]))
-                key++;
+            int key = kl ? key_index(p, ks, kl, OBJ_KEYS, OBJ_KEY_LENS, K_OBJ_N) : K_OBJ_N;
             if (key < K_OBJ_N) {
                 if (seen & (1u << key))
                     return 0;
@@ -496,6 +498,7 @@ enum { E_SEQ, E_OP, E_ADDR, E_SIZE, E_KIND, E_OBJ, E_OFF, E_OLD, E_NEW, E_ROOT, 
        E_HMAP, E_BUCKET, E_SAME, E_N };
 static const char *const EV_KEYS[E_N] = {"seq", "op", "addr", "size", "kind", "obj", "off", "old", "new",
                                          "root", "len", "advice", "hmap", "bucket", "same_size"};
+static const uint8_t EV_KEY_LENS[E_N] = {3, 2, 4, 4, 4, 3, 3, 3, 3, 4, 3, 6, 4, 6, 9};
 /* The ops in model.EVENT_OPS order: the op code is the index. */
 enum { OP_ALLOC, OP_FREE, OP_WRITE, OP_GC_START, OP_MARK_DONE, OP_SWEEP_DONE, OP_MADVISE, OP_GROW_START,
        OP_EVACUATE, OP_GROW_END, OP_N };
@@ -530,9 +533,7 @@ static int event(P *p) {
             if (!eat(p, ':'))
                 return 0;
             ws(p);
-            int key = 0;
-            while (key < E_N && !key_is(p, ks, kl, EV_KEYS[key]))
-                key++;
+            int key = kl ? key_index(p, ks, kl, EV_KEYS, EV_KEY_LENS, E_N) : E_N;
             if (key < E_N) {
                 if (v[key].t != T_ABSENT || !val(p, &v[key]))
                     return 0;

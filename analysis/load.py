@@ -24,6 +24,7 @@ fit in a signed 64-bit word (the spec promises addresses below 2^53).
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import gzip
 import re
@@ -112,8 +113,9 @@ def load_dump(path, progress: bool = False) -> Heap:
 
 def _read(stream, builder, path, progress):
     """_read fills a builder from the stream and returns it (the one given, or a fresh one)."""
-    first = stream.readline()
+    first, skipped = stream.readline(), 0
     while first and not first.strip():
+        skipped += len(first)
         first = stream.readline()
     if not first:
         raise DumpError(path, "empty file: expected a gctrace dump")
@@ -122,7 +124,13 @@ def _read(stream, builder, path, progress):
     if jsonl_name or (isinstance(header, dict) and "objects" not in header and "format" in header):
         _read_lines(stream, first, builder, path, progress)
         return builder
-    return _read_document(first + stream.read(), builder, path)
+    try:
+        # Read the file once more rather than join two copies of it (2x the memory of a big document).
+        stream.seek(skipped)
+        data = stream.read()
+    except (OSError, io.UnsupportedOperation):
+        data = first + stream.read()
+    return _read_document(data, builder, path)
 
 
 def _all_ints(values) -> bool:
@@ -884,38 +892,41 @@ class _Builder:
         if self.meta is None:
             raise DumpError(self.path, "missing required top-level key 'meta'")
         self._flush_objects()
-        cols = [np.concatenate(c) if c else np.zeros(0, np.int64) for c in zip(*self.obj_chunks)] \
-            if self.obj_chunks else [np.zeros(0, t) for t in (np.int64, np.int64, np.int16, np.int32, np.int64,
-                                                               np.int64, np.int64, np.int64, np.int8, bool,
-                                                               np.int64)]
-        self.obj_chunks = []
-        addr, size, kind, typ, nptr, poff, ptgt, nslot, slots, has_slots, owner = cols
-        order = np.argsort(addr, kind="stable")
-        addr, size = addr[order], size[order]
+        chunks, self.obj_chunks = [list(c) for c in self.obj_chunks], []
+        addr, size, kind, typ, nptr, poff, ptgt, nslot, slots, has_slots, owner = _concat_columns(
+            chunks, (np.int64, np.int64, np.int16, np.int32, np.int64, np.int64, np.int64, np.int64, np.int8, bool,
+                     np.int64))
+        if len(addr) > 1 and (addr[1:] < addr[:-1]).any():
+            order = np.argsort(addr, kind="stable")
+            addr, size = addr[order], size[order]
+        else:
+            order = None  # already in address order (what producers write): the stable sort is the identity
         self._check_overlaps(addr, size)
         ptr_start, ptr_idx = _reorder_csr(nptr, order)
         slot_start, slot_idx = _reorder_csr(nslot, order)
         # Canonical codes: string tables sorted, whatever order records came in.
         kinds, kind = _canonical(self.kinds, kind)
         types, typ = _canonical(self.types, typ)
+        take = (lambda a: a) if order is None else (lambda a: a[order])  # noqa: E731
+        gather = lambda a, idx: a if idx is None else a[idx]  # noqa: E731
         heap = Heap(
             path=self.path, page_size=self.page_size, ptr_size=self.ptr_size, meta=self.meta,
             obj_addr=addr, obj_size=size,
-            obj_kind=kind[order],
+            obj_kind=take(kind),
             kinds=kinds,
             ptr_start=ptr_start,
-            ptr_off=poff[ptr_idx],
-            ptr_target=ptgt[ptr_idx],
+            ptr_off=gather(poff, ptr_idx),
+            ptr_target=gather(ptgt, ptr_idx),
             slot_start=slot_start,
-            slot_count=slots[slot_idx].astype(np.int8),
-            has_slots=has_slots[order].astype(bool),
+            slot_count=gather(slots, slot_idx).astype(np.int8, copy=False),
+            has_slots=take(has_slots).astype(bool, copy=False),
             roots=Roots(tuple(self.root_name), np.frombuffer(self.root_kind, np.int8).copy(),
                         np.frombuffer(self.root_target, np.int64).copy()),
             pages=self._pages(addr, size),
             maps=self._maps(),
             events=self._events(),
-            obj_type=typ[order].astype(np.int32),
-            obj_map=owner[order] if self.owner_seen else np.zeros(0, np.int64),
+            obj_type=take(typ).astype(np.int32, copy=False),
+            obj_map=take(owner) if self.owner_seen else np.zeros(0, np.int64),
             types=types,
         )
         _check_maps(heap)
@@ -1027,13 +1038,57 @@ def _canonical(table: dict, codes: np.ndarray):
     return names, remap[codes] if len(codes) else codes
 
 
+def _concat_columns(chunks, dtypes):
+    """_concat_columns joins the chunks (lists of columns) column by column, emptying them as it goes.
+
+    Each chunk's column is dropped once copied, so the peak is the chunks plus
+    one joined column, not twice the chunks.
+
+    >>> [c.tolist() for c in _concat_columns([[np.array([1]), np.array([2])], [np.array([3]), np.array([4])]],
+    ...                                      (np.int64, np.int64))]
+    [[1, 3], [2, 4]]
+    """
+    cols = []
+    for j, dtype in enumerate(dtypes):
+        parts = [c[j] for c in chunks]
+        for c in chunks:
+            c[j] = None
+        cols.append(np.concatenate(parts) if parts else np.zeros(0, dtype))
+        del parts
+        _trim()
+    return cols
+
+
+def _trim():
+    """_trim hands the heap memory freed so far back to the OS.
+
+    glibc keeps freed small blocks (a chunk's columns) for reuse, so without
+    it the joined columns would come on top of the chunks they replaced.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _find_malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; elsewhere the memory is only reused, not returned
+    except (OSError, AttributeError):
+        return None
+
+
 def _reorder_csr(counts, order):
     """_reorder_csr returns (start, gather) for a CSR whose rows are permuted by ``order``.
+
+    ``order`` None means rows in place: gather is then None too.
 
     >>> s, g = _reorder_csr(np.array([2, 0, 1]), np.array([2, 0, 1]))
     >>> s.tolist(), g.tolist()
     ([0, 1, 3, 3], [2, 0, 1])
+    >>> _reorder_csr(np.array([2, 0, 1]), None)[0].tolist()
+    [0, 2, 2, 3]
     """
+    if order is None:
+        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), None
     old_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     new_counts = counts[order]
     new_start = np.concatenate([[0], np.cumsum(new_counts)]).astype(np.int64)
@@ -1064,3 +1119,6 @@ def _check_maps(heap: Heap):
         if m.growing and m.nevacuate > m.old_bucket_count:
             raise DumpError(heap.path, f"{label}: nevacuate {m.nevacuate} exceeds the "
                                        f"{m.old_bucket_count} old buckets")
+
+
+_malloc_trim = _find_malloc_trim()
