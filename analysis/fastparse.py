@@ -164,9 +164,12 @@ class Parser:
         self._alloc(2 * o.obj_cap, 2 * o.ptr_cap, 2 * o.slot_cap, 2 * o.ev_cap, min(2 * o.str_cap, 16384))
         return True
 
-    def lines(self, buf: bytes, end: int):
-        """lines parses the JSON Lines records in buf[:end]; ``index`` then counts the lines passed."""
-        return self._run(self._lib.fp_parse_lines, buf, 0, end, 0)
+    def lines(self, buf: bytes, end: int, start: int = 0):
+        """lines parses the JSON Lines records in buf[start:end]; ``index`` then counts the lines passed.
+
+        A Record's index counts from ``start``.
+        """
+        return self._run(self._lib.fp_parse_lines, buf, start, end, 0)
 
     def array(self, buf: bytes, start: int, end: int, section: str):
         """array parses the elements of the objects or events array in buf[start:end] (from its '[').

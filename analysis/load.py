@@ -32,6 +32,7 @@ import io
 import os
 import zlib
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, islice
 from operator import itemgetter
 
@@ -248,11 +249,26 @@ def _read_document_fast(data, builder, path) -> bool:
             if key in ("objects", "events") and data[start:start + 1] == b"[":
                 doc[key] = arrays[key] = (start, end)
             else:
-                doc[key] = orjson.loads(data[start:end])
+                doc[key] = _loads_nested(data[start:end], 1)
     except orjson.JSONDecodeError:
         return False
     _add_document(builder, doc, path, data, arrays)
     return True
+
+
+def _loads_nested(value: bytes, depth: int):
+    """_loads_nested parses a value found ``depth`` levels deep in a document, as deep as it sits there.
+
+    orjson limits nesting; a part parsed on its own must hit that limit where
+    the whole document would.
+
+    >>> _loads_nested(b'[1]', 2)
+    [1]
+    """
+    parsed = orjson.loads(b"[" * depth + value + b"]" * depth)
+    for _ in range(depth):
+        parsed = parsed[0]
+    return parsed
 
 
 def _add_document(builder, doc, path, data=None, arrays=()):
@@ -275,7 +291,7 @@ def _add_document(builder, doc, path, data=None, arrays=()):
             for item in parser.array(data, start, end, section):
                 if type(item) is fastparse.Record:
                     try:
-                        rec = orjson.loads(data[item.start:item.end])
+                        rec = _loads_nested(data[item.start:item.end], 2)
                     except orjson.JSONDecodeError:
                         raise fastparse.Unsupported("an element orjson refuses") from None
                     add(rec, f"{section}[{item.index}]")
@@ -339,26 +355,37 @@ def _read_lines_fast(stream, builder, path, total, progress):
     Lines it does not take (roots, pages, maps, anything unusual) are read
     one by one by _add_line, in file order, named by their line number.
     """
-    parser = fastparse.Parser(builder.ptr_size)
+    parsers = (fastparse.Parser(builder.ptr_size), fastparse.Parser(builder.ptr_size))
     rest, lineno, done = b"", 2, 0
-    with bar(total, "load", progress, unit="B") as pb:
+    with bar(total, "load", progress, unit="B") as pb, ThreadPoolExecutor(1) as pool:
         while True:
             chunk = stream.read(CHUNK)
             buf = rest + chunk if rest else chunk
             end = buf.rfind(b"\n") + 1 if chunk else len(buf)
             if end:
-                for item in parser.lines(buf, end):
-                    if type(item) is fastparse.Record:
-                        _add_line(builder, path, buf[item.start:item.end], lineno + item.index)
-                    else:
-                        builder.add_chunk(item)
-                lineno += parser.index
+                # The C parser releases the GIL: the chunk's two halves are parsed on two cores,
+                # then added in file order.
+                mid = buf.rfind(b"\n", 0, end // 2) + 1
+                second = pool.submit(_parse_lines, parsers[1], buf, mid, end)
+                for items, lines in (_parse_lines(parsers[0], buf, 0, mid), second.result()):
+                    for item in items:
+                        if type(item) is fastparse.Record:
+                            _add_line(builder, path, buf[item.start:item.end], lineno + item.index)
+                        else:
+                            builder.add_chunk(item)
+                    lineno += lines
             rest = buf[end:]
             if not chunk:
                 break
             pos = _position(stream)
             pb.update(pos - done)
             done = pos
+
+
+def _parse_lines(parser, buf, start, end):
+    """_parse_lines returns the C parser's items for the lines in buf[start:end], and how many lines that is."""
+    items = list(parser.lines(buf, end, start))
+    return items, parser.index
 
 
 def _add_line_batch(builder, lines, lineno) -> bool:

@@ -370,3 +370,16 @@ def test_an_object_with_more_pointers_than_the_buffers_hold_is_still_read(tmp_pa
     h = load_dump(path)
     assert np.array_equal(h.ptr_off, 8 * np.arange(5000))
     assert outcome(path, True, monkeypatch) == outcome(path, False, monkeypatch)
+
+
+@NEEDS_C
+@pytest.mark.parametrize("extra", [1018, 1019, 1020, 1021, 1022, 1023])
+def test_nesting_near_orjsons_limit_loads_as_without_the_c_parser(tmp_path, monkeypatch, extra):
+    # GIVEN an element (or meta) whose unknown key nests right at orjson's depth limit of the whole document
+    deep = b"[" * extra + b"]" * extra
+    obj = b'{"addr": 4096, "size": 16, "x": ' + deep + b"}"
+    doc = (b'{"format": "gctrace.dump", "version": 1, "meta": {"page_size": 4096, "x": ' + deep + b'}, '
+           b'"objects": [' + obj + b'], "roots": []}')
+    # THEN the C path fails (or not) exactly where orjson on the whole document does
+    assert_same(tmp_path, "d.json", doc, monkeypatch)
+    assert_same(tmp_path, "d.jsonl", HEADER + b"\n" + b'{"object": ' + obj + b"}\n", monkeypatch)
