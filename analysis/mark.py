@@ -132,18 +132,21 @@ def retained_by(heap: Heap, marking: Marking, objs) -> list[int]:
         if not reachable[i]:
             out.append(0)
             continue
-        # Sorted, so renumbering keeps the edges sorted by source (reach needs that).
         members = np.sort(breadth_first_order(graph, i, directed=True, return_predecessors=False))
         inside = np.zeros(n, dtype=bool)
         inside[members] = True
-        entry_edges = inside[dst] & ~inside[src] & reachable[src]
-        entries = np.concatenate([dst[entry_edges], roots[inside[roots]]])
+        # Only edges into X matter; one pass over the edges finds them, the rest works on those few.
+        into = np.flatnonzero(inside[dst])
+        s_in, d_in = src[into], dst[into]
+        entry = ~inside[s_in] & reachable[s_in]
+        entries = np.concatenate([d_in[entry], roots[inside[roots]]])
         entries = entries[entries != i]
-        # The survivors' BFS runs on X alone, renumbered 0..|X|-1: small, whatever the heap.
-        local = np.full(n, -1, dtype=np.int64)
-        local[members] = np.arange(len(members))
-        within = np.flatnonzero(inside[src] & inside[dst] & (src != i) & (dst != i))
-        survivors = reach(len(members), local[src[within]], local[dst[within]], local[entries])
+        # The survivors' BFS runs on X alone, renumbered 0..|X|-1 in address order, which keeps
+        # the edges sorted by source (reach needs that): small, whatever the heap.
+        within = inside[s_in] & (s_in != i) & (d_in != i)
+        local_src = np.searchsorted(members, s_in[within])
+        local_dst = np.searchsorted(members, d_in[within])
+        survivors = reach(len(members), local_src, local_dst, np.searchsorted(members, entries))
         out.append(int(heap.obj_size[members[~survivors]].sum()))
     return out
 
