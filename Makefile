@@ -38,8 +38,11 @@ test: $(STAMP) native  ## run the test suite (pytest; slow fuzzing excluded)
 test-slow: $(STAMP) native  ## run the slow fuzz tests too
 	$(PY) -m pytest -q
 
-bench: $(STAMP) native  ## print speed and memory figures (not asserted)
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+bench: $(STAMP) native  ## print speed and memory figures (not asserted); dumps cached in out/bench
+	@mkdir -p $(OUT)/bench
+	$(PY) bench/scale_bench.py --sizes 1,10 --dir $(OUT)/bench
+	$(PY) bench/render_bench.py
+	$(PY) bench/barrier_bench.py
 	$(PY) tracer/bench.py
 
 goldens: $(STAMP)  ## regenerate the golden reports; review the diff before committing
