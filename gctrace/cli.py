@@ -76,8 +76,7 @@ def _analyze(path: str, quiet: bool):
     heap = load_dump(path, progress=show)
     with bar(len(STEPS), "analyze", show and heap.n_objects >= 1_000_000, unit="step") as pb:
         def on_step(name):
-            if hasattr(pb, "set_description"):
-                pb.set_description(name)
+            pb.set_description(name)
             if name != STEPS[0]:
                 pb.update(1)
 

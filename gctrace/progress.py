@@ -15,6 +15,9 @@ class _Silent:
     def update(self, n=1):
         pass
 
+    def set_description(self, desc):
+        pass
+
     def close(self):
         pass
 
