@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gctrace import native
+
 HERE = Path(__file__).resolve().parent
 DONE, FULL, UNSUPPORTED, BAD = range(4)
 LAYOUT_VERSION = 1
@@ -73,11 +75,7 @@ _tried = False
 
 def library_path():
     """library_path returns the parser library to load, or None when none is built."""
-    env = os.environ.get("GCTRACE_FASTPARSE_LIB")
-    if env:
-        return Path(env)
-    found = [p for p in sorted(HERE.glob("_fastparse*.so")) + [HERE / "libfastparse.so"] if p.exists()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+    return native.library_path(HERE, "fastparse", "GCTRACE_FASTPARSE_LIB")
 
 
 def _load():

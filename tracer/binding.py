@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gctrace import native
 from gctrace.errors import MissingToolError, UsageError
 
 HERE = Path(__file__).resolve().parent
@@ -80,15 +81,7 @@ _lib = None
 
 def library_path():
     """library_path returns the native library to load, or None when there is none."""
-    env = os.environ.get("GCTRACE_NATIVE_LIB")
-    if env:
-        return Path(env)
-    candidates = sorted(HERE.glob("_gcmap*.so")) + [HERE / "libgcmap.so"]
-    found = [p for p in candidates if p.exists()]
-    if not found:
-        return None
-    # The newest build wins: make and pip may both have left one here.
-    return max(found, key=lambda p: p.stat().st_mtime)
+    return native.library_path(HERE, "gcmap", "GCTRACE_NATIVE_LIB")
 
 
 def build_native(quiet=True):
