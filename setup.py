@@ -7,7 +7,9 @@ there; ``gctrace record`` then says the native tracer is missing
 (gctrace.errors.MissingToolError). The library is plain C loaded with ctypes
 (see tracer/binding.py), not a CPython module: it defines no PyInit. The same holds for the loader's
 record parser (analysis/_fastparse.c, loaded by analysis/fastparse.py): without
-it the loader reads every record in Python, only slower.
+it the loader reads every record in Python, only slower; and for the mark's
+address index (analysis/_heapindex.c, loaded by analysis/heapindex.py):
+without it numpy's searchsorted resolves pointers, only slower.
 """
 
 from setuptools import Extension, setup
@@ -26,6 +28,12 @@ setup(
         Extension(
             "gctrace.analysis._fastparse",
             sources=["analysis/_fastparse.c"],
+            extra_compile_args=["-std=c11", "-O2"],
+            optional=True,
+        ),
+        Extension(
+            "gctrace.analysis._heapindex",
+            sources=["analysis/_heapindex.c"],
             extra_compile_args=["-std=c11", "-O2"],
             optional=True,
         ),

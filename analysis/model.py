@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import heapindex
+
 PAGE_STATES = ("used", "free", "released")
 ROOT_KINDS = ("global", "stack", "register", "finalizer", "other")
 EVENT_OPS = (
@@ -168,6 +170,10 @@ class Heap:
         """
         addrs = np.asarray(addrs, dtype=np.int64)
         if len(addrs) > 65536:
+            # The C index costs O(objects) to build and ~2 cache misses a lookup: worth it for big batches.
+            found = heapindex.find(self.obj_addr, self.obj_size, addrs)
+            if found is not None:
+                return found
             # Sorted queries walk the address array in order: 2x faster on big heaps.
             order = np.argsort(addrs)
             out = np.empty(len(addrs), np.int64)
@@ -180,7 +186,8 @@ class Heap:
         ok = idx >= 0
         safe = np.where(ok, idx, 0)
         if self.n_objects:
-            ok &= addrs < self.obj_addr[safe] + self.obj_size[safe]
+            # addr <= a holds, and a - addr cannot overflow where addr + size can (an object may end at 2^63).
+            ok &= addrs - self.obj_addr[safe] < self.obj_size[safe]
         else:
             ok[:] = False
         return np.where(ok, idx, -1)
