@@ -1,0 +1,32 @@
+"""Every example in a docstring of the gctrace package runs and prints what it says.
+
+pytest's --doctest-modules only sees tests/ (the package's directories map to
+gctrace.* through package-dir, which pytest's collector does not follow), so
+the modules are imported by their package names here and run with doctest.
+"""
+
+import doctest
+import importlib
+import importlib.util
+import pkgutil
+
+import pytest
+
+import gctrace
+import gctrace.analysis
+import gctrace.tracer
+
+MODULES = sorted(m.name for pkg in (gctrace, gctrace.analysis, gctrace.tracer)
+                 for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")
+                 # not the C libraries, nor __main__ (importing it runs the CLI)
+                 if importlib.util.find_spec(m.name).origin.endswith(".py") and m.name != "gctrace.__main__")
+
+
+def test_the_package_has_modules_with_examples():
+    assert {"gctrace.analysis.model", "gctrace.analysis.mark", "gctrace.native"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
