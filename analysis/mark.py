@@ -7,8 +7,9 @@ a small factor of a plain C BFS (bench/ measures both). So the mark is:
 resolve every pointer target to the object containing it (``Heap.find``: a
 C granule index like Go's spanOf, or searchsorted over sorted addresses;
 interior pointers resolve, external ones come back -1),
-add one virtual super-root with an edge to every root's object, and take the
-BFS order from it.
+then BFS from the roots' objects: in C over the heap's own arrays
+(``_heapindex.c``), or, where it is not built, with scipy from one virtual
+super-root with an edge to every root's object.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order
 
+from . import heapindex
 from .model import Heap
 
 
@@ -90,11 +92,15 @@ def mark(heap: Heap) -> Marking:
     >>> m.reachable.tolist(), m.nil_roots, m.external_roots
     ([True, True, False], 1, 1)
     """
-    src, dst, ptr_dest = edges(heap)
+    ptr_dest = heap.find(heap.ptr_target)
     targets = heap.roots.target
     root_dest = heap.find(targets)
     nil = int((targets == 0).sum())
-    reachable = reach(heap.n_objects, src, dst, root_dest)
+    # The C BFS walks the heap's own arrays; scipy needs a copy of the graph built first (see _heapindex.c).
+    reachable = heapindex.reach(heap.n_objects, heap.ptr_start, ptr_dest, root_dest)
+    if reachable is None:
+        keep = ptr_dest >= 0
+        reachable = reach(heap.n_objects, heap.ptr_src[keep], ptr_dest[keep], root_dest)
     return Marking(
         reachable=reachable,
         ptr_dest=ptr_dest,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from dumps import ROOT
 from gctrace.analysis import heapindex
-from gctrace.analysis.mark import mark
+from gctrace.analysis.mark import mark, reach
 from gctrace.analysis.model import tiny_heap
 
 NEEDS_C = pytest.mark.skipif(not heapindex.available(),
@@ -89,7 +89,7 @@ def test_a_big_mark_is_the_same_with_and_without_the_c_index(monkeypatch):
     tgt[rng.random(200_000) < 0.01] = 0x7F0000000000
     ptrs = sorted({(int(s), 0, int(t)) for s, t in zip(src, tgt)})
     h = tiny_heap(list(zip(addr.tolist(), sizes.tolist())), ptrs=ptrs, roots=addr[:5].tolist())
-    # WHEN it is marked with the C index and with numpy alone
+    # WHEN it is marked with the C index and BFS, and with numpy and scipy alone
     with_c = mark(h)
     monkeypatch.setenv("GCTRACE_HEAPINDEX", "0")
     without = mark(h)
@@ -111,7 +111,8 @@ static uint64_t next(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
 int main(void)
 {
     enum { N = 300, M = 2000 };
-    static int64_t addr[N], size[N], q[M], out[M];
+    static int64_t addr[N], size[N], q[M], out[M], start[N + 1], roots[4];
+    static uint8_t seen[N], want_seen[N];
     for (int round = 0; round < 3000; round++) {
         int n = (int)(next() % N);
         int64_t at = (int64_t)(next() % 0x10000) + 1;
@@ -138,6 +139,37 @@ int main(void)
                 return 1;
             }
         }
+        /* the resolved targets as n objects' fields (M spread over them), marked from 4 roots */
+        start[0] = 0;
+        for (int k = 0; k < n; k++)
+            start[k + 1] = k + 1 == n ? M : start[k] + (int64_t)(next() % (2 * M / n + 1)) % (M - start[k] + 1);
+        for (int r = 0; r < 4; r++)
+            roots[r] = n ? (int64_t)(next() % (n + 1)) - 1 : -1;
+        int64_t count = hi_mark(n, start, out, 4, roots, seen);
+        for (int k = 0; k < n; k++)
+            want_seen[k] = 0;
+        for (int r = 0; r < 4; r++)
+            if (roots[r] >= 0)
+                want_seen[roots[r]] = 1;
+        for (int changed = 1; changed;) {  /* fixpoint: mark what a marked object points to */
+            changed = 0;
+            for (int k = 0; k < n; k++)
+                for (int64_t e = start[k]; want_seen[k] && e < start[k + 1]; e++)
+                    if (out[e] >= 0 && !want_seen[out[e]])
+                        want_seen[out[e]] = changed = 1;
+        }
+        int64_t want_count = 0;
+        for (int k = 0; k < n; k++) {
+            want_count += want_seen[k];
+            if (seen[k] != want_seen[k]) {
+                printf("round %d: object %d marked %d, want %d\n", round, k, seen[k], want_seen[k]);
+                return 1;
+            }
+        }
+        if (count != want_count) {
+            printf("round %d: hi_mark counted %lld, want %lld\n", round, (long long)count, (long long)want_count);
+            return 1;
+        }
     }
     puts("ok");
     return 0;
@@ -156,8 +188,39 @@ def test_c_index_under_asan_and_ubsan_matches_brute_force(tmp_path):
                             "-I", str(ROOT / "analysis"), "-o", str(exe), str(tmp_path / "driver.c")],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
-    # WHEN 3000 random heaps (sparse and dense) are queried 2000 times each
+    # WHEN 3000 random heaps (sparse and dense) are queried 2000 times each, and marked
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300,
                        env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "PATH": "/usr/bin:/bin"})
-    # THEN every answer is the brute-force one, with no memory error or UB
+    # THEN every answer is the brute-force one, and so is every mark over them, with no memory error or UB
     assert r.returncode == 0 and r.stdout == "ok\n", r.stdout[-2000:] + r.stderr[-3000:]
+
+
+@st.composite
+def graphs(draw):
+    """graphs draws n objects, each with 0-4 fields pointing at an object or nowhere (-1), and roots."""
+    n = draw(st.integers(0, 60))
+    counts = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    ptr_start = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+    dest = np.array(draw(st.lists(st.integers(-1, n - 1), min_size=int(ptr_start[-1]),
+                                  max_size=int(ptr_start[-1]))), np.int64)
+    roots = np.array(draw(st.lists(st.integers(-1, n - 1), max_size=5)), np.int64)
+    return n, ptr_start, dest, roots
+
+
+@NEEDS_C
+@settings(max_examples=300, deadline=None)
+@given(graphs())
+def test_c_bfs_reaches_what_scipy_reaches(g):
+    n, ptr_start, dest, roots = g
+    src = np.repeat(np.arange(n), np.diff(ptr_start))
+    keep = dest >= 0
+    want = reach(n, src[keep], dest[keep], roots)
+    assert heapindex.reach(n, ptr_start, dest, roots).tolist() == want.tolist()
+
+
+@NEEDS_C
+def test_c_bfs_refuses_field_offsets_that_do_not_fit():
+    with pytest.raises(ValueError, match="3 objects need 4 field offsets"):
+        heapindex.reach(3, np.array([0, 1, 2]), np.array([0, 1]), np.array([0]))
+    with pytest.raises(ValueError):
+        heapindex.reach(1, np.array([0, 5]), np.array([0]), np.array([0]))
