@@ -92,23 +92,31 @@ def mark(heap: Heap) -> Marking:
     >>> m.reachable.tolist(), m.nil_roots, m.external_roots
     ([True, True, False], 1, 1)
     """
-    ptr_dest = heap.find(heap.ptr_target)
+    ptr_dest, root_dest = resolve(heap)
     targets = heap.roots.target
-    root_dest = heap.find(targets)
-    nil = int((targets == 0).sum())
+    return Marking(
+        reachable=reach_objects(heap, ptr_dest, root_dest),
+        ptr_dest=ptr_dest,
+        root_dest=root_dest,
+        external_ptrs=int((ptr_dest < 0).sum()),
+        external_roots=int(((root_dest < 0) & (targets != 0)).sum()),
+        nil_roots=int((targets == 0).sum()),
+    )
+
+
+def resolve(heap: Heap) -> tuple[np.ndarray, np.ndarray]:
+    """resolve returns (ptr_dest, root_dest): the object each pointer field and each root points into, -1 for none."""
+    return heap.find(heap.ptr_target), heap.find(heap.roots.target)
+
+
+def reach_objects(heap: Heap, ptr_dest: np.ndarray, root_dest: np.ndarray) -> np.ndarray:
+    """reach_objects returns a bool per object: reachable from the roots' objects along resolved pointers."""
     # The C BFS walks the heap's own arrays; scipy needs a copy of the graph built first (see _heapindex.c).
     reachable = heapindex.reach(heap.n_objects, heap.ptr_start, ptr_dest, root_dest)
     if reachable is None:
         keep = ptr_dest >= 0
         reachable = reach(heap.n_objects, heap.ptr_src[keep], ptr_dest[keep], root_dest)
-    return Marking(
-        reachable=reachable,
-        ptr_dest=ptr_dest,
-        root_dest=root_dest,
-        external_ptrs=int((ptr_dest < 0).sum()),
-        external_roots=int(((root_dest < 0) & (targets != 0)).sum()),
-        nil_roots=nil,
-    )
+    return reachable
 
 
 def retained_by(heap: Heap, marking: Marking, objs) -> list[int]:
