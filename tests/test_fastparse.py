@@ -8,16 +8,15 @@ built with AddressSanitizer and UBSan and run over a corpus and a quick fuzz.
 
 import json
 import random
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
-from dumps import BASE, FIXTURES, ROOT
+from dumps import BASE, FIXTURES
 from gctrace.analysis import fastparse
 from gctrace.analysis.load import load_dump
 from gctrace.errors import DumpError
+from sanitized import run_sanitized
 
 NEEDS_C = pytest.mark.skipif(not fastparse.available(),
                              reason="the C parser is not built (make native): nothing to compare")
@@ -333,9 +332,6 @@ int main(int argc, char **argv) {
 
 
 def test_c_parser_under_asan_and_ubsan(tmp_path):
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        pytest.skip("NO C COMPILER: the C parser's AddressSanitizer/UBSan run was NOT done")
     # GIVEN a corpus: the fixtures (good and bad), and lines of every record type
     corpus = [p for p in sorted(FIXTURES.glob("*.json*")) + sorted((FIXTURES / "bad").glob("*.json*"))
               if p.suffix != ".gz" and not p.name.endswith((".stderr", ".report.json")) and p.stat().st_size < 60000]
@@ -347,14 +343,7 @@ def test_c_parser_under_asan_and_ubsan(tmp_path):
     arrays.write_bytes(b" " + b", ".join(body.replace(b"@", A) for ok, body in OBJECTS if ok) + b"]")
     corpus = [lines, arrays] + corpus[:60]
     # WHEN the parser, built with ASan and UBSan, reads them and 3000 random mutations of them
-    exe = tmp_path / "fuzz"
-    (tmp_path / "driver.c").write_text(DRIVER)
-    build = subprocess.run([cc, "-std=c11", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                            "-fno-omit-frame-pointer", "-I", str(ROOT / "analysis"), "-o", str(exe),
-                            str(tmp_path / "driver.c")], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    r = subprocess.run([str(exe), "3000"] + [str(p) for p in corpus], capture_output=True, text=True, timeout=300,
-                       env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "PATH": "/usr/bin:/bin"})
+    r = run_sanitized(tmp_path, DRIVER, "C parser", ["3000", *corpus])
     # THEN nothing is read or written out of bounds, no UB, every invariant holds
     assert r.returncode == 0 and r.stdout == "ok\n", r.stderr[-3000:]
 

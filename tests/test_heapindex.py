@@ -8,18 +8,15 @@ sides. The C file is also run under AddressSanitizer and UBSan against a
 brute-force scan written in the test.
 """
 
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dumps import ROOT
 from gctrace.analysis import heapindex
 from gctrace.analysis.mark import mark, reach
 from gctrace.analysis.model import tiny_heap
+from sanitized import run_sanitized
 
 NEEDS_C = pytest.mark.skipif(not heapindex.available(),
                              reason="the heap index is not built (make native): nothing to compare")
@@ -178,19 +175,9 @@ int main(void)
 
 
 def test_c_index_under_asan_and_ubsan_matches_brute_force(tmp_path):
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        pytest.skip("NO C COMPILER: the heap index's AddressSanitizer/UBSan run was NOT done")
     # GIVEN the index built with ASan and UBSan, and a driver with a brute-force scan
-    (tmp_path / "driver.c").write_text(DRIVER)
-    exe = tmp_path / "driver"
-    build = subprocess.run([cc, "-std=c11", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                            "-I", str(ROOT / "analysis"), "-o", str(exe), str(tmp_path / "driver.c")],
-                           capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
     # WHEN 3000 random heaps (sparse and dense) are queried 2000 times each, and marked
-    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300,
-                       env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "PATH": "/usr/bin:/bin"})
+    r = run_sanitized(tmp_path, DRIVER, "heap index")
     # THEN every answer is the brute-force one, and so is every mark over them, with no memory error or UB
     assert r.returncode == 0 and r.stdout == "ok\n", r.stdout[-2000:] + r.stderr[-3000:]
 
