@@ -2,8 +2,9 @@
 
 Why not networkx: on this project's 2-core machines, building a networkx
 DiGraph of 1M objects and BFS-ing it takes 8-22 s and ~1 GB; scipy's
-csgraph BFS over the same edges in CSR form takes ~0.15 s and ~125 MB, within
-a small factor of a plain C BFS (bench/ measures both). So the mark is:
+csgraph BFS over the same edges in CSR form takes ~0.15 s and ~125 MB, 1.3x
+a plain C BFS, and gctrace's own C loop (prefetching, no graph copy) 0.02 s
+(bench/scale_bench.py measures all of them). So the mark is:
 resolve every pointer target to the object containing it (``Heap.find``: a
 C granule index like Go's spanOf, or searchsorted over sorted addresses;
 interior pointers resolve, external ones come back -1),
