@@ -17,15 +17,15 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-native: analysis/libfastparse.so analysis/libheapindex.so  ## build the tracer's C library (tracer/libgcmap.so), the loader's C parser and the heap index
+native: analysis/libfastparse.so analysis/libheapgraph.so  ## build the tracer's C library (tracer/libgcmap.so), the loader's C parser and the heap index
 	$(MAKE) -s -C tracer
 
 # The loader's optional C parser (analysis/fastparse.py loads it; without it the loader reads in Python).
 analysis/libfastparse.so: analysis/_fastparse.c
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC -shared -o $@ $<
 
-# The mark's optional address index (analysis/heapindex.py loads it; without it numpy's searchsorted does the work).
-analysis/libheapindex.so: analysis/_heapindex.c
+# The mark's optional address index (analysis/heapgraph.py loads it; without it numpy's searchsorted does the work).
+analysis/libheapgraph.so: analysis/_heapgraph.c
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC -shared -o $@ $<
 
 demo: $(STAMP) native  ## set up, record an emptied map, analyze it, write an HTML report and a graph
@@ -58,5 +58,5 @@ sanitize:  ## the tracer's C unit tests under ASan and UBSan
 
 clean:  ## remove the venv, builds and outputs
 	$(MAKE) -s -C tracer clean
-	rm -f analysis/libfastparse.so analysis/libheapindex.so
+	rm -f analysis/libfastparse.so analysis/libheapgraph.so
 	rm -rf $(VENV) $(OUT) build *.egg-info

@@ -8,7 +8,7 @@ there; ``gctrace record`` then says the native tracer is missing
 (see tracer/binding.py), not a CPython module: it defines no PyInit. The same holds for the loader's
 record parser (analysis/_fastparse.c, loaded by analysis/fastparse.py): without
 it the loader reads every record in Python, only slower; and for the mark's
-address index (analysis/_heapindex.c, loaded by analysis/heapindex.py):
+address index (analysis/_heapgraph.c, loaded by analysis/heapgraph.py):
 without it numpy's searchsorted resolves pointers, only slower.
 """
 
@@ -32,8 +32,8 @@ setup(
             optional=True,
         ),
         Extension(
-            "gctrace.analysis._heapindex",
-            sources=["analysis/_heapindex.c"],
+            "gctrace.analysis._heapgraph",
+            sources=["analysis/_heapgraph.c"],
             extra_compile_args=["-std=c11", "-O2"],
             optional=True,
         ),

@@ -9,7 +9,7 @@ resolve every pointer target to the object containing it (``Heap.find``: a
 C granule index like Go's spanOf, or searchsorted over sorted addresses;
 interior pointers resolve, external ones come back -1),
 then BFS from the roots' objects: in C over the heap's own arrays
-(``_heapindex.c``), or, where it is not built, with scipy from one virtual
+(``_heapgraph.c``), or, where it is not built, with scipy from one virtual
 super-root with an edge to every root's object.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order
 
-from . import heapindex
+from . import heapgraph
 from .model import Heap
 
 
@@ -112,8 +112,8 @@ def resolve(heap: Heap) -> tuple[np.ndarray, np.ndarray]:
 
 def reach_objects(heap: Heap, ptr_dest: np.ndarray, root_dest: np.ndarray) -> np.ndarray:
     """reach_objects returns a bool per object: reachable from the roots' objects along resolved pointers."""
-    # The C BFS walks the heap's own arrays; scipy needs a copy of the graph built first (see _heapindex.c).
-    reachable = heapindex.reach(heap.n_objects, heap.ptr_start, ptr_dest, root_dest)
+    # The C BFS walks the heap's own arrays; scipy needs a copy of the graph built first (see _heapgraph.c).
+    reachable = heapgraph.reach(heap.n_objects, heap.ptr_start, ptr_dest, root_dest)
     if reachable is None:
         keep = ptr_dest >= 0
         reachable = reach(heap.n_objects, heap.ptr_src[keep], ptr_dest[keep], root_dest)

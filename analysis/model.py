@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import heapindex
+from . import heapgraph
 
 PAGE_STATES = ("used", "free", "released")
 ROOT_KINDS = ("global", "stack", "register", "finalizer", "other")
@@ -171,7 +171,7 @@ class Heap:
         addrs = np.asarray(addrs, dtype=np.int64)
         if len(addrs) > 65536:
             # The C index costs O(objects) to build and ~2 cache misses a lookup: worth it for big batches.
-            found = heapindex.find(self.obj_addr, self.obj_size, addrs)
+            found = heapgraph.find(self.obj_addr, self.obj_size, addrs)
             if found is not None:
                 return found
             # Sorted queries walk the address array in order: 2x faster on big heaps.

@@ -125,7 +125,7 @@ from gctrace.analysis.report import json_report
 from gctrace.analysis.analyze import analyze
 t = {}
 s = time.perf_counter(); h = load_dump(sys.argv[1]); t["load"] = time.perf_counter() - s
-from gctrace.analysis import heapindex
+from gctrace.analysis import heapgraph
 from gctrace.analysis.mark import reach_objects, resolve
 def median3(step):
     runs = []
@@ -143,7 +143,7 @@ s = time.perf_counter(); json_report(a); t["report"] = time.perf_counter() - s
 from gctrace.analysis.dominators import heap_dominators
 s = time.perf_counter(); heap_dominators(h, m); t["retained_all"] = time.perf_counter() - s
 print(json.dumps({"steps": t, "objects": h.n_objects, "pointers": int(len(h.ptr_off)),
-                  "bfs": "gctrace's C BFS" if heapindex.available() else "scipy csgraph BFS",
+                  "bfs": "gctrace's C BFS" if heapgraph.available() else "scipy csgraph BFS",
                   "reachable": int(m.reachable.sum())}))
 """
 
