@@ -17,14 +17,14 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-native: analysis/libfastparse.so analysis/libheapgraph.so  ## build the tracer's C library (tracer/libgcmap.so), the loader's C parser and the heap index
+native: analysis/libfastparse.so analysis/libheapgraph.so  ## build the tracer's C library (tracer/libgcmap.so), the loader's C parser and the heap graph's C loops
 	$(MAKE) -s -C tracer
 
 # The loader's optional C parser (analysis/fastparse.py loads it; without it the loader reads in Python).
 analysis/libfastparse.so: analysis/_fastparse.c
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC -shared -o $@ $<
 
-# The mark's optional address index (analysis/heapgraph.py loads it; without it numpy's searchsorted does the work).
+# The heap graph's optional C loops: resolve, mark, dominators (analysis/heapgraph.py loads it; without it numpy, scipy and Python do the work).
 analysis/libheapgraph.so: analysis/_heapgraph.c
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC -shared -o $@ $<
 

@@ -7,9 +7,9 @@ there; ``gctrace record`` then says the native tracer is missing
 (gctrace.errors.MissingToolError). The library is plain C loaded with ctypes
 (see tracer/binding.py), not a CPython module: it defines no PyInit. The same holds for the loader's
 record parser (analysis/_fastparse.c, loaded by analysis/fastparse.py): without
-it the loader reads every record in Python, only slower; and for the mark's
-address index (analysis/_heapgraph.c, loaded by analysis/heapgraph.py):
-without it numpy's searchsorted resolves pointers, only slower.
+it the loader reads every record in Python, only slower; and for the heap
+graph's loops (analysis/_heapgraph.c, loaded by analysis/heapgraph.py):
+without it numpy, scipy and Python resolve, mark and dominate, only slower.
 """
 
 from setuptools import Extension, setup
