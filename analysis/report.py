@@ -66,21 +66,23 @@ def json_report(a: Analysis, barrier: Replay | None = None) -> dict:
     }
 
 
-def map_retained_bytes(a: Analysis) -> dict:
+def map_retained_bytes(a: Analysis, maps=None) -> dict:
     """map_retained_bytes returns, per hmap address, the bytes that dropping the map would free.
 
     That is the hmap's retained size: its buckets, oldbuckets, overflow
     buckets and whatever only the map keeps alive (mark.retained_by, one
     bounded re-mark per map rather than a dominator tree of the whole heap).
-    An unreachable map frees nothing more when dropped: 0.
+    An unreachable map frees nothing more when dropped: 0. ``maps`` limits
+    the work to some of ``a.maps``.
     """
-    if not a.maps:
+    maps = a.maps if maps is None else maps
+    if not maps:
         return {}
     from .mark import retained_by
 
-    idx = a.heap.find([m.header.hmap for m in a.maps])
+    idx = a.heap.find([m.header.hmap for m in maps])
     sizes = retained_by(a.heap, a.marking, idx)
-    return {m.header.hmap: size for m, size in zip(a.maps, sizes)}
+    return {m.header.hmap: size for m, size in zip(maps, sizes)}
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -206,6 +208,8 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
     if not a.maps:
         lines.append("  (the dump has no maps)")
     quiet = []
+    loud = [m for m in a.maps if a.map_findings.get(m.header.hmap)]
+    retained = map_retained_bytes(a, loud)
     for m in a.maps:
         h = m.header
         name = f"{h.name} ({h.hmap:#x})" if h.name else f"{h.hmap:#x}"
@@ -214,8 +218,10 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
             quiet.append(m)
             continue
         state = ("growing, same-size" if h.same_size_grow else "growing") if h.growing else "not growing"
+        # What dropping the map would free: its retained size (0 for a map that is garbage already).
+        frees = f", retains {fmt_bytes(retained[h.hmap])}" if m.reachable else ""
         lines.append(f"  map {name}: {'reachable' if m.reachable else 'UNREACHABLE'}, "
-                     f"B={h.B}, count {h.count}, {state}")
+                     f"B={h.B}, count {h.count}, {state}{frees}")
         occ = "" if m.occupied_buckets is None else f" ({m.occupied_buckets} of {m.primary_buckets} occupied)"
         lines.append(f"    buckets {fmt_bytes(m.buckets_bytes)}{occ}, oldbuckets {fmt_bytes(m.oldbuckets_bytes)}, "
                      f"overflow {m.overflow_count} ({fmt_bytes(m.overflow_bytes)}), longest chain {m.max_chain}, "
