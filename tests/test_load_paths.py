@@ -1,5 +1,7 @@
 """The loader's three paths build identical heaps: C parser, Python batches, record by record.
 
+(And the analysis of each is the same with and without the heap graph's C loops.)
+
 Big dumps go through the optional C parser (analysis/_fastparse.c) when it is
 built, else through vectorised Python batches; anything unusual falls back to
 the checked record-by-record path. All three must agree exactly, on random
@@ -18,7 +20,9 @@ from dumps import BASE, dump_doc
 from gctrace.analysis import fastparse
 from gctrace.analysis import load as load_mod
 from gctrace.analysis.analyze import analyze
+from gctrace.analysis.dominators import heap_dominators
 from gctrace.analysis.load import load_dump
+from gctrace.analysis.mark import mark
 from gctrace.analysis.report import json_report
 
 FIELDS = ("obj_addr", "obj_size", "obj_kind", "obj_type", "obj_map", "ptr_start", "ptr_off", "ptr_target",
@@ -172,6 +176,14 @@ def test_c_batched_and_record_by_record_loads_agree(tmp_path_factory, doc, batch
             heaps += [load_dump(d / "a.json"), load_dump(d / "a.jsonl")]
     for h in heaps[1:]:
         assert_same_heap(heaps[0], h)
+    # and the analysis is the same with the heap graph's C loops as with numpy, scipy and Python
+    h = heaps[0]
+    report, doms = json_report(analyze(h)), heap_dominators(h, mark(h))
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("GCTRACE_HEAPGRAPH", "0")
+        assert json_report(analyze(h)) == report
+        slow = heap_dominators(h, mark(h))
+    assert doms.idom.tolist() == slow.idom.tolist() and doms.retained.tolist() == slow.retained.tolist()
 
 
 @NEEDS_C
