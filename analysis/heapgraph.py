@@ -113,6 +113,6 @@ def _graph(what, n, ptr_start, dest, roots):
     ptr_start = np.ascontiguousarray(ptr_start, np.int64)
     dest = np.ascontiguousarray(dest, np.int64)
     roots = np.ascontiguousarray(roots, np.int64)
-    if len(ptr_start) != n + 1 or (n and ptr_start[-1] > len(dest)):
-        raise ValueError(f"{what}: {n} objects need {n + 1} field offsets ending within {len(dest)} fields")
+    if len(ptr_start) != n + 1 or ptr_start[0] < 0 or ptr_start[-1] > len(dest) or (np.diff(ptr_start) < 0).any():
+        raise ValueError(f"{what}: {n} objects need {n + 1} ascending field offsets within {len(dest)} fields")
     return ptr_start, dest, roots

@@ -241,11 +241,14 @@ def test_c_bfs_reaches_what_scipy_reaches(g):
 
 
 @NEEDS_C
-def test_c_bfs_refuses_field_offsets_that_do_not_fit():
-    with pytest.raises(ValueError, match="3 objects need 4 field offsets"):
+def test_c_loops_refuse_field_offsets_that_do_not_fit():
+    with pytest.raises(ValueError, match="3 objects need 4 ascending field offsets within 2 fields"):
         heapgraph.reach(3, np.array([0, 1, 2]), np.array([0, 1]), np.array([0]))
-    with pytest.raises(ValueError):
-        heapgraph.reach(1, np.array([0, 5]), np.array([0]), np.array([0]))
+    for bad in ([0, 5], [-1, 1], [0, 2, 1]):
+        with pytest.raises(ValueError):
+            heapgraph.reach(len(bad) - 1, np.array(bad), np.array([0, 0]), np.array([0]))
+        with pytest.raises(ValueError):
+            heapgraph.dominators(len(bad) - 1, np.array(bad), np.array([0, 0]), np.array([0]), np.ones(len(bad) - 1))
 
 
 @NEEDS_C
