@@ -179,6 +179,44 @@ static int uint63(P *p, int64_t *v) {
     return 1;
 }
 
+/* members walks an object's members: '{', then "key": value pairs separated
+ * by commas, then '}'. For each it calls member with p at the value and the
+ * key at b[ks, ks+kl); member must consume the value. 0 on a syntax error or
+ * when member returns 0. */
+typedef int (*member_fn)(P *p, int64_t ks, int64_t kl, void *ctx);
+static int members(P *p, member_fn member, void *ctx) {
+    int64_t ks, kl;
+    if (!eat(p, '{'))
+        return 0;
+    ws(p);
+    if (eat(p, '}'))
+        return 1;
+    for (;;) {
+        if (!str(p, &ks, &kl))
+            return 0;
+        ws(p);
+        if (!eat(p, ':'))
+            return 0;
+        ws(p);
+        if (!member(p, ks, kl, ctx))
+            return 0;
+        ws(p);
+        if (eat(p, '}'))
+            return 1;
+        if (!eat(p, ','))
+            return 0;
+        ws(p);
+    }
+}
+
+static int skip(P *p, int depth);
+
+static int skip_member(P *p, int64_t ks, int64_t kl, void *depth) {
+    (void)ks;
+    (void)kl;
+    return skip(p, *(int *)depth + 1);
+}
+
 /* skip passes over one value of an unknown key (see the rules above). */
 static int skip(P *p, int depth) {
     int64_t s, len, v;
@@ -212,26 +250,7 @@ static int skip(P *p, int depth) {
             ws(p);
         }
     case '{':
-        p->i++;
-        ws(p);
-        if (eat(p, '}'))
-            return 1;
-        for (;;) {
-            if (!str(p, &s, &len))
-                return 0;
-            ws(p);
-            if (!eat(p, ':'))
-                return 0;
-            ws(p);
-            if (!skip(p, depth + 1))
-                return 0;
-            ws(p);
-            if (eat(p, '}'))
-                return 1;
-            if (!eat(p, ','))
-                return 0;
-            ws(p);
-        }
+        return members(p, skip_member, &depth);
     default:
         return uint63(p, &v);
     }
@@ -391,6 +410,34 @@ enum { K_ADDR, K_SIZE, K_KIND, K_PTRS, K_SLOTS, K_TYPE, K_SITE, K_MAP, K_OBJ_N }
 static const char *const OBJ_KEYS[K_OBJ_N] = {"addr", "size", "kind", "ptrs", "slots", "type", "site", "map"};
 static const uint8_t OBJ_KEY_LENS[K_OBJ_N] = {4, 4, 4, 4, 5, 4, 4, 3};
 
+/* The members of one object record, as object_member reads them. */
+typedef struct {
+    int64_t addr, size, site, owner;
+    int32_t kind, type;
+    unsigned seen; /* 1 << K_*: the known keys met so far */
+} obj_members;
+
+static int object_member(P *p, int64_t ks, int64_t kl, void *ctx) {
+    obj_members *m = ctx;
+    int key = kl ? key_index(p, ks, kl, OBJ_KEYS, OBJ_KEY_LENS, K_OBJ_N) : K_OBJ_N;
+    if (key < K_OBJ_N) {
+        if (m->seen & (1u << key))
+            return 0;
+        m->seen |= 1u << key;
+    }
+    switch (key) {
+    case K_ADDR: return uint63(p, &m->addr);
+    case K_SIZE: return uint63(p, &m->size);
+    case K_KIND: return intern_value(p, &m->kind);
+    case K_PTRS: return ptrs(p);
+    case K_SLOTS: return slots(p);
+    case K_TYPE: return intern_value(p, &m->type);
+    case K_SITE: return uint63(p, &m->site);
+    case K_MAP: return uint63(p, &m->owner);
+    default: return skip(p, 2);
+    }
+}
+
 /* object parses one object record, with every check of _Builder.add_object. */
 static int object(P *p) {
     fp_out *o = p->o;
@@ -399,48 +446,12 @@ static int object(P *p) {
         return 0;
     }
     int64_t p0 = o->n_ptr, s0 = o->n_slot;
-    int64_t addr = 0, size = 0, site = 0, owner = 0;
-    int32_t kind = -1, type = -1;
-    unsigned seen = 0;
-    if (!eat(p, '{'))
+    obj_members m = {.kind = -1, .type = -1};
+    if (!members(p, object_member, &m))
         return 0;
-    ws(p);
-    if (!eat(p, '}'))
-        for (;;) {
-            int64_t ks, kl;
-            if (!str(p, &ks, &kl))
-                return 0;
-            ws(p);
-            if (!eat(p, ':'))
-                return 0;
-            ws(p);
-            int key = kl ? key_index(p, ks, kl, OBJ_KEYS, OBJ_KEY_LENS, K_OBJ_N) : K_OBJ_N;
-            if (key < K_OBJ_N) {
-                if (seen & (1u << key))
-                    return 0;
-                seen |= 1u << key;
-            }
-            int ok;
-            switch (key) {
-            case K_ADDR: ok = uint63(p, &addr); break;
-            case K_SIZE: ok = uint63(p, &size); break;
-            case K_KIND: ok = intern_value(p, &kind); break;
-            case K_PTRS: ok = ptrs(p); break;
-            case K_SLOTS: ok = slots(p); break;
-            case K_TYPE: ok = intern_value(p, &type); break;
-            case K_SITE: ok = uint63(p, &site); break;
-            case K_MAP: ok = uint63(p, &owner); break;
-            default: ok = skip(p, 2);
-            }
-            if (!ok)
-                return 0;
-            ws(p);
-            if (eat(p, '}'))
-                break;
-            if (!eat(p, ','))
-                return 0;
-            ws(p);
-        }
+    int64_t addr = m.addr, size = m.size, owner = m.owner;
+    int32_t kind = m.kind, type = m.type;
+    unsigned seen = m.seen;
     if (!(seen & (1u << K_ADDR)) || !(seen & (1u << K_SIZE)) || addr < 1 || size < 1)
         return 0;
     if ((uint64_t)addr + (uint64_t)size > (UINT64_C(1) << 63))
@@ -512,6 +523,15 @@ static int text_of(P *p, const V *v, int32_t *code) {
     return *code >= 0;
 }
 
+/* event_member reads one member of an event record into v[key] (v is V[E_N]); unknown keys are skipped. */
+static int event_member(P *p, int64_t ks, int64_t kl, void *v) {
+    V *vals = v;
+    int key = kl ? key_index(p, ks, kl, EV_KEYS, EV_KEY_LENS, E_N) : E_N;
+    if (key < E_N)
+        return vals[key].t == T_ABSENT && val(p, &vals[key]);
+    return skip(p, 2);
+}
+
 /* event parses one event record, with every check of _Builder.add_event. */
 static int event(P *p) {
     fp_out *o = p->o;
@@ -521,31 +541,8 @@ static int event(P *p) {
     }
     V v[E_N];
     memset(v, 0, sizeof v);
-    if (!eat(p, '{'))
+    if (!members(p, event_member, v))
         return 0;
-    ws(p);
-    if (!eat(p, '}'))
-        for (;;) {
-            int64_t ks, kl;
-            if (!str(p, &ks, &kl))
-                return 0;
-            ws(p);
-            if (!eat(p, ':'))
-                return 0;
-            ws(p);
-            int key = kl ? key_index(p, ks, kl, EV_KEYS, EV_KEY_LENS, E_N) : E_N;
-            if (key < E_N) {
-                if (v[key].t != T_ABSENT || !val(p, &v[key]))
-                    return 0;
-            } else if (!skip(p, 2))
-                return 0;
-            ws(p);
-            if (eat(p, '}'))
-                break;
-            if (!eat(p, ','))
-                return 0;
-            ws(p);
-        }
     if (v[E_SEQ].t != T_INT || v[E_OP].t != T_STR)
         return 0;
     int op = 0;
