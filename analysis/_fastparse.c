@@ -209,7 +209,33 @@ static int members(P *p, member_fn member, void *ctx) {
     }
 }
 
+/* elements walks an array: '[', values separated by commas, ']'. For each it
+ * calls element with p at the value; element must consume it. 0 on a syntax
+ * error or when element returns 0. */
+typedef int (*element_fn)(P *p, void *ctx);
+static int elements(P *p, element_fn element, void *ctx) {
+    if (!eat(p, '['))
+        return 0;
+    ws(p);
+    if (eat(p, ']'))
+        return 1;
+    for (;;) {
+        if (!element(p, ctx))
+            return 0;
+        ws(p);
+        if (eat(p, ']'))
+            return 1;
+        if (!eat(p, ','))
+            return 0;
+        ws(p);
+    }
+}
+
 static int skip(P *p, int depth);
+
+static int skip_element(P *p, void *depth) {
+    return skip(p, *(int *)depth + 1);
+}
 
 static int skip_member(P *p, int64_t ks, int64_t kl, void *depth) {
     (void)ks;
@@ -235,20 +261,7 @@ static int skip(P *p, int depth) {
     case 'n':
         return lit(p, "null");
     case '[':
-        p->i++;
-        ws(p);
-        if (eat(p, ']'))
-            return 1;
-        for (;;) {
-            if (!skip(p, depth + 1))
-                return 0;
-            ws(p);
-            if (eat(p, ']'))
-                return 1;
-            if (!eat(p, ','))
-                return 0;
-            ws(p);
-        }
+        return elements(p, skip_element, &depth);
     case '{':
         return members(p, skip_member, &depth);
     default:
@@ -301,70 +314,58 @@ static int key_index(const P *p, int64_t s, int64_t len, const char *const *name
     return n;
 }
 
-/* ptrs parses [[off, target], ...] into the pointer buffers. */
-static int ptrs(P *p) {
+/* ptr_field parses one [off, target] pair into the pointer buffers. */
+static int ptr_field(P *p, void *unused) {
+    (void)unused;
     fp_out *o = p->o;
+    int64_t off, tgt;
+    if (o->n_ptr >= o->ptr_cap) {
+        p->full = 1;
+        return 0;
+    }
     if (!eat(p, '['))
         return 0;
     ws(p);
-    if (eat(p, ']'))
-        return 1;
-    for (;;) {
-        int64_t off, tgt;
-        if (o->n_ptr >= o->ptr_cap) {
-            p->full = 1;
-            return 0;
-        }
-        if (!eat(p, '['))
-            return 0;
-        ws(p);
-        if (!uint63(p, &off))
-            return 0;
-        ws(p);
-        if (!eat(p, ','))
-            return 0;
-        ws(p);
-        if (!uint63(p, &tgt))
-            return 0;
-        ws(p);
-        if (!eat(p, ']'))
-            return 0;
-        o->ptr_off[o->n_ptr] = off;
-        o->ptr_target[o->n_ptr] = tgt;
-        o->n_ptr++;
-        ws(p);
-        if (eat(p, ']'))
-            return 1;
-        if (!eat(p, ','))
-            return 0;
-        ws(p);
-    }
+    if (!uint63(p, &off))
+        return 0;
+    ws(p);
+    if (!eat(p, ','))
+        return 0;
+    ws(p);
+    if (!uint63(p, &tgt))
+        return 0;
+    ws(p);
+    if (!eat(p, ']'))
+        return 0;
+    o->ptr_off[o->n_ptr] = off;
+    o->ptr_target[o->n_ptr] = tgt;
+    o->n_ptr++;
+    return 1;
 }
 
-/* slots parses [n, ...] with each n in 0..8 (Go's bucketCnt). */
-static int slots(P *p) {
+/* ptrs parses [[off, target], ...] into the pointer buffers. */
+static int ptrs(P *p) {
+    return elements(p, ptr_field, NULL);
+}
+
+/* slot parses one slot count n, 0..8 (Go's bucketCnt), into the slot buffer. */
+static int slot(P *p, void *unused) {
+    (void)unused;
     fp_out *o = p->o;
-    if (!eat(p, '['))
+    int64_t v;
+    if (o->n_slot >= o->slot_cap) {
+        p->full = 1;
         return 0;
-    ws(p);
-    if (eat(p, ']'))
-        return 1;
-    for (;;) {
-        int64_t v;
-        if (o->n_slot >= o->slot_cap) {
-            p->full = 1;
-            return 0;
-        }
-        if (!uint63(p, &v) || v > 8)
-            return 0;
-        o->slots[o->n_slot++] = (int8_t)v;
-        ws(p);
-        if (eat(p, ']'))
-            return 1;
-        if (!eat(p, ','))
-            return 0;
-        ws(p);
     }
+    if (!uint63(p, &v) || v > 8)
+        return 0;
+    o->slots[o->n_slot++] = (int8_t)v;
+    return 1;
+}
+
+/* slots parses [n, ...] into the slot buffer. */
+static int slots(P *p) {
+    return elements(p, slot, NULL);
 }
 
 /* sort_fields heap-sorts the pointer fields off[0,n) (with their targets) by offset. */
