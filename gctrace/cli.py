@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+from contextlib import contextmanager
 
 import click
 import orjson
@@ -85,6 +86,16 @@ def _analyze(path: str, quiet: bool):
     return a
 
 
+@contextmanager
+def _stage(desc: str, quiet: bool, heap):
+    """_stage names a long step after the analysis (seconds on a 10M-object heap) on a terminal while it runs."""
+    from gctrace.progress import bar
+
+    with bar(1, desc, _progress(quiet) and heap.n_objects >= 1_000_000, unit="step") as pb:
+        yield
+        pb.update(1)
+
+
 def _json(obj) -> str:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n"
 
@@ -135,9 +146,12 @@ def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, 
         from gctrace.analysis.barrier import replay
 
         r = replay(a.heap, barrier, mark_rate)
-    _emit(_json(json_report(a, r)) if as_json else text_report(a, None if show_all else runs, r), output)
+    with _stage("report", quiet, a.heap):
+        report = json_report(a, r) if as_json or html_out else None  # once: per-map retained sizes are re-marks
+        _emit(_json(report) if as_json else text_report(a, None if show_all else runs, r), output)
     if html_out:
-        _emit(_html_page(a, json_report(a, r)), html_out)
+        with _stage("HTML page", quiet, a.heap):
+            _emit(_html_page(a, report), html_out)
     flagged = a.pages.flagged * a.pages.page_size
     if threshold is not None and flagged > threshold:
         click.echo(f"gctrace: {dump}: flagged {flagged} B exceeds --fail-on {threshold} B", err=True)
@@ -271,8 +285,9 @@ def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only,
                                 focus=None if focus is None else parse_addr(focus),
                                 unreachable_only=unreachable_only)
     a = _analyze(dump, quiet)
-    g = render.build_graph(a, opts)
-    _write_bytes(render.to_bytes(g, fmt), output)
+    with _stage("graph", quiet, a.heap):
+        g = render.build_graph(a, opts)
+        _write_bytes(render.to_bytes(g, fmt), output)
     click.echo(f"{output}: {g.node_count} nodes, {g.edge_count} edges; {g.shown_objects} objects drawn one by one, "
                f"{g.summarised_objects} summarised", err=True)
 
@@ -300,7 +315,8 @@ def why_cmd(dump, addr, k, output, quiet):
     fmt = render.output_format(output) if output else None
     where = parse_addr(addr)
     a = _analyze(dump, quiet)
-    w = why(a.heap, a.marking, where, k)
+    with _stage("paths", quiet, a.heap):
+        w = why(a.heap, a.marking, where, k)
     _emit(why_text(a, w), None)
     if output:
         _write_bytes(render.to_bytes(render.why_graph(a, w), fmt), output)
@@ -317,7 +333,8 @@ def top_cmd(dump, n, as_json, quiet):
     from gctrace.analysis.report import top_entries, top_text
 
     a = _analyze(dump, quiet)
-    entries = top_entries(a, heap_dominators(a.heap, a.marking), n)
+    with _stage("dominator tree", quiet, a.heap):
+        entries = top_entries(a, heap_dominators(a.heap, a.marking), n)
     _emit(_json(entries) if as_json else top_text(a, entries), None)
 
 
