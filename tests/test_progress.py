@@ -1,0 +1,71 @@
+"""Long work shows progress on a terminal and stays quiet when piped or with --quiet.
+
+The CLI runs for real, its stderr on a pseudo-terminal, over a dump of 1M
+objects: the size at which the analysis steps get bars of their own.
+"""
+
+import fcntl
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+
+import pytest
+
+HEADER = '{"format": "gctrace.dump", "version": 1, "meta": {"page_size": 4096, "ptr_size": 8}}'
+BASE = 0xC000000000
+N = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def big_dump(tmp_path_factory):
+    """big_dump is 1M 16-byte objects in a row, each pointing at the next, one root at the first."""
+    path = tmp_path_factory.mktemp("progress") / "big.jsonl"
+    lines = [HEADER] + [f'{{"object": {{"addr": {BASE + 16 * i}, "size": 16, "ptrs": [[0, {BASE + 16 * i + 16}]]}}}}'
+                        for i in range(N - 1)]
+    lines += [f'{{"object": {{"addr": {BASE + 16 * (N - 1)}, "size": 16}}}}',
+              f'{{"root": {{"name": "main.head", "kind": "global", "target": {BASE}}}}}']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_on_terminal(args) -> tuple[str, bytes]:
+    """run_on_terminal runs ``gctrace args`` with stderr on a pseudo-terminal: (stdout, what the terminal got)."""
+    master, slave = pty.openpty()
+    # A terminal of 24 x 100: a new pty is 0 x 0, and tqdm draws nothing in no columns.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "gctrace", *args], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out = proc.stdout.read().decode()
+    assert proc.wait(timeout=120) == 0, seen.decode(errors="replace")
+    os.close(master)
+    return out, seen
+
+
+def test_a_terminal_sees_every_long_step_of_a_big_heap(big_dump):
+    out, seen = run_on_terminal(["top", str(big_dump), "-n", "1"])
+    assert "0xc000000000" in out  # the head of the list retains it all
+    for step in (b"load", b"mark", b"pages", b"dominator tree"):
+        assert step in seen, (step, seen[-500:])
+
+
+def test_quiet_keeps_the_terminal_clean(big_dump):
+    out, seen = run_on_terminal(["analyze", str(big_dump), "--quiet"])
+    assert "Summary" in out and seen == b""
+
+
+def test_a_pipe_gets_no_progress(big_dump):
+    r = subprocess.run([sys.executable, "-m", "gctrace", "analyze", str(big_dump), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "" and '"count": 1000000' in r.stdout
