@@ -106,12 +106,24 @@ def mark(heap: Heap) -> Marking:
 
 
 def resolve(heap: Heap) -> tuple[np.ndarray, np.ndarray]:
-    """resolve returns (ptr_dest, root_dest): the object each pointer field and each root points into, -1 for none."""
+    """resolve returns (ptr_dest, root_dest): the object each pointer field and each root points into, -1 for none.
+
+    >>> from gctrace.analysis.model import tiny_heap
+    >>> h = tiny_heap([(0x1000, 16), (0x2000, 16)], ptrs=[(0, 0, 0x200f), (0, 8, 0x2010)], roots=[0x1008, 0])
+    >>> [d.tolist() for d in resolve(h)]
+    [[1, -1], [0, -1]]
+    """
     return heap.find(heap.ptr_target), heap.find(heap.roots.target)
 
 
 def reach_objects(heap: Heap, ptr_dest: np.ndarray, root_dest: np.ndarray) -> np.ndarray:
-    """reach_objects returns a bool per object: reachable from the roots' objects along resolved pointers."""
+    """reach_objects returns a bool per object: reachable from the roots' objects along resolved pointers.
+
+    >>> from gctrace.analysis.model import tiny_heap
+    >>> h = tiny_heap([(0x1000, 16), (0x2000, 16), (0x3000, 16)], ptrs=[(1, 0, 0x3000)])
+    >>> reach_objects(h, np.array([2]), np.array([1])).tolist()
+    [False, True, True]
+    """
     # The C BFS walks the heap's own arrays; scipy needs a copy of the graph built first (see _heapgraph.c).
     reachable = heapgraph.reach(heap.n_objects, heap.ptr_start, ptr_dest, root_dest)
     if reachable is None:
