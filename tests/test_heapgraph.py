@@ -25,7 +25,7 @@ from gctrace.analysis.model import tiny_heap
 from sanitized import run_sanitized
 
 NEEDS_C = pytest.mark.skipif(not heapgraph.available(),
-                             reason="the heap index is not built (make native): nothing to compare")
+                             reason="the heap graph library is not built (make native) or is off: nothing to compare")
 
 
 def linear_scan(addr, size, q):
