@@ -70,11 +70,11 @@ def _write_bytes(data: bytes, out: str):
 
 def _analyze(path: str, quiet: bool):
     from gctrace.analysis.analyze import STEPS, analyze
-    from gctrace.analysis.load import load_dump
+    from gctrace.analysis.heapcache import load_heap
     from gctrace.progress import bar
 
     show = _progress(quiet)
-    heap = load_dump(path, progress=show)
+    heap = load_heap(path, progress=show)
     with bar(len(STEPS), "analyze", show and heap.n_objects >= 1_000_000, unit="step") as pb:
         def on_step(name):
             pb.set_description(name)
@@ -217,10 +217,10 @@ def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, quiet
 def replay_cmd(dump, modes, mark_rate, output, quiet):
     """Replay DUMP's last concurrent mark and plot white/grey/black objects per event as an SVG."""
     from gctrace.analysis.barrier import replay
-    from gctrace.analysis.load import load_dump
+    from gctrace.analysis.heapcache import load_heap
     from gctrace.analysis.replay_svg import timeline_svg
 
-    heap = load_dump(dump, progress=_progress(quiet))
+    heap = load_heap(dump, progress=_progress(quiet))
     replays = [replay(heap, m, mark_rate) for m in dict.fromkeys(modes or BARRIER_MODES)]
     if not replays[0].replayed:
         raise UsageError(f"{dump}: nothing to replay: the event log has no gc_start")

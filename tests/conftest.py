@@ -15,3 +15,9 @@ def write_dump(tmp_path):
         return p
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def private_heap_cache(tmp_path_factory, monkeypatch):
+    """private_heap_cache gives every test (and the CLI processes it runs) an empty heap cache of its own."""
+    monkeypatch.setenv("GCTRACE_CACHE_DIR", str(tmp_path_factory.mktemp("heapcache")))

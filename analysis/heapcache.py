@@ -1,0 +1,174 @@
+"""heapcache keeps loaded heaps of big dumps on disk, so the next command on the same dump skips the parse.
+
+Parsing is most of the time a command spends on a big dump (5-8 s of 13-16 s
+at 10M objects, bench/results-scale.md), and users run several commands on
+one dump: analyze, then why, top, render. Eclipse MAT answers the same
+complaint with index files written on the first parse; this is gctrace's
+version of that. The first load of a dump of at least ``MIN_OBJECTS``
+objects stores the model's arrays as one uncompressed ``.npz``; later loads
+read them back (about 1 s at 10M objects).
+
+- Where: ``$GCTRACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/gctrace``, else
+  ``~/.cache/gctrace``. ``GCTRACE_CACHE=0`` turns the cache off.
+- Keyed by the dump's real path, size and modification time, and by a hash
+  of the loader's own source: a changed dump or a changed gctrace never
+  reads a stale entry.
+- Bounded: the ``KEEP`` most recently used entries stay, older ones go.
+- Best effort: an entry that cannot be written is not written, and one that
+  cannot be read (truncated, foreign, from another layout) is deleted and the
+  dump parsed again. Only dumps that load without error are stored.
+- No pickle: arrays go into the ``.npz``, everything else (strings, map
+  headers, meta) into one JSON member, rebuilt into known classes only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import model
+from .load import load_dump
+from .model import Heap
+
+MIN_OBJECTS = 1 << 18
+KEEP = 4
+LAYOUT = 1
+_CLASSES = {c.__name__: c for c in (model.Heap, model.Roots, model.PageRuns, model.MapHeader, model.Events)}
+# The files whose code decides what a dump loads into: a change to any of them changes every key.
+_LOADER_SOURCES = ("load.py", "model.py", "fastparse.py", "_fastparse.c", "heapcache.py")
+
+
+def cache_dir() -> Path | None:
+    """cache_dir returns where entries live, or None when the cache is off (GCTRACE_CACHE=0)."""
+    if os.environ.get("GCTRACE_CACHE", "1") == "0":
+        return None
+    if os.environ.get("GCTRACE_CACHE_DIR"):
+        return Path(os.environ["GCTRACE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gctrace"
+
+
+def load_heap(path, progress: bool = False) -> Heap:
+    """load_heap returns the dump's heap from the cache, or loads it (load_dump) and stores it when it is big."""
+    path = os.fspath(path)
+    where = cache_dir()
+    entry = None if where is None else _entry(where, path)
+    if entry is not None and entry.exists():
+        heap = _read(entry, path)
+        if heap is not None:
+            return heap
+    heap = load_dump(path, progress)
+    if entry is not None and heap.n_objects >= MIN_OBJECTS:
+        _write(entry, heap)
+    return heap
+
+
+def _entry(where: Path, path: str) -> Path | None:
+    """_entry names the cache file of the dump at ``path`` as it is now; None when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # load_dump names the problem
+    key = hashlib.sha256()
+    for part in (os.path.realpath(path), str(st.st_size), str(st.st_mtime_ns), str(LAYOUT), _loader_digest()):
+        key.update(part.encode() + b"\0")
+    return where / f"{key.hexdigest()[:32]}.npz"
+
+
+_digest = None
+
+
+def _loader_digest() -> str:
+    global _digest
+    if _digest is None:
+        here = Path(__file__).resolve().parent
+        h = hashlib.sha256()
+        for name in _LOADER_SOURCES:
+            p = here / name
+            h.update(name.encode() + b"\0" + (p.read_bytes() if p.exists() else b"") + b"\0")
+        _digest = h.hexdigest()
+    return _digest
+
+
+def _read(entry: Path, path: str) -> Heap | None:
+    """_read loads a cache entry; a bad one is deleted and None returned."""
+    try:
+        with np.load(entry, allow_pickle=False) as z:
+            skeleton = json.loads(bytes(z["skeleton"]).decode())
+            if skeleton.get("layout") != LAYOUT:
+                raise ValueError("another layout")
+            heap = _decode(skeleton["heap"], z)
+        os.utime(entry)  # most recently used
+        return dataclasses.replace(heap, path=path)
+    except Exception:  # noqa: BLE001 - any unreadable entry is a miss, never the user's problem
+        try:
+            entry.unlink()
+        except OSError:
+            pass
+        return None
+
+
+def _write(entry: Path, heap: Heap) -> None:
+    """_write stores the heap as ``entry`` atomically and keeps the KEEP newest entries; failures are ignored."""
+    arrays: dict[str, np.ndarray] = {}
+    skeleton = {"layout": LAYOUT, "heap": _encode(heap, "h", arrays)}
+    arrays["skeleton"] = np.frombuffer(json.dumps(skeleton).encode(), np.uint8)
+    tmp = None
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, entry)
+        tmp = None
+        old = sorted(entry.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns, reverse=True)[KEEP:]
+        for p in old:
+            p.unlink()
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _encode(value, name: str, arrays: dict):
+    """_encode turns a model value into JSON, moving its arrays into ``arrays`` under names built from ``name``."""
+    if isinstance(value, np.ndarray):
+        arrays[name] = value
+        return {"@array": name}
+    if dataclasses.is_dataclass(value):
+        return {"@class": type(value).__name__,
+                "fields": {f.name: _encode(getattr(value, f.name), f"{name}.{f.name}", arrays)
+                           for f in dataclasses.fields(value)}}
+    if isinstance(value, tuple):
+        return {"@tuple": [_encode(v, f"{name}.{i}", arrays) for i, v in enumerate(value)]}
+    if isinstance(value, dict):
+        return {"@dict": value}  # meta: JSON from the dump itself
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    raise TypeError(f"cannot cache a {type(value).__name__}")
+
+
+def _decode(value, z):
+    """_decode rebuilds what _encode wrote, with the arrays read from the open ``.npz`` ``z``."""
+    if isinstance(value, dict):
+        if "@array" in value:
+            return z[value["@array"]]
+        if "@class" in value:
+            cls = _CLASSES[value["@class"]]
+            return cls(**{k: _decode(v, z) for k, v in value["fields"].items()})
+        if "@tuple" in value:
+            return tuple(_decode(v, z) for v in value["@tuple"])
+        if "@dict" in value:
+            return value["@dict"]
+        raise ValueError("unknown node")
+    return value

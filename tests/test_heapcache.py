@@ -1,0 +1,128 @@
+"""The heap cache gives back exactly the heap the loader built, and never a stale or broken one."""
+
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dumps import FIXTURES, dump_doc
+from gctrace.analysis import heapcache
+from gctrace.analysis.analyze import analyze
+from gctrace.analysis.load import load_dump
+from gctrace.analysis.report import json_report
+from gctrace.cli import main
+from gctrace.errors import DumpError
+from test_load_paths import assert_same_heap
+
+GOOD = sorted(p for p in FIXTURES.glob("*.json*") if not p.name.endswith((".report.json", ".stderr")))
+
+
+@pytest.fixture
+def cache_everything(monkeypatch):
+    """cache_everything caches dumps of any size, and fails the test if a cached dump is parsed again."""
+    monkeypatch.setattr(heapcache, "MIN_OBJECTS", 0)
+    return monkeypatch
+
+
+def entries():
+    return sorted(heapcache.cache_dir().glob("*.npz"))
+
+
+def forbid_parsing(monkeypatch):
+    def parse(*args, **kw):
+        raise AssertionError("parsed although cached")
+
+    monkeypatch.setattr(heapcache, "load_dump", parse)
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.name)
+def test_a_cached_heap_is_the_loaded_heap(path, cache_everything):
+    # GIVEN a fixture loaded once through the cache
+    first = heapcache.load_heap(path)
+    assert len(entries()) == 1
+    # WHEN it is loaded again, with parsing forbidden
+    forbid_parsing(cache_everything)
+    again = heapcache.load_heap(path)
+    # THEN every array, table, map header and event is the same, and so is the report
+    assert_same_heap(load_dump(path), again)
+    assert again.path == os.fspath(path) and again.meta == first.meta
+    assert json_report(analyze(again)) == json_report(analyze(first))
+
+
+def test_a_changed_dump_is_parsed_again(tmp_path, cache_everything, write_dump):
+    # GIVEN a dump loaded through the cache
+    path = write_dump(dump_doc([{"addr": 0x1000, "size": 16}]))
+    assert heapcache.load_heap(path).n_objects == 1
+    # WHEN it is rewritten (another size and time) and loaded again
+    path.write_text(path.read_text().replace('"size": 16}', '"size": 16}, {"addr": 8192, "size": 32}'))
+    os.utime(path, ns=(10**18, 10**18))
+    # THEN the new content is what comes back
+    assert heapcache.load_heap(path).obj_size.tolist() == [16, 32]
+
+
+def test_a_broken_entry_is_dropped_and_the_dump_parsed(cache_everything, write_dump):
+    path = write_dump(dump_doc([{"addr": 0x1000, "size": 16}]))
+    heapcache.load_heap(path)
+    (entry,) = entries()
+    for broken in (entry.read_bytes()[:200], b"not a zip", b""):
+        # GIVEN the entry truncated or replaced by junk
+        entry.write_bytes(broken)
+        # WHEN the dump is loaded THEN it is parsed, right, and the entry written anew
+        assert heapcache.load_heap(path).obj_size.tolist() == [16]
+        assert entries() == [entry] and entry.stat().st_size > 1000
+
+
+def test_a_bad_dump_is_refused_as_ever_and_never_cached(cache_everything, write_dump):
+    path = write_dump(dump_doc([{"addr": 0x1000, "size": 16}, {"addr": 0x1008, "size": 16}]))
+    with pytest.raises(DumpError, match="overlaps"):
+        heapcache.load_heap(path)
+    assert entries() == []
+
+
+def test_small_dumps_and_a_disabled_cache_write_nothing(monkeypatch, write_dump):
+    path = write_dump(dump_doc([{"addr": 0x1000, "size": 16}]))
+    heapcache.load_heap(path)  # 1 object < MIN_OBJECTS
+    assert entries() == []
+    monkeypatch.setattr(heapcache, "MIN_OBJECTS", 0)
+    monkeypatch.setenv("GCTRACE_CACHE", "0")
+    assert heapcache.cache_dir() is None
+    heapcache.load_heap(path)
+    monkeypatch.delenv("GCTRACE_CACHE")
+    assert entries() == []
+
+
+def test_only_the_newest_entries_are_kept(cache_everything, write_dump):
+    # GIVEN more dumps than the cache keeps, loaded one after another
+    paths = [write_dump(dump_doc([{"addr": 0x1000, "size": 16 * (k + 1)}]), f"d{k}.json")
+             for k in range(heapcache.KEEP + 2)]
+    for k, p in enumerate(paths):
+        heapcache.load_heap(p)
+        for e in entries():  # distinct times, oldest first, whatever the file system's clock resolution
+            os.utime(e, ns=(e.stat().st_mtime_ns - 10**9,) * 2)
+    # THEN KEEP entries remain, and the last dumps are the cached ones
+    assert len(entries()) == heapcache.KEEP
+    forbid_parsing(cache_everything)
+    assert heapcache.load_heap(paths[-1]).obj_size.tolist() == [16 * len(paths)]
+    with pytest.raises(AssertionError, match="parsed although cached"):
+        heapcache.load_heap(paths[0])
+
+
+def test_the_cli_answers_the_same_from_the_cache(cache_everything):
+    # GIVEN a fixture analyzed once (parsed and cached)
+    path = str(FIXTURES / "map_after_mapclear.json")
+    first = CliRunner().invoke(main, ["analyze", path, "--json"])
+    assert first.exit_code == 0 and len(entries()) == 1
+    # WHEN analyzed again, parsing forbidden THEN the report is the same
+    forbid_parsing(cache_everything)
+    again = CliRunner().invoke(main, ["analyze", path, "--json"])
+    assert again.exit_code == 0 and again.output == first.output
+
+
+def test_arrays_come_back_with_their_dtypes(cache_everything):
+    path = FIXTURES / "map_after_mapclear.json"
+    fresh = heapcache.load_heap(path)
+    cached = heapcache.load_heap(path)
+    for name in ("obj_addr", "obj_kind", "ptr_start", "slot_count", "has_slots", "obj_type"):
+        a, b = getattr(fresh, name), getattr(cached, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
