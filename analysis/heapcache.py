@@ -117,10 +117,11 @@ def _read(entry: Path, path: str) -> Heap | None:
 def _write(entry: Path, heap: Heap) -> None:
     """_write stores the heap as ``entry`` atomically and keeps the KEEP newest entries; failures are ignored."""
     arrays: dict[str, np.ndarray] = {}
-    skeleton = {"layout": LAYOUT, "heap": _encode(heap, "h", arrays)}
-    arrays["skeleton"] = np.frombuffer(json.dumps(skeleton).encode(), np.uint8)
     tmp = None
     try:
+        # A model field _encode does not know is a gctrace bug: the round-trip tests catch it; users lose a cache entry.
+        skeleton = {"layout": LAYOUT, "heap": _encode(heap, "h", arrays)}
+        arrays["skeleton"] = np.frombuffer(json.dumps(skeleton).encode(), np.uint8)
         entry.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".npz")
         with os.fdopen(fd, "wb") as f:
@@ -130,7 +131,7 @@ def _write(entry: Path, heap: Heap) -> None:
         old = sorted(entry.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns, reverse=True)[KEEP:]
         for p in old:
             p.unlink()
-    except OSError:
+    except (OSError, TypeError, ValueError):
         pass
     finally:
         if tmp is not None:
