@@ -69,3 +69,17 @@ def test_a_pipe_gets_no_progress(big_dump):
     r = subprocess.run([sys.executable, "-m", "gctrace", "analyze", str(big_dump), "--json"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stderr == "" and '"count": 1000000' in r.stdout
+
+
+def test_recording_a_scenario_shows_its_phases_on_a_terminal(tmp_path):
+    from tracer_native import require_native
+
+    require_native()
+    # GIVEN fill-delete, which inserts then deletes 50k keys
+    args = ["record", "fill-delete", "--n", "50000", "-o", str(tmp_path / "d.jsonl")]
+    # WHEN it is recorded on a terminal, and again with --quiet
+    _, seen = run_on_terminal(args)
+    _, quiet = run_on_terminal(args + ["--quiet"])
+    # THEN both phases had a bar; quietly, only the summary (scenario: ..., count: 0) is written, no bar
+    assert b"\rfill:" in seen and b"\rdelete:" in seen, seen[-300:]
+    assert b"|" not in quiet and b"\r" not in quiet.replace(b"\r\n", b"") and b"count: 0" in quiet
