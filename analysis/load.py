@@ -43,7 +43,7 @@ from gctrace.errors import DumpError
 from gctrace.progress import bar
 
 from . import fastparse
-from .model import EVENT_OPS, PAGE_STATES, ROOT_KINDS, Events, Heap, MapHeader, PageRuns, Roots
+from .model import EVENT_OPS, PAGE_STATES, ROOT_KINDS, Events, Heap, MapHeader, PageRuns, Roots, freeze
 
 FORMAT = "gctrace.dump"
 VERSION = 1
@@ -957,7 +957,7 @@ class _Builder:
             types=types,
         )
         _check_maps(heap)
-        return heap
+        return freeze(heap)
 
     def _check_overlaps(self, addr, size):
         if len(addr) < 2:

@@ -12,7 +12,7 @@ it, the pure analyses (``mark``, ``pages``, ``maps``) read it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 
 import numpy as np
 
@@ -199,6 +199,28 @@ class Heap:
     def object_label(self, i: int) -> str:
         """object_label names object ``i`` for a person: ``0xc000010000 (overflow, 144 B)``."""
         return f"{self.obj_addr[i]:#x} ({self.kinds[self.obj_kind[i]]}, {int(self.obj_size[i])} B)"
+
+
+def freeze(value):
+    """freeze makes every array in a model value read-only, in place, and returns the value.
+
+    A loaded heap is shared by every analysis step and may be memory-mapped
+    from the heap cache: no step may write into it, and numpy now says so
+    loudly ("assignment destination is read-only") if one tries.
+
+    >>> h = freeze(tiny_heap([(0x1000, 16)]))
+    >>> h.obj_addr.flags.writeable, h.roots.target.flags.writeable
+    (False, False)
+    """
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif is_dataclass(value):
+        for f in fields(value):
+            freeze(getattr(value, f.name))
+    elif isinstance(value, tuple):
+        for v in value:
+            freeze(v)
+    return value
 
 
 def empty_events() -> Events:
