@@ -5,8 +5,10 @@ at 10M objects, bench/results-scale.md), and users run several commands on
 one dump: analyze, then why, top, render. Eclipse MAT answers the same
 complaint with index files written on the first parse; this is gctrace's
 version of that. The first load of a dump of at least ``MIN_OBJECTS``
-objects stores the model's arrays as one uncompressed ``.npz``; later loads
-read them back (about 1 s at 10M objects).
+objects stores the model's arrays as ``.npy`` files in a directory of their
+own; later loads memory-map them (read-only, like every loaded heap, see
+model.freeze), so a cached load costs milliseconds and the pages come from
+the page cache as the analysis touches them.
 
 - Where: ``$GCTRACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/gctrace``, else
   ``~/.cache/gctrace``. ``GCTRACE_CACHE=0`` turns the cache off.
@@ -16,9 +18,10 @@ read them back (about 1 s at 10M objects).
 - Bounded: the ``KEEP`` most recently used entries stay, older ones go.
 - Best effort: an entry that cannot be written is not written, and one that
   cannot be read (truncated, foreign, from another layout) is deleted and the
-  dump parsed again. Only dumps that load without error are stored.
-- No pickle: arrays go into the ``.npz``, everything else (strings, map
-  headers, meta) into one JSON member, rebuilt into known classes only.
+  dump parsed again. Only dumps that load without error are stored. An entry
+  is renamed into place whole, so a reader never sees half of one.
+- No pickle: arrays go into ``.npy`` files, everything else (strings, map
+  headers, meta) into ``skeleton.json``, rebuilt into known classes only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -34,11 +38,11 @@ import numpy as np
 
 from . import model
 from .load import load_dump
-from .model import Heap
+from .model import Heap, freeze
 
 MIN_OBJECTS = 1 << 18
 KEEP = 4
-LAYOUT = 1
+LAYOUT = 2
 _CLASSES = {c.__name__: c for c in (model.Heap, model.Roots, model.PageRuns, model.MapHeader, model.Events)}
 # The files whose code decides what a dump loads into: a change to any of them changes every key.
 _LOADER_SOURCES = ("load.py", "model.py", "fastparse.py", "_fastparse.c", "heapcache.py")
@@ -78,7 +82,7 @@ def _entry(where: Path, path: str) -> Path | None:
     key = hashlib.sha256()
     for part in (os.path.realpath(path), str(st.st_size), str(st.st_mtime_ns), str(LAYOUT), _loader_digest()):
         key.update(part.encode() + b"\0")
-    return where / f"{key.hexdigest()[:32]}.npz"
+    return where / key.hexdigest()[:32]
 
 
 _digest = None
@@ -97,48 +101,42 @@ def _loader_digest() -> str:
 
 
 def _read(entry: Path, path: str) -> Heap | None:
-    """_read loads a cache entry; a bad one is deleted and None returned."""
+    """_read maps a cache entry's arrays (read-only, paged in on use); a bad entry is deleted and None returned."""
     try:
-        with np.load(entry, allow_pickle=False) as z:
-            skeleton = json.loads(bytes(z["skeleton"]).decode())
-            if skeleton.get("layout") != LAYOUT:
-                raise ValueError("another layout")
-            heap = _decode(skeleton["heap"], z)
+        skeleton = json.loads((entry / "skeleton.json").read_text())
+        if skeleton.get("layout") != LAYOUT:
+            raise ValueError("another layout")
+        heap = _decode(skeleton["heap"], entry)
         os.utime(entry)  # most recently used
-        return dataclasses.replace(heap, path=path)
+        return freeze(dataclasses.replace(heap, path=path))
     except Exception:  # noqa: BLE001 - any unreadable entry is a miss, never the user's problem
-        try:
-            entry.unlink()
-        except OSError:
-            pass
+        shutil.rmtree(entry, ignore_errors=True)
         return None
 
 
 def _write(entry: Path, heap: Heap) -> None:
-    """_write stores the heap as ``entry`` atomically and keeps the KEEP newest entries; failures are ignored."""
-    arrays: dict[str, np.ndarray] = {}
+    """_write stores the heap as the directory ``entry``, atomically, and keeps the KEEP newest; failures are ignored."""
     tmp = None
     try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=".tmp-"))
+        arrays: dict[str, np.ndarray] = {}
         # A model field _encode does not know is a gctrace bug: the round-trip tests catch it; users lose a cache entry.
         skeleton = {"layout": LAYOUT, "heap": _encode(heap, "h", arrays)}
-        arrays["skeleton"] = np.frombuffer(json.dumps(skeleton).encode(), np.uint8)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, entry)
+        for name, arr in arrays.items():
+            np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+        (tmp / "skeleton.json").write_text(json.dumps(skeleton))  # last: an entry without it is broken
+        os.rename(tmp, entry)  # atomic; fails if another process stored the same entry first
         tmp = None
-        old = sorted(entry.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns, reverse=True)[KEEP:]
+        old = sorted((p for p in entry.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime_ns, reverse=True)[KEEP:]
         for p in old:
-            p.unlink()
+            shutil.rmtree(p, ignore_errors=True)
     except (OSError, TypeError, ValueError):
         pass
     finally:
         if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _encode(value, name: str, arrays: dict):
@@ -159,16 +157,20 @@ def _encode(value, name: str, arrays: dict):
     raise TypeError(f"cannot cache a {type(value).__name__}")
 
 
-def _decode(value, z):
-    """_decode rebuilds what _encode wrote, with the arrays read from the open ``.npz`` ``z``."""
+def _decode(value, entry: Path):
+    """_decode rebuilds what _encode wrote, mapping the arrays from the entry's ``.npy`` files."""
     if isinstance(value, dict):
         if "@array" in value:
-            return z[value["@array"]]
+            name = value["@array"]
+            if "/" in name or name.startswith("."):
+                raise ValueError("bad array name")
+            # A plain ndarray over the mapping: numpy.memmap's subclass would leak into every result.
+            return np.asarray(np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False))
         if "@class" in value:
             cls = _CLASSES[value["@class"]]
-            return cls(**{k: _decode(v, z) for k, v in value["fields"].items()})
+            return cls(**{k: _decode(v, entry) for k, v in value["fields"].items()})
         if "@tuple" in value:
-            return tuple(_decode(v, z) for v in value["@tuple"])
+            return tuple(_decode(v, entry) for v in value["@tuple"])
         if "@dict" in value:
             return value["@dict"]
         raise ValueError("unknown node")

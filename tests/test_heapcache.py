@@ -26,7 +26,8 @@ def cache_everything(monkeypatch):
 
 
 def entries():
-    return sorted(heapcache.cache_dir().glob("*.npz"))
+    where = heapcache.cache_dir()
+    return sorted(p for p in where.iterdir() if not p.name.startswith(".")) if where.exists() else []
 
 
 def forbid_parsing(monkeypatch):
@@ -65,12 +66,29 @@ def test_a_broken_entry_is_dropped_and_the_dump_parsed(cache_everything, write_d
     path = write_dump(dump_doc([{"addr": 0x1000, "size": 16}]))
     heapcache.load_heap(path)
     (entry,) = entries()
-    for broken in (entry.read_bytes()[:200], b"not a zip", b""):
-        # GIVEN the entry truncated or replaced by junk
-        entry.write_bytes(broken)
+    breakages = [("skeleton.json", b'{"layout": 2, "heap": {"@array": "../../etc/passwd"}}'),
+                 ("skeleton.json", b"{"), ("skeleton.json", None), ("h.obj_size.npy", b"\x93NUMPY junk"),
+                 ("h.obj_size.npy", None)]
+    for name, junk in breakages:
+        # GIVEN one file of the entry replaced by junk, or gone
+        if junk is None:
+            (entry / name).unlink()
+        else:
+            (entry / name).write_bytes(junk)
         # WHEN the dump is loaded THEN it is parsed, right, and the entry written anew
+        assert heapcache.load_heap(path).obj_size.tolist() == [16], name
+        assert entries() == [entry] and (entry / "skeleton.json").exists()
         assert heapcache.load_heap(path).obj_size.tolist() == [16]
-        assert entries() == [entry] and entry.stat().st_size > 1000
+
+
+def test_a_cached_heap_is_read_only_and_mapped(cache_everything, write_dump):
+    path = write_dump(dump_doc([{"addr": 0x1000, "size": 16}]))
+    heapcache.load_heap(path)
+    h = heapcache.load_heap(path)
+    # THEN its arrays are plain read-only ndarrays over the entry's files
+    assert type(h.obj_size) is np.ndarray and not h.obj_size.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        h.obj_size[0] = 1
 
 
 def test_a_bad_dump_is_refused_as_ever_and_never_cached(cache_everything, write_dump):
