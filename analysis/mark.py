@@ -154,25 +154,31 @@ def retained_by(heap: Heap, marking: Marking, objs) -> list[int]:
     ok = marking.ptr_dest >= 0
     src, dst = heap.ptr_src[ok], marking.ptr_dest[ok]
     roots = marking.root_dest[marking.root_dest >= 0]
-    graph = _csr(n, src, dst)
+    objs = [int(i) for i in objs]
+    # X for every asked object first; then one pass over all edges keeps those into any X, and each
+    # object's own work runs on those few (not one pass over every edge per object).
+    reachable_from = _bfs_from(heap, marking, src, dst)
+    xs = {i: reachable_from(i) for i in dict.fromkeys(objs) if reachable[i]}
+    union = np.zeros(n, dtype=bool)
+    for members in xs.values():
+        union[members] = True
+    into_any = np.flatnonzero(union[dst])
+    cand_src, cand_dst = src[into_any], dst[into_any]
     out = []
     for i in objs:
-        i = int(i)
-        if not reachable[i]:
+        if i not in xs:
             out.append(0)
             continue
-        members = np.sort(breadth_first_order(graph, i, directed=True, return_predecessors=False))
-        inside = np.zeros(n, dtype=bool)
-        inside[members] = True
-        # Only edges into X matter; one pass over the edges finds them, the rest works on those few.
-        into = np.flatnonzero(inside[dst])
-        s_in, d_in = src[into], dst[into]
-        entry = ~inside[s_in] & reachable[s_in]
-        entries = np.concatenate([d_in[entry], roots[inside[roots]]])
+        members = xs[i]
+        into = _member(members, cand_dst)
+        s_in, d_in = cand_src[into], cand_dst[into]
+        s_inside = _member(members, s_in)
+        entry = ~s_inside & reachable[s_in]
+        entries = np.concatenate([d_in[entry], roots[_member(members, roots)]])
         entries = entries[entries != i]
         # The survivors' BFS runs on X alone, renumbered 0..|X|-1 in address order, which keeps
         # the edges sorted by source (reach needs that): small, whatever the heap.
-        within = inside[s_in] & (s_in != i) & (d_in != i)
+        within = s_inside & (s_in != i) & (d_in != i)
         local_src = np.searchsorted(members, s_in[within])
         local_dst = np.searchsorted(members, d_in[within])
         survivors = reach(len(members), local_src, local_dst, np.searchsorted(members, entries))
@@ -180,10 +186,30 @@ def retained_by(heap: Heap, marking: Marking, objs) -> list[int]:
     return out
 
 
-def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> csr_matrix:
-    """_csr builds the n-node adjacency matrix of sorted edges src -> dst, for repeated BFS."""
+def _bfs_from(heap: Heap, marking: Marking, src: np.ndarray, dst: np.ndarray):
+    """_bfs_from returns a function giving the sorted indices of the objects reachable from one object.
+
+    The C BFS walks the heap's own arrays; without it, scipy's graph is built once for every call.
+    """
+    if heapgraph.available():
+        return lambda i: np.flatnonzero(heapgraph.reach(heap.n_objects, heap.ptr_start, marking.ptr_dest,
+                                                        np.array([i])))
+    n = heap.n_objects
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
     # float64 data and int32 indices are what csgraph works on: no copy per BFS.
-    return csr_matrix((np.ones(len(dst)), dst.astype(np.int32 if n < 2**31 - 1 else np.int64), indptr),
-                      shape=(n, n))
+    graph = csr_matrix((np.ones(len(dst)), dst.astype(np.int32 if n < 2**31 - 1 else np.int64), indptr),
+                       shape=(n, n))
+    return lambda i: np.sort(breadth_first_order(graph, i, directed=True, return_predecessors=False))
+
+
+def _member(members: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """_member reports, for each value of x, whether it is in the sorted array members.
+
+    >>> _member(np.array([2, 5, 9]), np.array([5, 0, 9, 10])).tolist()
+    [True, False, True, False]
+    """
+    if len(members) == 0:
+        return np.zeros(len(x), dtype=bool)
+    at = np.minimum(np.searchsorted(members, x), len(members) - 1)
+    return members[at] == x

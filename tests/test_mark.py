@@ -1,5 +1,7 @@
 """mark follows pointers from roots; interior pointers resolve, external ones and nil roots are counted."""
 
+import pytest
+
 from gctrace.analysis.mark import mark
 from gctrace.analysis.model import tiny_heap
 
@@ -39,8 +41,11 @@ def test_long_chain_is_followed_to_its_end():
     assert mark(tiny_heap(objs, ptrs=ptrs, roots=[0x1000])).reachable.all()
 
 
-def test_retained_by_equals_remove_and_remark_on_random_graphs():
+@pytest.mark.parametrize("c_loops", ["1", "0"])
+def test_retained_by_equals_remove_and_remark_on_random_graphs(c_loops, monkeypatch):
     import numpy as np
+
+    monkeypatch.setenv("GCTRACE_HEAPGRAPH", c_loops)  # the C BFS, then scipy's
 
     from gctrace.analysis.mark import retained_by
 
