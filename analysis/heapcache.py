@@ -73,6 +73,50 @@ def load_heap(path, progress: bool = False) -> Heap:
     return heap
 
 
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """Entry describes one cached heap: where it is, which dump it came from, how big, when last used."""
+
+    path: Path
+    source: str
+    objects: int | None  # None: not recorded (an entry of an older gctrace, never read again, evicted in time)
+    bytes: int
+    used: float  # seconds since the epoch
+
+
+def list_entries() -> list[Entry]:
+    """list_entries returns the cache's entries, most recently used first (none when the cache is off)."""
+    where = cache_dir()
+    if where is None or not where.is_dir():
+        return []
+    out = []
+    for p in where.iterdir():
+        if p.name.startswith(".") or not p.is_dir():
+            continue
+        try:
+            skeleton = json.loads((p / "skeleton.json").read_text())
+            size = sum(f.stat().st_size for f in p.iterdir())
+            objects = skeleton.get("objects")
+            out.append(Entry(p, str(skeleton.get("source", "?")), objects if isinstance(objects, int) else None,
+                             size, p.stat().st_mtime))
+        except (OSError, ValueError):
+            out.append(Entry(p, "? (broken entry: the next load of its dump replaces it)", None, 0, 0.0))
+    return sorted(out, key=lambda e: -e.used)
+
+
+def clear() -> int:
+    """clear deletes every entry (and any half-written one) and returns how many entries there were."""
+    where = cache_dir()
+    if where is None or not where.is_dir():
+        return 0
+    n = 0
+    for p in where.iterdir():
+        if p.is_dir():
+            n += not p.name.startswith(".")
+            shutil.rmtree(p, ignore_errors=True)
+    return n
+
+
 def _entry(where: Path, path: str) -> Path | None:
     """_entry names the cache file of the dump at ``path`` as it is now; None when it cannot be stat'ed."""
     try:
@@ -122,7 +166,8 @@ def _write(entry: Path, heap: Heap) -> None:
         tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=".tmp-"))
         arrays: dict[str, np.ndarray] = {}
         # A model field _encode does not know is a gctrace bug: the round-trip tests catch it; users lose a cache entry.
-        skeleton = {"layout": LAYOUT, "heap": _encode(heap, "h", arrays)}
+        skeleton = {"layout": LAYOUT, "source": os.path.realpath(heap.path), "objects": heap.n_objects,
+                    "heap": _encode(heap, "h", arrays)}
         for name, arr in arrays.items():
             np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
         (tmp / "skeleton.json").write_text(json.dumps(skeleton))  # last: an entry without it is broken

@@ -322,6 +322,32 @@ def why_cmd(dump, addr, k, output, quiet):
         _write_bytes(render.to_bytes(render.why_graph(a, w), fmt), output)
 
 
+@cli.command("cache")
+@click.option("--clear", "clear_all", is_flag=True, help="Delete every entry.")
+def cache_cmd(clear_all):
+    """Show the heap cache (parsed big dumps, kept so the next command skips the parse), or clear it."""
+    import time
+
+    from gctrace.analysis import heapcache
+    from gctrace.analysis.report import fmt_bytes
+
+    where = heapcache.cache_dir()
+    if where is None:
+        click.echo("heap cache: off (GCTRACE_CACHE=0)")
+        return
+    if clear_all:
+        click.echo(f"heap cache: {where}: deleted {heapcache.clear()} entries")
+        return
+    entries = heapcache.list_entries()
+    click.echo(f"heap cache: {where}: {len(entries)} of at most {heapcache.KEEP} entries, "
+               f"{fmt_bytes(sum(e.bytes for e in entries))}; dumps of {heapcache.MIN_OBJECTS} objects or more "
+               f"are kept")
+    for e in entries:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.used)) if e.used else "?"
+        objects = "?" if e.objects is None else e.objects
+        click.echo(f"  {fmt_bytes(e.bytes):>10}  {objects:>10} objects  used {used}  {e.source}")
+
+
 @cli.command("top")
 @click.argument("dump", type=click.Path(dir_okay=False))
 @click.option("-n", "n", type=click.IntRange(min=1), default=20, show_default=True, help="How many objects.")

@@ -144,3 +144,21 @@ def test_arrays_come_back_with_their_dtypes(cache_everything):
     for name in ("obj_addr", "obj_kind", "ptr_start", "slot_count", "has_slots", "obj_type"):
         a, b = getattr(fresh, name), getattr(cached, name)
         assert a.dtype == b.dtype and np.array_equal(a, b), name
+
+
+def test_the_cache_command_lists_and_clears_entries(cache_everything, write_dump):
+    # GIVEN two dumps loaded through the cache
+    a = write_dump(dump_doc([{"addr": 0x1000, "size": 16}]), "a.json")
+    b = write_dump(dump_doc([{"addr": 0x1000, "size": 16}, {"addr": 0x2000, "size": 16}]), "b.json")
+    heapcache.load_heap(a)
+    heapcache.load_heap(b)
+    # WHEN the cache is shown THEN both are listed with their source and object count
+    shown = CliRunner().invoke(main, ["cache"])
+    assert shown.exit_code == 0 and "2 of at most 4 entries" in shown.output
+    assert "1 objects  used" in shown.output and str(os.path.realpath(a)) in shown.output
+    assert "2 objects  used" in shown.output and str(os.path.realpath(b)) in shown.output
+    # WHEN it is cleared THEN nothing is left, and the dumps parse again
+    cleared = CliRunner().invoke(main, ["cache", "--clear"])
+    assert cleared.exit_code == 0 and "deleted 2 entries" in cleared.output and entries() == []
+    cache_everything.setenv("GCTRACE_CACHE", "0")
+    assert CliRunner().invoke(main, ["cache"]).output == "heap cache: off (GCTRACE_CACHE=0)\n"
