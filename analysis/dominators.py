@@ -50,6 +50,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order
 
 from . import heapgraph
+from .mark import followed_edges
 
 
 @dataclass(frozen=True)
@@ -220,5 +221,4 @@ def heap_dominators(heap, marking) -> Dominators:
     fast = heapgraph.dominators(heap.n_objects, heap.ptr_start, marking.ptr_dest, marking.root_dest, heap.obj_size)
     if fast is not None:
         return Dominators(heap.n_objects, *fast)
-    ok = marking.ptr_dest >= 0
-    return dominators(heap.n_objects, heap.ptr_src[ok], marking.ptr_dest[ok], marking.root_dest, heap.obj_size)
+    return dominators(heap.n_objects, *followed_edges(heap, marking.ptr_dest), marking.root_dest, heap.obj_size)

@@ -42,19 +42,18 @@ class Marking:
         return int(self.reachable.sum())
 
 
-def edges(heap: Heap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """edges returns (src, dst, ptr_dest): the followed pointer edges and each field's target object.
+def followed_edges(heap: Heap, ptr_dest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """followed_edges returns (src, dst): the object-to-object edges of the resolved pointer fields, sorted by src.
+
+    ``ptr_dest`` is each field's target object (a Marking's), -1 for the external ones, which are left out.
 
     >>> from gctrace.analysis.model import tiny_heap
     >>> h = tiny_heap([(0x1000, 16), (0x2000, 16)], ptrs=[(0, 0, 0x2008), (1, 8, 0x9999)])
-    >>> src, dst, dest = edges(h)
-    >>> src.tolist(), dst.tolist(), dest.tolist()
-    ([0], [1], [1, -1])
+    >>> [e.tolist() for e in followed_edges(h, resolve(h)[0])]
+    [[0], [1]]
     """
-    dest = heap.find(heap.ptr_target)
-    src = heap.ptr_src
-    keep = dest >= 0
-    return src[keep], dest[keep], dest
+    keep = ptr_dest >= 0
+    return heap.ptr_src[keep], ptr_dest[keep]
 
 
 def reach(n: int, src: np.ndarray, dst: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -127,8 +126,7 @@ def reach_objects(heap: Heap, ptr_dest: np.ndarray, root_dest: np.ndarray) -> np
     # The C BFS walks the heap's own arrays; scipy needs a copy of the graph built first (see _heapgraph.c).
     reachable = heapgraph.reach(heap.n_objects, heap.ptr_start, ptr_dest, root_dest)
     if reachable is None:
-        keep = ptr_dest >= 0
-        reachable = reach(heap.n_objects, heap.ptr_src[keep], ptr_dest[keep], root_dest)
+        reachable = reach(heap.n_objects, *followed_edges(heap, ptr_dest), root_dest)
     return reachable
 
 
@@ -151,8 +149,7 @@ def retained_by(heap: Heap, marking: Marking, objs) -> list[int]:
     """
     reachable = marking.reachable
     n = heap.n_objects
-    ok = marking.ptr_dest >= 0
-    src, dst = heap.ptr_src[ok], marking.ptr_dest[ok]
+    src, dst = followed_edges(heap, marking.ptr_dest)
     roots = marking.root_dest[marking.root_dest >= 0]
     objs = [int(i) for i in objs]
     # X for every asked object first; then one pass over all edges keeps those into any X, and each

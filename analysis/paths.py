@@ -23,7 +23,7 @@ from scipy.sparse.csgraph import breadth_first_order, shortest_path
 
 from gctrace.errors import UsageError
 
-from .mark import Marking
+from .mark import Marking, followed_edges
 from .model import Heap
 
 DEFAULT_CAP = 20_000  # nodes handed to networkx for k > 1
@@ -74,9 +74,7 @@ class Why:
 def _graph(heap: Heap, marking: Marking):
     """_graph builds the search graph (objects, root nodes, super-root) in CSR form."""
     n = heap.n_objects
-    src = heap.ptr_src
-    ok = marking.ptr_dest >= 0
-    src, dst = src[ok], marking.ptr_dest[ok]
+    src, dst = followed_edges(heap, marking.ptr_dest)
     roots = np.flatnonzero(marking.root_dest >= 0)
     r = len(roots)
     super_root = n + r
@@ -199,8 +197,7 @@ def _unreachable(heap: Heap, marking: Marking, addr: int, obj: int) -> Why:
     # The garbage's entry points: ancestors with no referrer at all (a cycle with
     # no entry has none; then every ancestor is shown as part of it, up to the limit).
     n = heap.n_objects
-    ok = marking.ptr_dest >= 0
-    s_all, d_all = heap.ptr_src[ok], marking.ptr_dest[ok]
+    s_all, d_all = followed_edges(heap, marking.ptr_dest)
     gt = csr_matrix((np.ones(len(s_all), bool), (d_all, s_all)), shape=(n, n))
     anc = breadth_first_order(gt, obj, directed=True, return_predecessors=False)
     indeg = np.diff(gt.indptr)

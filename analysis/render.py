@@ -46,6 +46,7 @@ from scipy.sparse import csr_matrix
 from gctrace.errors import MissingToolError, UsageError
 
 from .analyze import Analysis
+from .mark import followed_edges
 from .pagemap_svg import CLASS_COLORS
 from .pages import CLASSES, FLAGGED, object_pages
 from .report import fmt_bytes
@@ -129,9 +130,7 @@ def map_owner(a: Analysis) -> np.ndarray:
         sel = np.concatenate(parts)
         owner[sel[sel >= 0]] = j
     struct = np.isin(heap.obj_kind, [heap.kind_code(k) for k in STRUCTURE if heap.kind_code(k) >= 0])
-    src, dest = heap.ptr_src, a.marking.ptr_dest
-    ok = dest >= 0
-    src, dest = src[ok], dest[ok]
+    src, dest = followed_edges(heap, a.marking.ptr_dest)
     take = (owner[src] >= 0) & struct[src] & (owner[dest] < 0)
     # Lowest-indexed owner wins when two maps point at one object: assign in reverse order.
     order = np.flatnonzero(take)[::-1]
@@ -142,9 +141,7 @@ def map_owner(a: Analysis) -> np.ndarray:
 def neighbourhood(a: Analysis, obj: int, depth: int) -> np.ndarray:
     """neighbourhood returns each object's distance in pointer hops (either direction) from ``obj``, -1 beyond ``depth``."""
     n = a.heap.n_objects
-    dest = a.marking.ptr_dest
-    ok = dest >= 0
-    src, dst = a.heap.ptr_src[ok], dest[ok]
+    src, dst = followed_edges(a.heap, a.marking.ptr_dest)
     g = csr_matrix((np.ones(2 * len(src), bool), (np.concatenate([src, dst]), np.concatenate([dst, src]))),
                    shape=(n, n))
     dist = np.full(n, -1, np.int64)
@@ -441,9 +438,8 @@ def build_graph(a: Analysis, opts: RenderOptions = RenderOptions()) -> RenderedG
                 dot.edge(rid, f"n{t}")
                 edge_count += 1
     # Pointer edges between drawn nodes, counted.
-    dest = a.marking.ptr_dest
-    ok = dest >= 0
-    s, d = sel.node_of[heap.ptr_src[ok]], sel.node_of[dest[ok]]
+    src, dst = followed_edges(heap, a.marking.ptr_dest)
+    s, d = sel.node_of[src], sel.node_of[dst]
     keep = (s >= 0) & (d >= 0)
     s, d = s[keep], d[keep]
     nn = max(len(sel.nodes), 1)

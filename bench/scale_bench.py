@@ -154,10 +154,10 @@ print(json.dumps({"steps": t, "objects": h.n_objects, "pointers": int(len(h.ptr_
 NAIVE = r"""
 import sys, time, networkx as nx
 from gctrace.analysis.load import load_dump
-from gctrace.analysis.mark import edges
+from gctrace.analysis.mark import followed_edges, resolve
 h = load_dump(sys.argv[1])
-src, dst, _ = edges(h)
-roots = h.find(h.roots.target)
+dest, roots = resolve(h)
+src, dst = followed_edges(h, dest)
 s = time.perf_counter()
 g = nx.DiGraph()
 g.add_nodes_from(range(h.n_objects))
@@ -201,14 +201,15 @@ int main(int argc, char **argv) {
 EXPORT = r"""
 import sys, numpy as np
 from gctrace.analysis.load import load_dump
-from gctrace.analysis.mark import edges
+from gctrace.analysis.mark import followed_edges, resolve
 h = load_dump(sys.argv[1])
-src, dst, _ = edges(h)  # the followed edges, in CSR form below
+dest, roots = resolve(h)
+src, dst = followed_edges(h, dest)  # in CSR form below
 indptr = np.zeros(h.n_objects + 1, np.int64)
 np.cumsum(np.bincount(src, minlength=h.n_objects), out=indptr[1:])
 d = sys.argv[2]
 indptr.tofile(d + "/indptr"); dst.astype(np.int32).tofile(d + "/indices")
-h.find(h.roots.target).astype(np.int64).tofile(d + "/roots")
+roots.astype(np.int64).tofile(d + "/roots")
 """
 
 
