@@ -44,9 +44,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define HG_VERSION 2
+#define HG_VERSION 3
 #define PREFETCH_AHEAD 16
 #define LINEAR_MAX 8
+#define HG_BAD_OFFSETS (-2) /* ptr_start descends somewhere: the caller's arrays are not a graph */
 
 int hg_version(void) { return HG_VERSION; }
 
@@ -141,7 +142,8 @@ int hg_find(int64_t n, const int64_t *addr, const int64_t *size, int64_t m, cons
  * ptr_start[v]..ptr_start[v+1] are object v's pointer fields and dest[e] the
  * object field e points into, -1 for none; roots are object indices, -1 for
  * none. Returns -1 when n does not fit the 32-bit queue or the queue cannot be
- * allocated (the caller then uses scipy).
+ * allocated (the caller then uses scipy), HG_BAD_OFFSETS when ptr_start
+ * descends (checked in the pass that clears seen; the caller checks its ends).
  */
 int64_t hg_mark(int64_t n, const int64_t *ptr_start, const int64_t *dest, int64_t nroots, const int64_t *roots,
                 uint8_t *seen)
@@ -152,8 +154,13 @@ int64_t hg_mark(int64_t n, const int64_t *ptr_start, const int64_t *dest, int64_
     if (!queue)
         return -1;
     int64_t head = 0, tail = 0;
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = 0; i < n; i++) {
+        if (ptr_start[i] > ptr_start[i + 1]) {
+            free(queue);
+            return HG_BAD_OFFSETS;
+        }
         seen[i] = 0;
+    }
     for (int64_t i = 0; i < nroots; i++) {
         int64_t r = roots[i];
         if (r >= 0 && r < n && !seen[r]) {
@@ -201,8 +208,9 @@ static void compress(int32_t *anc, int32_t *label, const int32_t *semi, int32_t 
  * under a virtual super-root numbered n. idom_out[v] is v's immediate
  * dominator, n for the super-root, -1 when v is unreachable; retained_out[v]
  * is the sum of size over v's dominator subtree, 0 when unreachable.
- * Returns the number of reachable objects, or -1 when n does not fit 32-bit
- * numbering or memory runs out (the caller then uses Python).
+ * Returns the number of reachable objects, -1 when n does not fit 32-bit
+ * numbering or memory runs out (the caller then uses Python), or
+ * HG_BAD_OFFSETS as hg_mark does.
  */
 int64_t hg_dominators(int64_t n, const int64_t *ptr_start, const int64_t *dest, int64_t nroots, const int64_t *roots,
                       const int64_t *size, int64_t *idom_out, int64_t *retained_out)
@@ -219,8 +227,13 @@ int64_t hg_dominators(int64_t n, const int64_t *ptr_start, const int64_t *dest, 
     int64_t count = -1;
     if (!pre || !vertex || !parent || !stack || !next_edge)
         goto out;
-    for (int64_t v = 0; v < n; v++)
+    for (int64_t v = 0; v < n; v++) {
+        if (ptr_start[v] > ptr_start[v + 1]) {
+            count = HG_BAD_OFFSETS;
+            goto out;
+        }
         pre[v] = -1;
+    }
 
     /* 1. DFS from the super-root, iterative: preorder numbers, spanning-tree parents. */
     int32_t N = 1;

@@ -23,7 +23,8 @@ import numpy as np
 from gctrace import native
 
 HERE = Path(__file__).resolve().parent
-VERSION = 2
+VERSION = 3
+BAD_OFFSETS = -2  # HG_BAD_OFFSETS
 
 _lib = None
 _tried = False
@@ -82,7 +83,7 @@ def reach(n: int, ptr_start: np.ndarray, dest: np.ndarray, roots: np.ndarray) ->
         return None
     ptr_start, dest, roots = _graph("reach", n, ptr_start, dest, roots)
     seen = np.empty(n, np.bool_)
-    if _lib.hg_mark(n, ptr_start, dest, len(roots), roots, seen) < 0:
+    if _check("reach", n, dest, _lib.hg_mark(n, ptr_start, dest, len(roots), roots, seen)) < 0:
         return None
     return seen
 
@@ -103,16 +104,28 @@ def dominators(n: int, ptr_start: np.ndarray, dest: np.ndarray, roots: np.ndarra
         raise ValueError(f"dominators: {n} objects need {n} sizes, got {len(size)}")
     idom = np.empty(n, np.int64)
     retained = np.empty(n, np.int64)
-    if _lib.hg_dominators(n, ptr_start, dest, len(roots), roots, size, idom, retained) < 0:
+    if _check("dominators", n, dest, _lib.hg_dominators(n, ptr_start, dest, len(roots), roots, size, idom,
+                                                        retained)) < 0:
         return None
     return idom, retained
 
 
 def _graph(what, n, ptr_start, dest, roots):
-    """_graph checks the CSR arrays fit n objects (the C code trusts them) and makes them contiguous int64."""
+    """_graph checks the ends of the CSR arrays (the C code checks that the offsets ascend) and makes them int64."""
     ptr_start = np.ascontiguousarray(ptr_start, np.int64)
     dest = np.ascontiguousarray(dest, np.int64)
     roots = np.ascontiguousarray(roots, np.int64)
-    if len(ptr_start) != n + 1 or ptr_start[0] < 0 or ptr_start[-1] > len(dest) or (np.diff(ptr_start) < 0).any():
-        raise ValueError(f"{what}: {n} objects need {n + 1} ascending field offsets within {len(dest)} fields")
+    if len(ptr_start) != n + 1 or ptr_start[0] < 0 or ptr_start[-1] > len(dest):
+        raise _bad_offsets(what, n, dest)
     return ptr_start, dest, roots
+
+
+def _check(what, n, dest, rc: int) -> int:
+    """_check turns the C loops' HG_BAD_OFFSETS into the ValueError _graph raises for bad ends; else returns rc."""
+    if rc == BAD_OFFSETS:
+        raise _bad_offsets(what, n, dest)
+    return rc
+
+
+def _bad_offsets(what, n, dest) -> ValueError:
+    return ValueError(f"{what}: {n} objects need {n + 1} ascending field offsets within {len(dest)} fields")
