@@ -19,12 +19,15 @@ REPORT_VERSION = 1
 DEFAULT_RUNS = 10
 
 
-def json_report(a: Analysis, barrier: Replay | None = None) -> dict:
-    """json_report returns the spec's report (version 1); ``barrier`` adds its ``barrier`` key."""
+def json_report(a: Analysis, barrier: Replay | None = None, retained: dict | None = None) -> dict:
+    """json_report returns the spec's report (version 1); ``barrier`` adds its ``barrier`` key.
+
+    ``retained`` is map_retained_bytes(a), when the caller has it already.
+    """
     heap, reach, pc = a.heap, a.reachable, a.pages
     size = heap.obj_size
     pages, cls = pc.flagged_pages()
-    retained = map_retained_bytes(a)
+    retained = map_retained_bytes(a) if retained is None else retained
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -180,8 +183,12 @@ def run_kinds(a: Analysis, first: int, n: int) -> str:
     return ", ".join(f"{kind} x{k}" for kind, k in parts)
 
 
-def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | None = None) -> str:
+def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | None = None,
+                retained: dict | None = None) -> str:
     """text_report renders the analysis for a person; ``runs=None`` lists every flagged run.
+
+    ``retained`` is map_retained_bytes(a), when the caller has it already; else
+    it is computed for the maps the report describes.
 
     With ``barrier`` (a replay of the last mark) the Heap section counts its
     floating objects and a "Write barrier" section tells each lost object's story.
@@ -209,7 +216,7 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
         lines.append("  (the dump has no maps)")
     quiet = []
     loud = [m for m in a.maps if a.map_findings.get(m.header.hmap)]
-    retained = map_retained_bytes(a, loud)
+    retained = map_retained_bytes(a, loud) if retained is None else retained
     for m in a.maps:
         h = m.header
         name = f"{h.name} ({h.hmap:#x})" if h.name else f"{h.hmap:#x}"

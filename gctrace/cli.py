@@ -137,7 +137,7 @@ def cli():
               help="Also write one self-contained HTML page: summary, maps, graph, page map, flagged runs.")
 def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, mark_rate, html_out):
     """Mark DUMP from its roots, classify every page, explain each map's memory."""
-    from gctrace.analysis.report import json_report, text_report
+    from gctrace.analysis.report import json_report, map_retained_bytes, text_report
 
     threshold = parse_fail_on(fail_on)
     a = _analyze(dump, quiet)
@@ -147,8 +147,10 @@ def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, 
 
         r = replay(a.heap, barrier, mark_rate)
     with _stage("report", quiet, a.heap):
-        report = json_report(a, r) if as_json or html_out else None  # once: per-map retained sizes are re-marks
-        _emit(_json(report) if as_json else text_report(a, None if show_all else runs, r), output)
+        # Per-map retained sizes are re-marks: computed once when the HTML page and the text both show them.
+        retained = map_retained_bytes(a) if html_out and not as_json else None
+        report = json_report(a, r, retained) if as_json or html_out else None
+        _emit(_json(report) if as_json else text_report(a, None if show_all else runs, r, retained), output)
     if html_out:
         with _stage("HTML page", quiet, a.heap):
             _emit(_html_page(a, report), html_out)
