@@ -87,18 +87,17 @@ class _Run:
 
     def assign(self, keys, desc="insert"):
         """assign inserts keys in native batches, with a progress bar on a terminal."""
-        self.bar_open(len(keys), desc)
-        for i in range(0, len(keys), BATCH):
-            chunk = keys[i:i + BATCH]
-            self.m.assign_many(chunk)
-            self.bar_update(len(chunk))
-        self.bar_close()
+        self._batched(self.m.assign_many, keys, desc)
 
     def delete(self, keys, desc="delete"):
+        """delete deletes keys in native batches, with a progress bar on a terminal."""
+        self._batched(self.m.delete_many, keys, desc)
+
+    def _batched(self, op, keys, desc):
         self.bar_open(len(keys), desc)
         for i in range(0, len(keys), BATCH):
             chunk = keys[i:i + BATCH]
-            self.m.delete_many(chunk)
+            op(chunk)
             self.bar_update(len(chunk))
         self.bar_close()
 
