@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from contextlib import contextmanager
 
 import click
@@ -41,31 +40,46 @@ def parse_fail_on(spec: str | None) -> int | None:
     return int(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
 
 
+def parse_size(option: str, spec: str | None) -> int:
+    """parse_size turns a size such as ``1GiB``, ``512m`` or ``4096`` into bytes (0 when not given).
+
+    >>> parse_size("--arena", "1GiB"), parse_size("--arena", "512m"), parse_size("--arena", None)
+    (1073741824, 536870912, 0)
+    """
+    if spec is None:
+        return 0
+    m = re.fullmatch(r"(\d+)\s*([a-zA-Z]*)", spec.strip())
+    if not m or m.group(2).lower() not in _UNITS or int(m.group(1)) == 0:
+        raise UsageError(f"{option} {spec!r}: expected a size such as 1GiB, 512MiB or 4096")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
 def _progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def _emit(text: str, out: str | None):
-    """_emit writes the whole text to ``out`` atomically, or to stdout."""
+def _emit(text: str, out: str | None, inputs=()):
+    """_emit writes the whole text to ``out`` (atomicfile's rules: never an input, never a device replaced), or to stdout."""
     if out is None:
         click.echo(text, nl=False)
     else:
-        _write_bytes(text.encode(), out)
+        _write_bytes(text.encode(), out, inputs)
 
 
-def _write_bytes(data: bytes, out: str):
-    """_write_bytes writes ``out`` whole or not at all (a temp file renamed into place)."""
-    directory = os.path.dirname(os.path.abspath(out))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gctrace-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, out)
-    except OSError as e:
-        raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
+def _write_bytes(data: bytes, out: str, inputs=()):
+    """_write_bytes writes ``out`` whole or not at all, and never onto one of ``inputs`` (gctrace.atomicfile)."""
+    from gctrace import atomicfile
+
+    atomicfile.write_bytes(out, data, inputs)
+
+
+def _refuse_inputs(outputs, inputs):
+    """_refuse_inputs stops a command before its work when one of its outputs is one of its inputs."""
+    from gctrace import atomicfile
+
+    for out in outputs:
+        if out is not None:
+            atomicfile.refuse_inputs(out, inputs)
 
 
 def _analyze(path: str, quiet: bool):
@@ -109,6 +123,10 @@ class _Gctrace(click.Group):
         except GctraceError as e:
             click.echo(f"gctrace: {e}", err=True)
             ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            # 130 as a shell reports SIGINT; 1 would mean a --fail-on threshold was crossed.
+            click.echo("gctrace: interrupted", err=True)
+            ctx.exit(130)
         except MemoryError:
             click.echo("gctrace: out of memory", err=True)
             ctx.exit(2)
@@ -140,6 +158,9 @@ def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, 
     from gctrace.analysis.report import json_report, map_retained_bytes, text_report
 
     threshold = parse_fail_on(fail_on)
+    _refuse_inputs((output, html_out), (dump,))
+    if output and html_out and output != "-" and os.path.realpath(output) == os.path.realpath(html_out):
+        raise UsageError(f"{html_out}: is also the -o output: the page would replace the report")
     a = _analyze(dump, quiet)
     r = None
     if barrier is not None:
@@ -150,10 +171,11 @@ def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, 
         # Per-map retained sizes are re-marks: computed once when the HTML page and the text both show them.
         retained = map_retained_bytes(a) if html_out and not as_json else None
         report = json_report(a, r, retained) if as_json or html_out else None
-        _emit(_json(report) if as_json else text_report(a, None if show_all else runs, r, retained), output)
+        _emit(_json(report) if as_json else text_report(a, None if show_all else runs, r, retained), output,
+              (dump,))
     if html_out:
         with _stage("HTML page", quiet, a.heap):
-            _emit(_html_page(a, report), html_out)
+            _emit(_html_page(a, report), html_out, (dump,))
     flagged = a.pages.flagged * a.pages.page_size
     if threshold is not None and flagged > threshold:
         click.echo(f"gctrace: {dump}: flagged {flagged} B exceeds --fail-on {threshold} B", err=True)
@@ -197,13 +219,17 @@ def diff_cmd(old, new, as_json, show_all, fail_on, quiet):
 @click.option("--at", "at", default=None, help="Dump at this named phase of the scenario.")
 @click.option("--shape", type=click.Choice(["int64->*value", "int64->int64"]), default="int64->*value",
               show_default=True, help="The map: values behind pointers, or pointer-free buckets.")
+@click.option("--arena", metavar="SIZE", default=None,
+              help="Address space the tracer's heap reserves (default 8GiB); less under ulimit -v, e.g. 1GiB.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, quiet):
+def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, arena, quiet):
     """Run SCENARIO (fill, fill-delete, clear, midgrow, churn) on the native Go-1.19 map and write its dump."""
     from gctrace.tracer.scenarios import record_scenario
 
+    arena_bytes = parse_size("--arena", arena)
     summary = record_scenario(scenario, output, n=n, madvise=madvise, gc=gc, seed=seed, at=at,
-                              barrier=barrier == "on", progress=_progress(quiet), shape=shape)
+                              barrier=barrier == "on", progress=_progress(quiet), shape=shape,
+                              arena_bytes=arena_bytes)
     for k, v in summary.items():
         click.echo(f"{k}: {v}", err=True)
 
@@ -222,11 +248,12 @@ def replay_cmd(dump, modes, mark_rate, output, quiet):
     from gctrace.analysis.heapcache import load_heap
     from gctrace.analysis.replay_svg import timeline_svg
 
+    _refuse_inputs((output,), (dump,))
     heap = load_heap(dump, progress=_progress(quiet))
     replays = [replay(heap, m, mark_rate) for m in dict.fromkeys(modes or BARRIER_MODES)]
     if not replays[0].replayed:
         raise UsageError(f"{dump}: nothing to replay: the event log has no gc_start")
-    _emit(timeline_svg(replays, f"gctrace replay: {os.path.basename(dump)}"), output)
+    _emit(timeline_svg(replays, f"gctrace replay: {os.path.basename(dump)}"), output, (dump,))
     for r in replays:
         click.echo(f"{r.mode}: {len(r.lost)} lost ({r.lost_bytes} B), "
                    f"{len(r.floating)} floating ({r.floating_bytes} B)", err=True)
@@ -286,10 +313,11 @@ def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only,
     opts = render.RenderOptions(max_nodes=max_nodes, cluster=cluster, depth=depth,
                                 focus=None if focus is None else parse_addr(focus),
                                 unreachable_only=unreachable_only)
+    _refuse_inputs((output,), (dump,))
     a = _analyze(dump, quiet)
     with _stage("graph", quiet, a.heap):
         g = render.build_graph(a, opts)
-        _write_bytes(render.to_bytes(g, fmt), output)
+        _write_bytes(render.to_bytes(g, fmt), output, (dump,))
     click.echo(f"{output}: {g.node_count} nodes, {g.edge_count} edges; {g.shown_objects} objects drawn one by one, "
                f"{g.summarised_objects} summarised", err=True)
 
@@ -316,12 +344,13 @@ def why_cmd(dump, addr, k, output, quiet):
 
     fmt = render.output_format(output) if output else None
     where = parse_addr(addr)
+    _refuse_inputs((output,), (dump,))
     a = _analyze(dump, quiet)
     with _stage("paths", quiet, a.heap):
         w = why(a.heap, a.marking, where, k)
     _emit(why_text(a, w), None)
     if output:
-        _write_bytes(render.to_bytes(render.why_graph(a, w), fmt), output)
+        _write_bytes(render.to_bytes(render.why_graph(a, w), fmt), output, (dump,))
 
 
 @cli.command("cache")
@@ -383,8 +412,10 @@ def import_go_heapdump_cmd(heapdump, binary, residency, output):
     """Import a Go heap dump (runtime/debug.WriteHeapDump, gzip accepted) typed with DWARF."""
     from gctrace.tracer.goimport import import_heapdump, summary, write_dump
 
+    inputs = (heapdump, binary, residency)
+    _refuse_inputs((output,), inputs)
     doc = import_heapdump(heapdump, binary, residency)
-    write_dump(doc, output)
+    write_dump(doc, output, inputs)
     for k, v in summary(doc).items():
         click.echo(f"{k}: {v}", err=True)
 

@@ -32,3 +32,13 @@ class UsageError(GctraceError):
 
 class MissingToolError(GctraceError):
     """MissingToolError reports an external program or native library that is absent."""
+
+
+class OutputError(GctraceError):
+    """OutputError reports an output that cannot or must not be written: ``r.txt: cannot write: ...``."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+

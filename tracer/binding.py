@@ -20,6 +20,7 @@ open at a time; close it (or use ``with``) before opening the next.
 from __future__ import annotations
 
 import ctypes
+import errno
 import gzip
 import json
 import os
@@ -30,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gctrace import native
-from gctrace.errors import MissingToolError, UsageError
+from gctrace import atomicfile, native
+from gctrace.errors import MissingToolError, OutputError, UsageError
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,6 +45,9 @@ SHAPES = {
 """SHAPES maps the accepted names of the two map shapes to the core's ids."""
 
 PHASE_NAMES = {0: "off", 1: "mark", 2: "mark_done"}
+
+DEFAULT_ARENA_BYTES = 8 << 30
+"""DEFAULT_ARENA_BYTES is the address space the core reserves when arena_bytes is 0 (heap.c's gm_init)."""
 
 MapHeader = namedtuple(
     "MapHeader",
@@ -179,6 +183,17 @@ def _advice_id(madvise):
     raise UsageError(f"unknown --madvise {madvise!r}: use free or dontneed")
 
 
+def _smaller_arena():
+    """_smaller_arena suggests an arena that fits a quarter of the address-space limit (ulimit -v), else 1GiB."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return "1GiB"
+    granule = 64 << 20  # heapArenaBytes: the core rounds the arena up to it
+    return f"{max(granule, limit // 4 // granule * granule) >> 20}MiB"
+
+
 class Root:
     """Root is one registered root slot: a global or a shadow-stack slot."""
 
@@ -307,6 +322,11 @@ class Runtime:
         cfg.check = int(bool(check))
         cfg.arena_bytes = int(arena_bytes)
         err = self._lib.gm_init(ctypes.byref(cfg))
+        if err == -errno.ENOMEM:
+            gib = (cfg.arena_bytes or DEFAULT_ARENA_BYTES) / (1 << 30)
+            raise UsageError(f"cannot reserve the tracer's heap arena ({gib:g} GiB of address space): "
+                             f"{os.strerror(-err)}; under a limited address space (ulimit -v, "
+                             f"vm.overcommit_memory=2) ask for a smaller arena, e.g. --arena {_smaller_arena()}")
         if err != 0:
             raise RuntimeError(f"gm_init failed: {os.strerror(-err)}")
         Runtime._open = self
@@ -445,13 +465,26 @@ class Runtime:
             raise UsageError(f"{path}: a dump is named .json, .jsonl, .json.gz or .jsonl.gz")
         jsonl = base.endswith(".jsonl")
         extra = json.dumps(meta, sort_keys=True)[1:-1] if meta else ""
-        target = path.with_name(path.name + ".tmp") if gz else path
-        err = self._lib.gm_dump(str(target).encode(), int(jsonl), extra.encode())
-        if err:
-            raise UsageError(f"{target}: cannot write the dump: {os.strerror(-err)}")
-        if gz:
-            with open(target, "rb") as src, open(path, "wb") as raw:
+        # Written whole or not at all: a temp file renamed at the end, or a device or FIFO written through;
+        # a full disk or Ctrl-C leaves nothing behind (gctrace.atomicfile).
+        if not gz:
+            with atomicfile.output_path(path) as target:
+                self._dump(target, path, jsonl, extra)
+            return path
+        with atomicfile.open_output(path) as raw, atomicfile.scratch_path(_scratch_dir(path)) as plain:
+            self._dump(plain, path, jsonl, extra)
+            with open(plain, "rb") as src:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-            target.unlink()
         return path
+
+    def _dump(self, target, path, jsonl, extra):
+        err = self._lib.gm_dump(str(target).encode(), int(jsonl), extra.encode())
+        if err:
+            raise OutputError(path, f"cannot write the dump: {os.strerror(-err)}")
+
+
+def _scratch_dir(path):
+    """_scratch_dir is where the uncompressed dump goes before gzip: beside a file, in $TMPDIR for a device or FIFO."""
+    real = os.path.realpath(path)
+    return os.path.dirname(real) if not os.path.exists(real) or os.path.isfile(real) else None

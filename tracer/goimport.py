@@ -57,6 +57,8 @@ from collections import deque
 
 import orjson
 
+from gctrace import atomicfile
+
 from .goheapdump import HeapDump, HeapDumpError, read_heapdump
 from .gotypes import Binary, KIND_MAP
 
@@ -599,8 +601,13 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
     return doc
 
 
-def write_dump(doc: dict, path) -> None:
-    """write_dump writes a gctrace dump as JSON (.json) or JSON Lines (.jsonl), gzipped with .gz."""
+def write_dump(doc: dict, path, inputs=()) -> None:
+    """write_dump writes a gctrace dump as JSON (.json) or JSON Lines (.jsonl), gzipped with .gz.
+
+    The file is written whole or not at all, never onto one of ``inputs``
+    (the heap dump it came from), and a device or FIFO is written through
+    (gctrace.atomicfile).
+    """
     path = str(path)
     gz = path.endswith(".gz")
     base = path[:-3] if gz else path
@@ -613,13 +620,7 @@ def write_dump(doc: dict, path) -> None:
         data = orjson.dumps(doc) + b"\n"
     if gz:
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise HeapDumpError(path, f"cannot write: {e.strerror or e}") from None
+    atomicfile.write_bytes(path, data, inputs)
 
 
 def summary(doc: dict) -> dict:
@@ -665,7 +666,7 @@ def record_go(argv, output, keep=None) -> dict:
         doc = import_heapdump(dump, exe, res if os.path.exists(res) else None)
         doc["meta"]["command"] = list(argv)
         doc["meta"]["exit_status"] = rc
-        write_dump(doc, output)
+        write_dump(doc, output, (exe,))
         return {"exit status": rc, **summary(doc)}
     finally:
         if keep is None:

@@ -64,10 +64,17 @@ typedef struct writer {
 	bool first; /* no record yet in the current JSON section */
 } writer;
 
+/* wfail keeps the first write error as its errno (ENOSPC says "No space left on device", not EIO). */
+static void wfail(writer *w)
+{
+	if (w->err == 0)
+		w->err = errno != 0 ? -errno : -EIO;
+}
+
 static void wflush(writer *w)
 {
 	if (w->n > 0 && fwrite(w->buf, 1, w->n, w->f) != w->n)
-		w->err = -EIO;
+		wfail(w);
 	w->n = 0;
 }
 
@@ -83,7 +90,7 @@ static void ws(writer *w, const char *s)
 	if (k > w->cap / 2) {
 		wflush(w);
 		if (fwrite(s, 1, k, w->f) != k)
-			w->err = -EIO;
+			wfail(w);
 		return;
 	}
 	wreserve(w, k);
@@ -500,8 +507,8 @@ int gm_dump(const char *path, int jsonl, const char *meta_extra)
 	if (!w.jsonl)
 		ws(&w, "}\n");
 	wflush(&w);
-	if (fclose(w.f) != 0 && w.err == 0)
-		w.err = -errno;
+	if (fclose(w.f) != 0)
+		wfail(&w);
 	free(w.buf);
 	return err != 0 ? err : w.err;
 }

@@ -214,7 +214,7 @@ _SCENARIOS = {
 
 
 def record_scenario(name, out_path, n=10000, madvise=None, gc="stw", seed=1, at=None, barrier=True,
-                    progress=False, shape="int64->*value", record=True, gogc=100, check=False):
+                    progress=False, shape="int64->*value", record=True, gogc=100, check=False, arena_bytes=0):
     """record_scenario runs scenario name and writes its dump to out_path.
 
     It returns a short summary (a dict) for the CLI to print, and raises
@@ -241,7 +241,7 @@ def record_scenario(name, out_path, n=10000, madvise=None, gc="stw", seed=1, at=
         raise UsageError(f"{out_path}: cannot write the dump: no directory {out_path.parent}")
     t0 = time.perf_counter()
     with Runtime(seed=seed, madvise=madvise, gc=gc, barrier=barrier, record=record, gogc=gogc,
-                 check=check) as rt:
+                 check=check, arena_bytes=arena_bytes) as rt:
         m = rt.make_map(shape, root="main.m")
         meta = {"scenario_n": n, "shape": shape}
         run = _Run(name, rt, m, at, out_path, meta, progress, n)
@@ -258,7 +258,7 @@ def record_scenario(name, out_path, n=10000, madvise=None, gc="stw", seed=1, at=
         "scenario": name,
         "at": at,
         "dump": str(out_path),
-        "bytes": out_path.stat().st_size,
+        "bytes": out_path.stat().st_size if out_path.is_file() else "(not a regular file)",
         "n": n,
         "shape": shape,
         "gc": gc,
