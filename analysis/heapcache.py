@@ -7,21 +7,52 @@ complaint with index files written on the first parse; this is gctrace's
 version of that. The first load of a dump of at least ``MIN_OBJECTS``
 objects stores the model's arrays as ``.npy`` files in a directory of their
 own; later loads memory-map them (read-only, like every loaded heap, see
-model.freeze), so a cached load costs milliseconds and the pages come from
-the page cache as the analysis touches them.
+model.freeze), so a cached load costs a checksum pass over the arrays
+instead of a parse, and the pages come from the page cache.
 
-- Where: ``$GCTRACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/gctrace``, else
-  ``~/.cache/gctrace``. ``GCTRACE_CACHE=0`` turns the cache off.
-- Keyed by the dump's real path, size and modification time, and by a hash
-  of the loader's own source: a changed dump or a changed gctrace never
-  reads a stale entry.
-- Bounded: the ``KEEP`` most recently used entries stay, older ones go.
-- Best effort: an entry that cannot be written is not written, and one that
-  cannot be read (truncated, foreign, from another layout) is deleted and the
-  dump parsed again. Only dumps that load without error are stored. An entry
-  is renamed into place whole, so a reader never sees half of one.
-- No pickle: arrays go into ``.npy`` files, everything else (strings, map
-  headers, meta) into ``skeleton.json``, rebuilt into known classes only.
+Terminology
+  cache dir   ``$GCTRACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/gctrace``, else
+              ``~/.cache/gctrace``. The user's: gctrace never deletes in it.
+              ``GCTRACE_CACHE=0`` turns the cache off.
+  store       ``<cache dir>/gctrace-heapcache-v1``, the one directory gctrace
+              makes there (mode 0700). Everything gctrace ever deletes is
+              inside it.
+  entry       ``<store>/heap-<32 hex>``: one cached heap, holding the marker
+              file, ``skeleton.json`` and one ``.npy`` file per array.
+  marker      ``gctrace-heapcache-entry``, the first file written into an
+              entry, holding the entry's key.
+
+Ours and only ours
+  An entry is gctrace's when it is a real directory (not a symlink) in the
+  store, named ``heap-<32 hex>`` (or ``.tmp-heap-*`` while being written),
+  owned by the user, writable by no one else, with a marker that says so.
+  Eviction and ``gctrace cache --clear`` remove only such entries, and in
+  them only the files an entry holds; anything else stays where it is. A
+  store or entry owned by someone else, or writable by group or others, is
+  not used at all: the dump is parsed as if there were no cache.
+
+Trust
+  The key is a hash of the dump's real path, size, mtime, ctime, inode and
+  device, the entry layout and the loader's own source: a dump rewritten in
+  place, or a changed gctrace, never reads a stale entry. A dump changed
+  within ``RACY_NS`` of its parse is not stored (git's "racily clean"
+  rule: a rewrite in the same file-system clock tick keeps every stat
+  field). On read, every file is opened without following symlinks, must be
+  the user's, and must match the size and SHA-256 written into the
+  skeleton; each array's dtype and shape must match the skeleton, and the
+  heap's indexes must lie in their ranges. Any failure drops the entry (if it
+  is ours) and parses the dump again.
+
+Bounded
+  The ``KEEP`` most recently used entries stay, and no more than
+  ``$GCTRACE_CACHE_BYTES`` (default ``DEFAULT_BUDGET``) in all; a heap
+  bigger than the budget is not stored.
+
+Best effort: an entry that cannot be written is not written. Only dumps that
+load without error are stored. An entry is renamed into place whole, so a
+reader never sees half of one. No pickle: arrays go into ``.npy`` files,
+everything else (strings, map headers, meta) into ``skeleton.json``, rebuilt
+into known classes only.
 """
 
 from __future__ import annotations
@@ -29,12 +60,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import mmap
 import os
-import shutil
+import re
+import stat
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+
+from gctrace.errors import UsageError
 
 from . import model
 from .load import load_dump
@@ -42,14 +78,27 @@ from .model import Heap, freeze
 
 MIN_OBJECTS = 1 << 18
 KEEP = 4
-LAYOUT = 2
+DEFAULT_BUDGET = 4 << 30
+LAYOUT = 3
+RACY_NS = 2 * 10**9  # a dump changed this close to its parse is not stored (coarse file-system clocks)
+STORE = "gctrace-heapcache-v1"
+MARKER = "gctrace-heapcache-entry"
+_MARKER_TEXT = "gctrace heap cache entry {key}\n"
+_ENTRY_NAME = re.compile(r"heap-[0-9a-f]{32}")
+_TEMP_NAME = re.compile(r"\.tmp-heap-[A-Za-z0-9_]+")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_.]+\.npy|skeleton\.json|" + re.escape(MARKER))
 _CLASSES = {c.__name__: c for c in (model.Heap, model.Roots, model.PageRuns, model.MapHeader, model.Events)}
 # The files whose code decides what a dump loads into: a change to any of them changes every key.
 _LOADER_SOURCES = ("load.py", "model.py", "fastparse.py", "_fastparse.c", "heapcache.py")
+_UNITS = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+
+
+class _Untrusted(Exception):
+    """_Untrusted says an entry, or a file in it, fails a check: the entry is dropped and the dump parsed."""
 
 
 def cache_dir() -> Path | None:
-    """cache_dir returns where entries live, or None when the cache is off (GCTRACE_CACHE=0)."""
+    """cache_dir returns the user's cache directory, or None when the cache is off (GCTRACE_CACHE=0)."""
     if os.environ.get("GCTRACE_CACHE", "1") == "0":
         return None
     if os.environ.get("GCTRACE_CACHE_DIR"):
@@ -58,18 +107,39 @@ def cache_dir() -> Path | None:
     return Path(base) / "gctrace"
 
 
+def store_dir() -> Path | None:
+    """store_dir returns the directory gctrace's entries live in (inside cache_dir), or None when off."""
+    where = cache_dir()
+    return None if where is None else where / STORE
+
+
+def budget() -> int:
+    """budget returns the bytes all entries may take together: $GCTRACE_CACHE_BYTES (e.g. 2GiB), else DEFAULT_BUDGET."""
+    spec = os.environ.get("GCTRACE_CACHE_BYTES")
+    if not spec:
+        return DEFAULT_BUDGET
+    m = re.fullmatch(r"(\d+)\s*([a-zA-Z]*)", spec.strip())
+    if not m or m.group(2).lower() not in _UNITS:
+        raise UsageError(f"GCTRACE_CACHE_BYTES={spec!r}: expected a size such as 4GiB, 500MiB or 1000000")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
 def load_heap(path, progress: bool = False) -> Heap:
     """load_heap returns the dump's heap from the cache, or loads it (load_dump) and stores it when it is big."""
     path = os.fspath(path)
-    where = cache_dir()
-    entry = None if where is None else _entry(where, path)
-    if entry is not None and entry.exists():
-        heap = _read(entry, path)
+    started = time.time_ns()
+    store = _usable_store(create=False)
+    key = _key(path)
+    entry = None if store is None or key is None else store / f"heap-{key}"
+    if entry is not None and os.path.lexists(entry):
+        heap = _read(entry, key, path)
         if heap is not None:
             return heap
     heap = load_dump(path, progress)
-    if entry is not None and heap.n_objects >= MIN_OBJECTS:
-        _write(entry, heap)
+    if key is not None and heap.n_objects >= MIN_OBJECTS and not _racy(path, key, started):
+        store = _usable_store(create=True)
+        if store is not None:
+            _write(store, key, heap)
     return heap
 
 
@@ -79,54 +149,166 @@ class Entry:
 
     path: Path
     source: str
-    objects: int | None  # None: not recorded (an entry of an older gctrace, never read again, evicted in time)
+    objects: int | None  # None: not recorded (a broken entry, evicted in time)
     bytes: int
     used: float  # seconds since the epoch
 
 
 def list_entries() -> list[Entry]:
-    """list_entries returns the cache's entries, most recently used first (none when the cache is off)."""
-    where = cache_dir()
-    if where is None or not where.is_dir():
+    """list_entries returns gctrace's entries, most recently used first (none when the cache is off or not ours)."""
+    store = _usable_store(create=False)
+    if store is None:
         return []
     out = []
-    for p in where.iterdir():
-        if p.name.startswith(".") or not p.is_dir():
-            continue
+    for p in _ours(store, temps=False):
         try:
-            skeleton = json.loads((p / "skeleton.json").read_text())
-            size = sum(f.stat().st_size for f in p.iterdir())
+            skeleton = _load_skeleton(p)
             objects = skeleton.get("objects")
             out.append(Entry(p, str(skeleton.get("source", "?")), objects if isinstance(objects, int) else None,
-                             size, p.stat().st_mtime))
-        except (OSError, ValueError):
-            out.append(Entry(p, "? (broken entry: the next load of its dump replaces it)", None, 0, 0.0))
+                             _entry_bytes(p), p.lstat().st_mtime))
+        except (OSError, ValueError, _Untrusted):
+            out.append(Entry(p, "? (broken entry: the next load of its dump replaces it)", None, _entry_bytes(p), 0.0))
     return sorted(out, key=lambda e: -e.used)
 
 
 def clear() -> int:
-    """clear deletes every entry (and any half-written one) and returns how many entries there were."""
-    where = cache_dir()
-    if where is None or not where.is_dir():
+    """clear deletes every entry gctrace made (and any half-written one) and returns how many entries went.
+
+    Nothing else in the cache directory is touched, nor anything in the
+    store that gctrace cannot prove it made.
+    """
+    store = _usable_store(create=False)
+    if store is None:
         return 0
-    n = 0
-    for p in where.iterdir():
-        if p.is_dir():
-            n += not p.name.startswith(".")
-            shutil.rmtree(p, ignore_errors=True)
-    return n
+    return sum(_remove(p) and not p.name.startswith(".") for p in _ours(store, temps=True))
 
 
-def _entry(where: Path, path: str) -> Path | None:
-    """_entry names the cache file of the dump at ``path`` as it is now; None when it cannot be stat'ed."""
+# --- ownership ---------------------------------------------------------------------------------------------------
+
+
+def _private(st: os.stat_result) -> bool:
+    """_private reports whether a file or directory is the user's and writable by no one else."""
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _usable_store(create: bool) -> Path | None:
+    """_usable_store returns the store when it is a private directory of the user's (made when create), else None."""
+    store = store_dir()
+    if store is None:
+        return None
+    try:
+        st = os.lstat(store)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            store.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(store, 0o700)
+            st = os.lstat(store)
+        except OSError:
+            return None
+    except OSError:
+        return None
+    return store if stat.S_ISDIR(st.st_mode) and _private(st) else None
+
+
+def _ours(store: Path, temps: bool) -> list[Path]:
+    """_ours lists the store's entries gctrace provably made (and, with temps, its half-written ones)."""
+    out = []
+    try:
+        names = os.listdir(store)
+    except OSError:
+        return out
+    for name in names:
+        temp = _TEMP_NAME.fullmatch(name) is not None
+        if not (_ENTRY_NAME.fullmatch(name) or (temps and temp)):
+            continue
+        p = store / name
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if not (stat.S_ISDIR(st.st_mode) and _private(st)):
+            continue
+        if temp and not os.listdir(p):
+            out.append(p)  # made by mkdtemp and left before its marker: empty, so rmdir is all it takes
+        elif _marker_ok(p, None if temp else name[len("heap-"):]):
+            out.append(p)
+    return out
+
+
+def _marker_ok(entry: Path, key: str | None) -> bool:
+    """_marker_ok reports whether the entry holds gctrace's marker (naming ``key``, unless key is None)."""
+    try:
+        text = _read_private(entry / MARKER, limit=4096).decode()
+    except (OSError, UnicodeDecodeError, _Untrusted):
+        return False
+    if key is None:
+        return re.fullmatch(_MARKER_TEXT.format(key="[0-9a-f]{32}"), text) is not None
+    return text == _MARKER_TEXT.format(key=key)
+
+
+def _read_private(path: Path, limit: int) -> bytes:
+    """_read_private reads a small regular file of the user's, never through a symlink."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) and _private(st)) or st.st_size > limit:
+            raise _Untrusted(f"{path.name}: not a private regular file")
+        return os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+
+
+def _remove(entry: Path) -> bool:
+    """_remove deletes an entry of ours: only the files an entry holds, then the directory if that emptied it."""
+    try:
+        with os.scandir(entry) as it:
+            for f in it:
+                if _FILE_NAME.fullmatch(f.name) and f.is_file(follow_symlinks=False):
+                    os.unlink(f.path)
+        os.rmdir(entry)
+        return True
+    except OSError:
+        return False  # something not ours is in it, or it went: left as it is
+
+
+def _entry_bytes(entry: Path) -> int:
+    try:
+        with os.scandir(entry) as it:
+            return sum(f.stat(follow_symlinks=False).st_size for f in it)
+    except OSError:
+        return 0
+
+
+# --- keys --------------------------------------------------------------------------------------------------------
+
+
+def _key(path: str) -> str | None:
+    """_key names the cache entry of the dump at ``path`` as it is now; None when it cannot be stat'ed."""
     try:
         st = os.stat(path)
     except OSError:
         return None  # load_dump names the problem
+    if not stat.S_ISREG(st.st_mode):
+        return None  # a pipe or device has no identity to key by
     key = hashlib.sha256()
-    for part in (os.path.realpath(path), str(st.st_size), str(st.st_mtime_ns), str(LAYOUT), _loader_digest()):
-        key.update(part.encode() + b"\0")
-    return where / key.hexdigest()[:32]
+    for part in (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev,
+                 LAYOUT, _loader_digest()):
+        key.update(str(part).encode() + b"\0")
+    return key.hexdigest()[:32]
+
+
+def _racy(path: str, key: str, started: int) -> bool:
+    """_racy reports whether the dump changed too close to its parse (or during it) for its stat to tell a rewrite.
+
+    ctime, not mtime: nothing but the kernel sets it, and every write moves it.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    return _key(path) != key or st.st_ctime_ns > started - RACY_NS
 
 
 _digest = None
@@ -144,44 +326,149 @@ def _loader_digest() -> str:
     return _digest
 
 
-def _read(entry: Path, path: str) -> Heap | None:
-    """_read maps a cache entry's arrays (read-only, paged in on use); a bad entry is deleted and None returned."""
+# --- reading -----------------------------------------------------------------------------------------------------
+
+
+def _load_skeleton(entry: Path) -> dict:
+    skeleton = json.loads(_read_private(entry / "skeleton.json", limit=256 << 20))
+    if not isinstance(skeleton, dict) or skeleton.get("layout") != LAYOUT:
+        raise _Untrusted("another layout")
+    return skeleton
+
+
+def _read(entry: Path, key: str, path: str) -> Heap | None:
+    """_read maps a cache entry's arrays after checking them; an entry that fails a check is dropped, None returned."""
     try:
-        skeleton = json.loads((entry / "skeleton.json").read_text())
-        if skeleton.get("layout") != LAYOUT:
-            raise ValueError("another layout")
-        heap = _decode(skeleton["heap"], entry)
+        st = os.lstat(entry)
+        if not (stat.S_ISDIR(st.st_mode) and _private(st)) or not _marker_ok(entry, key):
+            return None  # not provably ours: never read, never deleted
+    except OSError:
+        return None
+    try:
+        skeleton = _load_skeleton(entry)
+        if skeleton.get("key") != key or not isinstance(skeleton.get("files"), dict):
+            raise _Untrusted("another key")
+        heap = _decode(skeleton["heap"], entry, skeleton["files"])
+        _check_ranges(heap)
         os.utime(entry)  # most recently used
         return freeze(dataclasses.replace(heap, path=path))
     except Exception:  # noqa: BLE001 - any unreadable entry is a miss, never the user's problem
-        shutil.rmtree(entry, ignore_errors=True)
+        _remove(entry)
         return None
 
 
-def _write(entry: Path, heap: Heap) -> None:
-    """_write stores the heap as the directory ``entry``, atomically, and keeps the KEEP newest; failures are ignored."""
+def _map_array(entry: Path, name: str, files: dict) -> np.ndarray:
+    """_map_array maps one ``.npy`` file read-only after checking its owner, size, checksum, dtype and shape."""
+    want = files.get(name)
+    if not isinstance(want, dict):
+        raise _Untrusted(f"{name}: not in the skeleton")
+    fd = os.open(entry / f"{name}.npy", os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) and _private(st)) or st.st_size != want.get("bytes"):
+            raise _Untrusted(f"{name}: not the file written")
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as whole:
+            if hashlib.sha256(whole).hexdigest() != want.get("sha256"):
+                raise _Untrusted(f"{name}: checksum")
+        version = np.lib.format.read_magic(f)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise _Untrusted(f"{name}: .npy version {version}")
+        shape, fortran, dtype = readers[version](f)
+        if (fortran or dtype.hasobject or dtype.str != want.get("dtype") or list(shape) != want.get("shape")):
+            raise _Untrusted(f"{name}: dtype or shape")
+        if int(np.prod(shape)) == 0:
+            return np.zeros(shape, dtype)
+        # A plain ndarray over the mapping of the very file checked: numpy.memmap's subclass would leak into results.
+        return np.asarray(np.memmap(f, dtype=dtype, mode="r", offset=f.tell(), shape=shape))
+
+
+def _check_ranges(h: Heap) -> None:
+    """_check_ranges raises _Untrusted unless the heap's lengths agree and its codes and indexes lie in range."""
+    n = h.n_objects
+
+    def within(a, lo, hi):
+        return len(a) == 0 or (int(a.min()) >= lo and int(a.max()) < hi)
+
+    ok = (len(h.obj_size) == len(h.obj_kind) == len(h.has_slots) == n
+          and len(h.ptr_start) == n + 1 and len(h.slot_start) == n + 1
+          and int(h.ptr_start[0]) == 0 and int(h.ptr_start[-1]) == len(h.ptr_off) == len(h.ptr_target)
+          and int(h.slot_start[0]) == 0 and int(h.slot_start[-1]) == len(h.slot_count)
+          and within(h.obj_kind, 0, len(h.kinds)) and within(h.obj_size, 1, 1 << 63)
+          and len(h.obj_type) in (0, n) and within(h.obj_type, -1, len(h.types))
+          and len(h.obj_map) in (0, n)
+          and len(h.roots.kind) == len(h.roots.target) == len(h.roots) and within(h.roots.kind, 0, len(model.ROOT_KINDS))
+          and within(h.events.op, 0, len(model.EVENT_OPS)) and within(h.events.text, -1, len(h.events.strings))
+          and all(len(getattr(h.events, c)) == len(h.events.seq) for c in ("op", "a", "b", "old", "new", "text",
+                                                                           "same_size")))
+    if ok and h.pages is not None:
+        p = h.pages
+        ok = len(p.first) == len(p.n) == len(p.resident) == len(p.state) and within(p.state, 0, len(model.PAGE_STATES))
+    if not ok:
+        raise _Untrusted("out of range")
+
+
+# --- writing -----------------------------------------------------------------------------------------------------
+
+
+class _HashingWriter:
+    """_HashingWriter passes writes to a file and hashes them on the way (np.save writes through it)."""
+
+    def __init__(self, f):
+        self.f, self.h, self.n = f, hashlib.sha256(), 0
+
+    def write(self, b) -> int:
+        self.h.update(b)
+        self.n += len(memoryview(b).cast("B"))
+        return self.f.write(b)
+
+
+def _write(store: Path, key: str, heap: Heap) -> None:
+    """_write stores the heap as the entry ``key``, atomically, then evicts beyond KEEP and the budget; failures are ignored."""
     tmp = None
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=".tmp-"))
         arrays: dict[str, np.ndarray] = {}
         # A model field _encode does not know is a gctrace bug: the round-trip tests catch it; users lose a cache entry.
-        skeleton = {"layout": LAYOUT, "source": os.path.realpath(heap.path), "objects": heap.n_objects,
-                    "heap": _encode(heap, "h", arrays)}
+        skeleton = {"layout": LAYOUT, "key": key, "source": os.path.realpath(heap.path), "objects": heap.n_objects,
+                    "heap": _encode(heap, "h", arrays), "files": {}}
+        limit = budget()
+        if sum(a.nbytes for a in arrays.values()) > limit:
+            return
+        tmp = Path(tempfile.mkdtemp(dir=store, prefix=".tmp-heap-"))  # 0700
+        _create(tmp / MARKER, lambda f: f.write(_MARKER_TEXT.format(key=key).encode()))  # first: it makes tmp ours
         for name, arr in arrays.items():
-            np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
-        (tmp / "skeleton.json").write_text(json.dumps(skeleton))  # last: an entry without it is broken
-        os.rename(tmp, entry)  # atomic; fails if another process stored the same entry first
+            def save(f, arr=arr, name=name):
+                w = _HashingWriter(f)
+                np.save(w, np.ascontiguousarray(arr), allow_pickle=False)
+                skeleton["files"][name] = {"bytes": w.n, "sha256": w.h.hexdigest(), "dtype": arr.dtype.str,
+                                           "shape": list(arr.shape)}
+            _create(tmp / f"{name}.npy", save)
+        _create(tmp / "skeleton.json", lambda f: f.write(json.dumps(skeleton).encode()))  # last
+        os.rename(tmp, store / f"heap-{key}")  # atomic; fails if another process stored the same entry first
         tmp = None
-        old = sorted((p for p in entry.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                     key=lambda p: p.stat().st_mtime_ns, reverse=True)[KEEP:]
-        for p in old:
-            shutil.rmtree(p, ignore_errors=True)
-    except (OSError, TypeError, ValueError):
+        _evict(store, limit)
+    except (OSError, TypeError, ValueError, UsageError):
         pass
     finally:
         if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove(tmp)
+
+
+def _create(path: Path, fill) -> None:
+    """_create makes a new private file (never through a symlink, never an existing one) and fills it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        fill(f)
+
+
+def _evict(store: Path, limit: int) -> None:
+    """_evict keeps the KEEP most recently used entries that fit in ``limit`` bytes together, and removes the rest."""
+    entries = sorted(((p.lstat().st_mtime_ns, _entry_bytes(p), p) for p in _ours(store, temps=False)), reverse=True)
+    total = 0
+    for k, (_, size, p) in enumerate(entries):
+        total += size
+        if k >= KEEP or total > limit:
+            _remove(p)
 
 
 def _encode(value, name: str, arrays: dict):
@@ -202,21 +489,20 @@ def _encode(value, name: str, arrays: dict):
     raise TypeError(f"cannot cache a {type(value).__name__}")
 
 
-def _decode(value, entry: Path):
-    """_decode rebuilds what _encode wrote, mapping the arrays from the entry's ``.npy`` files."""
+def _decode(value, entry: Path, files: dict):
+    """_decode rebuilds what _encode wrote, mapping the arrays from the entry's checked ``.npy`` files."""
     if isinstance(value, dict):
         if "@array" in value:
             name = value["@array"]
-            if "/" in name or name.startswith("."):
-                raise ValueError("bad array name")
-            # A plain ndarray over the mapping: numpy.memmap's subclass would leak into every result.
-            return np.asarray(np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False))
+            if not isinstance(name, str) or not _FILE_NAME.fullmatch(f"{name}.npy") or name.startswith("."):
+                raise _Untrusted("bad array name")
+            return _map_array(entry, name, files)
         if "@class" in value:
             cls = _CLASSES[value["@class"]]
-            return cls(**{k: _decode(v, entry) for k, v in value["fields"].items()})
+            return cls(**{k: _decode(v, entry, files) for k, v in value["fields"].items()})
         if "@tuple" in value:
-            return tuple(_decode(v, entry) for v in value["@tuple"])
+            return tuple(_decode(v, entry, files) for v in value["@tuple"])
         if "@dict" in value:
             return value["@dict"]
-        raise ValueError("unknown node")
+        raise _Untrusted("unknown node")
     return value

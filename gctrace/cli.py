@@ -354,7 +354,8 @@ def why_cmd(dump, addr, k, output, quiet):
 
 
 @cli.command("cache")
-@click.option("--clear", "clear_all", is_flag=True, help="Delete every entry.")
+@click.option("--clear", "clear_all", is_flag=True,
+              help="Delete every entry gctrace made (nothing else in the cache directory is touched).")
 def cache_cmd(clear_all):
     """Show the heap cache (parsed big dumps, kept so the next command skips the parse), or clear it."""
     import time
@@ -362,7 +363,7 @@ def cache_cmd(clear_all):
     from gctrace.analysis import heapcache
     from gctrace.analysis.report import fmt_bytes
 
-    where = heapcache.cache_dir()
+    where = heapcache.store_dir()
     if where is None:
         click.echo("heap cache: off (GCTRACE_CACHE=0)")
         return
@@ -371,8 +372,8 @@ def cache_cmd(clear_all):
         return
     entries = heapcache.list_entries()
     click.echo(f"heap cache: {where}: {len(entries)} of at most {heapcache.KEEP} entries, "
-               f"{fmt_bytes(sum(e.bytes for e in entries))}; dumps of {heapcache.MIN_OBJECTS} objects or more "
-               f"are kept")
+               f"{fmt_bytes(sum(e.bytes for e in entries))} of at most {fmt_bytes(heapcache.budget())} "
+               f"($GCTRACE_CACHE_BYTES); dumps of {heapcache.MIN_OBJECTS} objects or more are kept")
     for e in entries:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.used)) if e.used else "?"
         objects = "?" if e.objects is None else e.objects
