@@ -462,12 +462,13 @@ def _create(path: Path, fill) -> None:
 
 
 def _evict(store: Path, limit: int) -> None:
-    """_evict keeps the KEEP most recently used entries that fit in ``limit`` bytes together, and removes the rest."""
+    """_evict keeps the most recently used entries, at most KEEP and ``limit`` bytes together, and removes the rest."""
     entries = sorted(((p.lstat().st_mtime_ns, _entry_bytes(p), p) for p in _ours(store, temps=False)), reverse=True)
-    total = 0
-    for k, (_, size, p) in enumerate(entries):
-        total += size
-        if k >= KEEP or total > limit:
+    kept, total = 0, 0
+    for _, size, p in entries:
+        if kept < KEEP and total + size <= limit:
+            kept, total = kept + 1, total + size
+        else:
             _remove(p)
 
 
