@@ -76,7 +76,7 @@ def temps(directory: Path) -> list[str]:
 def cache_everything(monkeypatch):
     """cache_everything caches dumps of any size, even ones written a moment ago (the test hook of item 1)."""
     monkeypatch.setattr(heapcache, "MIN_OBJECTS", 0)
-    monkeypatch.setattr(heapcache, "RACY_NS", 0)
+    monkeypatch.setattr(heapcache, "RACY_NS", 0, raising=False)
     return monkeypatch
 
 
@@ -219,10 +219,11 @@ def test_a_fifo_is_written_through(tmp_path):
     assert stat.S_ISFIFO(fifo.lstat().st_mode) and temps(tmp_path) == []
 
 
-def test_dash_is_stdout_and_a_socket_is_refused(tmp_path):
+def test_dash_is_stdout_and_a_socket_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     r = run("analyze", CLEARED, "--json", "-o", "-")
     assert r.exit_code == 0 and orjson.loads(r.stdout)["pages"]["garbage"] == 1
-    assert not (Path.cwd() / "-").exists()
+    assert not (tmp_path / "-").exists()
     sock = socket.socket(socket.AF_UNIX)
     try:
         sock.bind(str(tmp_path / "sock"))
@@ -408,7 +409,7 @@ def test_a_dump_rewritten_in_place_with_the_same_size_and_mtime_is_parsed_again(
 def test_a_dump_changed_during_the_last_clock_tick_is_not_cached(monkeypatch, write_dump):
     # GIVEN a big-enough dump written a moment ago (within RACY_NS: a same-tick rewrite would keep its ctime)
     monkeypatch.setattr(heapcache, "MIN_OBJECTS", 0)
-    monkeypatch.setattr(heapcache, "RACY_NS", 10**9)
+    monkeypatch.setattr(heapcache, "RACY_NS", 10**9, raising=False)
     path = write_dump(dump_doc([{"addr": 0x1000, "size": 16}]))
     # WHEN it is loaded THEN nothing is cached; once it is older than RACY_NS, it is
     heapcache.load_heap(path)
