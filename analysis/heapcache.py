@@ -66,6 +66,7 @@ import re
 import stat
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -348,7 +349,13 @@ def _read(entry: Path, key: str, path: str) -> Heap | None:
         skeleton = _load_skeleton(entry)
         if skeleton.get("key") != key or not isinstance(skeleton.get("files"), dict):
             raise _Untrusted("another key")
-        heap = _decode(skeleton["heap"], entry, skeleton["files"])
+        files = skeleton["files"]
+        opened = _open_checked(entry, files)
+        try:
+            heap = _decode(skeleton["heap"], opened, files)
+        finally:
+            for f in opened.values():
+                f.close()  # the mappings stay
         _check_ranges(heap)
         os.utime(entry)  # most recently used
         return freeze(dataclasses.replace(heap, path=path))
@@ -357,30 +364,51 @@ def _read(entry: Path, key: str, path: str) -> Heap | None:
         return None
 
 
-def _map_array(entry: Path, name: str, files: dict) -> np.ndarray:
-    """_map_array maps one ``.npy`` file read-only after checking its owner, size, checksum, dtype and shape."""
-    want = files.get(name)
-    if not isinstance(want, dict):
-        raise _Untrusted(f"{name}: not in the skeleton")
-    fd = os.open(entry / f"{name}.npy", os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not (stat.S_ISREG(st.st_mode) and _private(st)) or st.st_size != want.get("bytes"):
-            raise _Untrusted(f"{name}: not the file written")
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as whole:
-            if hashlib.sha256(whole).hexdigest() != want.get("sha256"):
-                raise _Untrusted(f"{name}: checksum")
-        version = np.lib.format.read_magic(f)
-        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in readers:
-            raise _Untrusted(f"{name}: .npy version {version}")
-        shape, fortran, dtype = readers[version](f)
-        if (fortran or dtype.hasobject or dtype.str != want.get("dtype") or list(shape) != want.get("shape")):
-            raise _Untrusted(f"{name}: dtype or shape")
-        if int(np.prod(shape)) == 0:
-            return np.zeros(shape, dtype)
-        # A plain ndarray over the mapping of the very file checked: numpy.memmap's subclass would leak into results.
-        return np.asarray(np.memmap(f, dtype=dtype, mode="r", offset=f.tell(), shape=shape))
+def _open_checked(entry: Path, files: dict) -> dict:
+    """_open_checked opens every array file of an entry and checks its owner, size and SHA-256 (files hashed in parallel).
+
+    The open files are returned so that the very files checked are the ones
+    mapped; the caller closes them.
+    """
+    opened = {}
+    try:
+        for name, want in files.items():
+            if not isinstance(want, dict) or not _FILE_NAME.fullmatch(f"{name}.npy") or name.startswith("."):
+                raise _Untrusted(f"{name}: bad array name")
+            f = opened[name] = os.fdopen(os.open(entry / f"{name}.npy", os.O_RDONLY | os.O_NOFOLLOW), "rb")
+            st = os.fstat(f.fileno())
+            if not (stat.S_ISREG(st.st_mode) and _private(st)) or st.st_size != want.get("bytes"):
+                raise _Untrusted(f"{name}: not the file written")
+
+        def digest(f):
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as whole:
+                return hashlib.sha256(whole).hexdigest()  # hashlib lets go of the GIL: the threads hash at once
+
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            sums = dict(zip(opened, pool.map(digest, opened.values())))
+        if any(sums[name] != files[name].get("sha256") for name in opened):
+            raise _Untrusted("checksum")
+        return opened
+    except BaseException:
+        for f in opened.values():
+            f.close()
+        raise
+
+
+def _map_array(f, name: str, want: dict) -> np.ndarray:
+    """_map_array maps one checked ``.npy`` file read-only after checking its dtype and shape against the skeleton."""
+    f.seek(0)
+    version = np.lib.format.read_magic(f)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise _Untrusted(f"{name}: .npy version {version}")
+    shape, fortran, dtype = readers[version](f)
+    if fortran or dtype.hasobject or dtype.str != want.get("dtype") or list(shape) != want.get("shape"):
+        raise _Untrusted(f"{name}: dtype or shape")
+    if int(np.prod(shape)) == 0:
+        return np.zeros(shape, dtype)
+    # A plain ndarray over the mapping of the very file checked: numpy.memmap's subclass would leak into results.
+    return np.asarray(np.memmap(f, dtype=dtype, mode="r", offset=f.tell(), shape=shape))
 
 
 def _check_ranges(h: Heap) -> None:
@@ -490,19 +518,19 @@ def _encode(value, name: str, arrays: dict):
     raise TypeError(f"cannot cache a {type(value).__name__}")
 
 
-def _decode(value, entry: Path, files: dict):
-    """_decode rebuilds what _encode wrote, mapping the arrays from the entry's checked ``.npy`` files."""
+def _decode(value, opened: dict, files: dict):
+    """_decode rebuilds what _encode wrote, mapping the arrays from the entry's checked, open ``.npy`` files."""
     if isinstance(value, dict):
         if "@array" in value:
             name = value["@array"]
-            if not isinstance(name, str) or not _FILE_NAME.fullmatch(f"{name}.npy") or name.startswith("."):
+            if not isinstance(name, str) or name not in opened:
                 raise _Untrusted("bad array name")
-            return _map_array(entry, name, files)
+            return _map_array(opened[name], name, files[name])
         if "@class" in value:
             cls = _CLASSES[value["@class"]]
-            return cls(**{k: _decode(v, entry, files) for k, v in value["fields"].items()})
+            return cls(**{k: _decode(v, opened, files) for k, v in value["fields"].items()})
         if "@tuple" in value:
-            return tuple(_decode(v, entry, files) for v in value["@tuple"])
+            return tuple(_decode(v, opened, files) for v in value["@tuple"])
         if "@dict" in value:
             return value["@dict"]
         raise _Untrusted("unknown node")
