@@ -129,6 +129,8 @@ def load_heap(path, progress: bool = False) -> Heap:
     """load_heap returns the dump's heap from the cache, or loads it (load_dump) and stores it when it is big."""
     path = os.fspath(path)
     started = time.time_ns()
+    if cache_dir() is not None:
+        budget()  # a bad $GCTRACE_CACHE_BYTES is the user's to fix: one line, exit 2
     store = _usable_store(create=False)
     key = _key(path)
     entry = None if store is None or key is None else store / f"heap-{key}"
@@ -365,7 +367,7 @@ def _read(entry: Path, key: str, path: str) -> Heap | None:
 
 
 def _open_checked(entry: Path, files: dict) -> dict:
-    """_open_checked opens every array file of an entry and checks its owner, size and SHA-256 (files hashed in parallel).
+    """_open_checked opens an entry's array files and checks their owner, size and SHA-256 (hashed in parallel).
 
     The open files are returned so that the very files checked are the ones
     mapped; the caller closes them.
@@ -425,7 +427,8 @@ def _check_ranges(h: Heap) -> None:
           and within(h.obj_kind, 0, len(h.kinds)) and within(h.obj_size, 1, 1 << 63)
           and len(h.obj_type) in (0, n) and within(h.obj_type, -1, len(h.types))
           and len(h.obj_map) in (0, n)
-          and len(h.roots.kind) == len(h.roots.target) == len(h.roots) and within(h.roots.kind, 0, len(model.ROOT_KINDS))
+          and len(h.roots.kind) == len(h.roots.target) == len(h.roots)
+          and within(h.roots.kind, 0, len(model.ROOT_KINDS))
           and within(h.events.op, 0, len(model.EVENT_OPS)) and within(h.events.text, -1, len(h.events.strings))
           and all(len(getattr(h.events, c)) == len(h.events.seq) for c in ("op", "a", "b", "old", "new", "text",
                                                                            "same_size")))
@@ -452,7 +455,10 @@ class _HashingWriter:
 
 
 def _write(store: Path, key: str, heap: Heap) -> None:
-    """_write stores the heap as the entry ``key``, atomically, then evicts beyond KEEP and the budget; failures are ignored."""
+    """_write stores the heap as the entry ``key``, atomically, then evicts beyond KEEP and the budget.
+
+    Failures are ignored: the cache is best effort.
+    """
     tmp = None
     try:
         arrays: dict[str, np.ndarray] = {}
@@ -475,7 +481,7 @@ def _write(store: Path, key: str, heap: Heap) -> None:
         os.rename(tmp, store / f"heap-{key}")  # atomic; fails if another process stored the same entry first
         tmp = None
         _evict(store, limit)
-    except (OSError, TypeError, ValueError, UsageError):
+    except (OSError, TypeError, ValueError):
         pass
     finally:
         if tmp is not None:

@@ -1,7 +1,9 @@
 """cli is gctrace's face: the one module that prints, picks exit codes and imports both sides.
 
 Exit status: 0 success, 1 a ``--fail-on`` threshold was crossed, 2 bad input
-or usage (one line on stderr: ``gctrace: <file>: <problem>``, no traceback).
+or usage (one line on stderr: ``gctrace: <file>: <problem>``, no traceback),
+130 interrupted (Ctrl-C: ``gctrace: interrupted``, nothing written half-way).
+Every file a command writes goes through gctrace.atomicfile.
 The tracer is imported lazily inside the commands that record, so analysis
 works where no compiler ever ran.
 """
@@ -59,7 +61,7 @@ def _progress(quiet: bool) -> bool:
 
 
 def _emit(text: str, out: str | None, inputs=()):
-    """_emit writes the whole text to ``out`` (atomicfile's rules: never an input, never a device replaced), or to stdout."""
+    """_emit writes the whole text to ``out`` (by atomicfile's rules), or to stdout."""
     if out is None:
         click.echo(text, nl=False)
     else:
