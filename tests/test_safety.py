@@ -155,6 +155,7 @@ def _writers(d: Path, out: Path):
         ("render -o", ["render", CLEARED, "-o", dot]),
         ("why -o", ["why", CLEARED, "0xc000000000", "-o", dot]),
         ("record -o", ["record", "fill", "--n", "100", "-o", out.parent / (out.name + ".json")]),
+        ("import -o", ["import", "go-heapdump", HEAPDUMP, "--binary", BINARY, "-o", out.parent / (out.name + ".json")]),
     ]
 
 
