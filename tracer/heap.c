@@ -452,4 +452,7 @@ void gm_get_stats(gm_stats *st)
 	st->advice = (uint64_t)gm.advice;
 	st->grows = gm.grows;
 	st->same_size_grows = gm.same_size_grows;
+	st->swiss_grows = gm.swiss_grows;
+	st->swiss_splits = gm.swiss_splits;
+	st->swiss_prunes = gm.swiss_prunes;
 }

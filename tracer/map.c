@@ -137,6 +137,15 @@ const gmtype gmtypes[T_NTYPES] = {
 	[T_BMAPSLICE] = {"[]*runtime.bmap", "slice", 24, 1, false, -1},
 	[T_BMAPARRAY] = {"[...]*runtime.bmap", "array", 0, 0, true, -1},
 	[T_VALUE] = {"main.T", "value", 0, 0, false, -1},
+	/* Go 1.26's Swiss-table map (swiss.c). Map: dirPtr is word 2; table:
+	 * groups.data is word 2; a 136-byte group: the control word, then
+	 * 8 slots of key (word 1+2i) and elem (word 2+2i). */
+	[T_SWISS_MAP_I64] = {"map[int64]int64", "swiss_map", 0, 1 << 2, false, -1},
+	[T_SWISS_MAP_PTR] = {"map[int64]*main.T", "swiss_map", 0, 1 << 2, false, -1},
+	[T_SWISS_DIRECTORY] = {"[]*maps.table", "swiss_directory", 0, 0, true, -1},
+	[T_SWISS_TABLE] = {"internal/runtime/maps.table", "swiss_table", 0, 1 << 2, false, -1},
+	[T_SWISS_GROUPS_I64] = {"[]group[int64]int64", "swiss_groups", 136, 0, false, -1},
+	[T_SWISS_GROUPS_PTR] = {"[]group[int64]*main.T", "swiss_groups", 136, 0x15554, false, -1},
 };
 
 int hmapShape(int type)
@@ -154,7 +163,7 @@ static uintptr_t mix(uint64_t a, uint64_t b)
 	return (uintptr_t)((uint64_t)(m >> 64) ^ (uint64_t)m);
 }
 
-static uintptr_t memhash64(uint64_t a, uintptr_t seed)
+uintptr_t memhash64(uint64_t a, uintptr_t seed)
 {
 	const uint64_t m1 = 0xa0761d6478bd642fULL, m2 = 0xe7037ed1a0b428dbULL,
 		       m5 = 0x1d8e4e27c47d124fULL;
