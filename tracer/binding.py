@@ -152,6 +152,9 @@ def load():
         "gm_delete_batch": (None, [i, up, vp, sz]),
         "gm_map_header": (None, [up, ctypes.POINTER(u64 * 9)]),
         "gm_map_check": (None, [i, up]),
+        "gm_set_load_factor": (None, [ctypes.c_uint32, ctypes.c_uint32]),
+        "gm_map_probes": (None, [i, up, vp, sz, vp]),
+        "gm_map_occupancy": (None, [i, up, ctypes.POINTER(u64 * 11)]),
         "gm_swiss_makemap": (up, [i, i64]),
         "gm_swiss_assign": (None, [i, up, i64, u64]),
         "gm_swiss_access2": (i, [i, up, i64, ctypes.POINTER(u64)]),
@@ -286,6 +289,19 @@ class Map:
         """delete_many deletes every key in one native call."""
         k = np.ascontiguousarray(keys, dtype=np.int64)
         self._rt._lib.gm_delete_batch(self.shape, self.addr, k.ctypes.data, len(k))
+
+    def probes(self, keys):
+        """probes returns, for each key's lookup, the full cells it checks (map.go's hitprobe/missprobe)."""
+        k = np.ascontiguousarray(keys, dtype=np.int64)
+        out = np.zeros(len(k), dtype=np.uint32)
+        self._rt._lib.gm_map_probes(self.shape, self.addr, k.ctypes.data, len(k), out.ctypes.data)
+        return out
+
+    def occupancy(self):
+        """occupancy returns (primary buckets by entries on their chain 0..8 and >8, overflow buckets)."""
+        out = (ctypes.c_uint64 * 11)()
+        self._rt._lib.gm_map_occupancy(self.shape, self.addr, ctypes.byref(out))
+        return list(out[:10]), out[10]
 
     def header(self):
         """header returns the hmap's fields as a MapHeader."""
@@ -510,6 +526,10 @@ class Runtime:
     def set_barrier(self, on):
         """set_barrier switches the hybrid write barrier on or off."""
         self._lib.gm_set_barrier(int(bool(on)))
+
+    def set_load_factor(self, num, den=2):
+        """set_load_factor sets the classic map's loadFactor to num/den (Go's 13/2 by default): for measurements."""
+        self._lib.gm_set_load_factor(int(num), int(den))
 
     def set_mark_rate(self, n):
         """set_mark_rate sets how many grey objects each map operation scans while marking."""

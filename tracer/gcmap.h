@@ -90,6 +90,16 @@ void gm_map_header(uintptr_t h, uint64_t out[9]);
 /* gm_map_check verifies every invariant of h and aborts when one fails. */
 void gm_map_check(int shape, uintptr_t h);
 
+/* Measurement hooks for the load-factor tables (tracer/loadfactor.py).
+ * gm_set_load_factor sets the classic map's loadFactor to num/den (Go's
+ * 13/2 until then). gm_map_probes stores the full cells each key's lookup
+ * checks (map.go's hitprobe/missprobe). gm_map_occupancy counts primary
+ * buckets by entries on their chain, 0..8 and more than 8 (out[9]), and the
+ * overflow buckets (out[10]). */
+void gm_set_load_factor(uint32_t num, uint32_t den);
+void gm_map_probes(int shape, uintptr_t h, const int64_t *keys, size_t n, uint32_t *entries);
+void gm_map_occupancy(int shape, uintptr_t h, uint64_t out[11]);
+
 /* Swiss-table maps (Go 1.24+, swiss.c): the same shapes, the same heap.
  * m is the address of the maps.Map header. */
 uintptr_t gm_swiss_makemap(int shape, int64_t hint);

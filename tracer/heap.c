@@ -156,6 +156,8 @@ int gm_init(const gm_config *c)
 	gm.fastrand = c->seed;
 	gm.hashkey0 = ((uint64_t)fastrand() << 32 | fastrand()) | 1;
 	gm.trigger = 4 << 20; /* Go's heapminimum */
+	gm.mapLoadFactorNum = 13; /* Go's loadFactor 6.5 (map.c) */
+	gm.mapLoadFactorDen = 2;
 	gm.inited = true;
 	return 0;
 }

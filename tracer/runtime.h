@@ -112,6 +112,7 @@ typedef struct gmstate {
 	uint64_t released_bytes;
 	uint64_t grows, same_size_grows;
 	uint64_t swiss_grows, swiss_splits, swiss_prunes; /* Swiss tables grown, split, pruned of tombstones */
+	uint32_t mapLoadFactorNum, mapLoadFactorDen; /* map.c's loadFactor, 13/2 unless gm_set_load_factor */
 
 	/* collector */
 	int gcphase;
