@@ -320,3 +320,28 @@ def test_swiss_dump_loads_through_the_loader(tmp_path):
     record_scenario("fill-delete", p, n=2000, impl="swiss")
     heap = load_dump(p)
     assert len(heap.maps) == 1
+
+
+@pytest.mark.parametrize("scenario", ["fill", "fill-delete", "clear", "midgrow", "churn"])
+def test_cli_records_every_scenario_with_the_swiss_map(tmp_path, scenario):
+    from click.testing import CliRunner
+
+    from gctrace.cli import main
+
+    p = tmp_path / "d.jsonl"
+    r = CliRunner().invoke(main, ["record", scenario, "--map", "swiss", "--n", "2000", "-q", "-o", str(p)])
+    assert r.exit_code == 0, r.output
+    assert "map: swiss" in r.output and "tables:" in r.output
+    objects, roots, m, meta = load_records(p)
+    check_swiss_record(objects, m)
+    assert meta["map"] == "swiss" and meta["scenario"] == scenario
+
+
+def test_cli_refuses_an_unknown_map(tmp_path):
+    from click.testing import CliRunner
+
+    from gctrace.cli import main
+
+    p = tmp_path / "d.jsonl"
+    r = CliRunner().invoke(main, ["record", "fill", "--map", "btree", "-o", str(p)])
+    assert r.exit_code == 2 and not p.exists()
