@@ -164,6 +164,7 @@ def load():
         "gm_swiss_delete_batch": (None, [i, up, vp, sz]),
         "gm_swiss_header": (None, [up, ctypes.POINTER(u64 * 10)]),
         "gm_swiss_tables": (sz, [up, vp, sz]),
+        "gm_swiss_ctrl_counts": (None, [up, vp]),
         "gm_swiss_probes": (None, [i, up, vp, sz, vp, vp]),
         "gm_swiss_check": (None, [i, up]),
         "gm_gc": (None, []),
@@ -387,6 +388,13 @@ class SwissMap(Map):
             r[5] = r[5] - (1 << 64) if r[5] >= 1 << 63 else r[5]
             rows.append(SwissTable(*r))
         return rows
+
+    def group_ctrls(self, table):
+        """group_ctrls returns a (groups_len, 3) array: full, deleted and empty slots of each group of table."""
+        out = np.zeros((table.groups_len, 3), dtype=np.uint32)
+        for g in range(table.groups_len):
+            self._rt._lib.gm_swiss_ctrl_counts(table.groups + g * 136, out[g].ctypes.data)
+        return out
 
     def probes(self, keys):
         """probes returns, for each key's lookup, the groups probed and the keys compared (uint32 arrays)."""

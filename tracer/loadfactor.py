@@ -136,15 +136,9 @@ def swiss_rows(maps=64, seed=1):
 
 
 def _group_fulls(m):
-    """_group_fulls yields the full slots of each group of a Swiss map's tables (from a dump-free walk)."""
-    lib = m._rt._lib
-    import ctypes
-
+    """_group_fulls yields the full slots of each group of a Swiss map's tables."""
     for t in m.tables():
-        for g in range(t.groups_len):
-            out = (ctypes.c_uint32 * 3)()
-            lib.gm_swiss_ctrl_counts(ctypes.c_uint64(t.groups + g * 136), out)
-            yield out[0]
+        yield from m.group_ctrls(t)[:, 0].tolist()
 
 
 def whole_map_rows(n=200_000, seed=1):
