@@ -345,3 +345,31 @@ def test_cli_refuses_an_unknown_map(tmp_path):
     p = tmp_path / "d.jsonl"
     r = CliRunner().invoke(main, ["record", "fill", "--map", "btree", "-o", str(p)])
     assert r.exit_code == 2 and not p.exists()
+
+
+def test_delete_leaves_an_empty_slot_or_a_tombstone_as_go_does():
+    # GIVEN one table of 1024 slots at 7/8 (many full groups, some with an empty slot)
+    with Runtime(seed=9, check=True, gogc=-1) as rt:
+        m = rt.make_map("int64->int64", impl="swiss")
+        m.assign_many(np.arange(896, dtype=np.int64))
+        (t,) = m.tables()
+        before = m.group_ctrls(t)
+        assert (before[:, 2] == 0).any() and (before[:, 2] > 0).any()
+        empties = tombstones = 0
+        for k in range(0, 896, 3):
+            # WHEN a key is deleted
+            m.delete(k)
+            after = m.group_ctrls(t)
+            (g,) = np.flatnonzero(after[:, 0] != before[:, 0])  # the key's group lost one full slot
+            # THEN its slot is empty if the group had an empty slot, else a tombstone (Go's table.Delete)
+            if before[g, 2] > 0:
+                assert after[g].tolist() == [before[g, 0] - 1, before[g, 1], before[g, 2] + 1]
+                empties += 1
+            else:
+                assert after[g].tolist() == [before[g, 0] - 1, before[g, 1] + 1, 0]
+                tombstones += 1
+            before = after
+        assert empties > 0 and tombstones > 0
+        # and growthLeft counts the empty slots freed, never the tombstones
+        (t2,) = m.tables()
+        assert t2.growth_left == empties and t2.deleted == tombstones
