@@ -373,3 +373,53 @@ def test_delete_leaves_an_empty_slot_or_a_tombstone_as_go_does():
         # and growthLeft counts the empty slots freed, never the tombstones
         (t2,) = m.tables()
         assert t2.growth_left == empties and t2.deleted == tombstones
+
+
+DELETE_REFERENCE = REFERENCE.parent / "swiss_delete.json"
+
+
+def native_history(seed, n):
+    """native_history runs swissdelete's history on the native map: fill, delete all, refill, clear."""
+
+    def state(m):
+        h, ts = m.header(), m.tables()
+        full, deleted = sum(t.full for t in ts), sum(t.deleted for t in ts)
+        return {"used": h.count, "tables": h.tables, "capacity": h.capacity, "full": full, "deleted": deleted,
+                "empty": h.capacity - full - deleted, "growth_left": sum(t.growth_left for t in ts),
+                "clear_seq": h.clear_seq, "tombstone_possible": h.tombstone_possible}, [(t.addr, t.groups) for t in ts]
+
+    with Runtime(seed=seed, record=False, gogc=-1, check=False) as rt:
+        m = rt.make_map("int64->int64", impl="swiss")
+        keys = np.arange(1, n + 1, dtype=np.int64)
+        m.assign_many(keys)
+        filled, a = state(m)
+        m.delete_many(keys)
+        deleted, b = state(m)
+        m.assign_many(keys)
+        refilled, c = state(m)
+        m.clear()
+        cleared, d = state(m)
+    return {"filled": filled, "deleted": deleted, "refilled": refilled, "cleared": cleared,
+            "delete_kept_every_table": a == b, "clear_kept_every_table": c == d}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_delete_and_clear_keep_what_real_go_keeps(seed):
+    # GIVEN real Go 1.26's map[int64]int64 through fill 100,000, delete all, refill, clear (10 runs)
+    ref = json.loads(DELETE_REFERENCE.read_text())
+    runs = ref["runs"]
+    got = native_history(seed, ref["n"])
+    # THEN what every real run agrees on, the native map equals exactly ...
+    for phase in ("filled", "deleted", "refilled", "cleared"):
+        for field in got[phase]:
+            vals = {r[phase][field] for r in runs}
+            if len(vals) == 1:
+                assert got[phase][field] == vals.pop(), (phase, field)
+    assert got["deleted"]["full"] == 0 and got["deleted"]["used"] == 0
+    assert got["cleared"]["empty"] == got["cleared"]["capacity"] and got["cleared"]["clear_seq"] == 1
+    assert all(r["delete_kept_every_table"] and r["clear_kept_every_table"] for r in runs)
+    assert got["delete_kept_every_table"] and got["clear_kept_every_table"]
+    # ... and what depends on the hash seed lies within 4 standard deviations of the real runs
+    for phase, field in (("deleted", "deleted"), ("refilled", "deleted"), ("refilled", "tables")):
+        vals = np.array([r[phase][field] for r in runs], dtype=float)
+        assert abs(got[phase][field] - vals.mean()) <= 4 * vals.std(ddof=1) + 1, (phase, field, got[phase][field])
