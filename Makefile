@@ -48,6 +48,7 @@ bench: $(STAMP) native  ## print speed and memory figures (not asserted); dumps 
 	$(PY) bench/render_bench.py
 	$(PY) bench/barrier_bench.py
 	$(PY) tracer/bench.py
+	$(PY) -m gctrace.tracer.loadfactor
 
 goldens: $(STAMP)  ## regenerate the golden reports; review the diff before committing
 	GCTRACE_REGEN_GOLDENS=1 $(PY) -m pytest -q tests/test_goldens.py

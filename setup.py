@@ -14,7 +14,7 @@ without it numpy, scipy and Python resolve, mark and dominate, only slower.
 
 from setuptools import Extension, setup
 
-SOURCES = ["heap.c", "map.c", "gc.c", "record.c", "residency.c"]
+SOURCES = ["heap.c", "map.c", "swiss.c", "gc.c", "record.c", "residency.c"]
 
 setup(
     ext_modules=[

@@ -221,17 +221,19 @@ def diff_cmd(old, new, as_json, show_all, fail_on, quiet):
 @click.option("--at", "at", default=None, help="Dump at this named phase of the scenario.")
 @click.option("--shape", type=click.Choice(["int64->*value", "int64->int64"]), default="int64->*value",
               show_default=True, help="The map: values behind pointers, or pointer-free buckets.")
+@click.option("--map", "impl", type=click.Choice(["classic", "swiss"]), default="classic", show_default=True,
+              help="Go 1.19's classic hmap, or Go 1.24+'s Swiss-table map.")
 @click.option("--arena", metavar="SIZE", default=None,
               help="Address space the tracer's heap reserves (default 8GiB); less under ulimit -v, e.g. 1GiB.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, arena, quiet):
-    """Run SCENARIO (fill, fill-delete, clear, midgrow, churn) on the native Go-1.19 map and write its dump."""
+def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, impl, arena, quiet):
+    """Run SCENARIO (fill, fill-delete, clear, midgrow, churn) on the native Go map and write its dump."""
     from gctrace.tracer.scenarios import record_scenario
 
     arena_bytes = parse_size("--arena", arena)
     summary = record_scenario(scenario, output, n=n, madvise=madvise, gc=gc, seed=seed, at=at,
                               barrier=barrier == "on", progress=_progress(quiet), shape=shape,
-                              arena_bytes=arena_bytes)
+                              impl=impl, arena_bytes=arena_bytes)
     for k, v in summary.items():
         click.echo(f"{k}: {v}", err=True)
 

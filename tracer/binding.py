@@ -54,6 +54,21 @@ MapHeader = namedtuple(
     "count flags B noverflow hash0 buckets oldbuckets nevacuate extra",
 )
 
+SwissHeader = namedtuple(
+    "SwissHeader",
+    "count seed dir_ptr dir_len global_depth global_shift tombstone_possible clear_seq tables capacity",
+)
+"""SwissHeader is a Swiss map's Map header (count is Map.used), with its distinct tables and total slots."""
+
+SwissTable = namedtuple(
+    "SwissTable",
+    "addr capacity used growth_left local_depth index groups groups_len full deleted",
+)
+"""SwissTable is one distinct table of a Swiss map, in directory order, with its full and deleted slots."""
+
+IMPLS = ("classic", "swiss")
+"""IMPLS are the map implementations: Go 1.19's hmap and Go 1.24+'s Swiss tables."""
+
 
 class _Config(ctypes.Structure):
     _fields_ = [
@@ -75,7 +90,7 @@ class _Stats(ctypes.Structure):
         for name in (
             "arena arena_fixed heap_pages pages_used pages_free pages_released "
             "objects heap_live events gc_cycles released_bytes advice grows "
-            "same_size_grows"
+            "same_size_grows swiss_grows swiss_splits swiss_prunes"
         ).split()
     ]
 
@@ -141,6 +156,21 @@ def load():
         "gm_delete_batch": (None, [i, up, vp, sz]),
         "gm_map_header": (None, [up, ctypes.POINTER(u64 * 9)]),
         "gm_map_check": (None, [i, up]),
+        "gm_set_load_factor": (None, [ctypes.c_uint32, ctypes.c_uint32]),
+        "gm_map_probes": (None, [i, up, vp, sz, vp]),
+        "gm_map_occupancy": (None, [i, up, ctypes.POINTER(u64 * 11)]),
+        "gm_swiss_makemap": (up, [i, i64]),
+        "gm_swiss_assign": (None, [i, up, i64, u64]),
+        "gm_swiss_access2": (i, [i, up, i64, ctypes.POINTER(u64)]),
+        "gm_swiss_delete": (None, [i, up, i64]),
+        "gm_swiss_clear": (None, [i, up]),
+        "gm_swiss_assign_batch": (None, [i, up, vp, vp, sz, up, vp]),
+        "gm_swiss_delete_batch": (None, [i, up, vp, sz]),
+        "gm_swiss_header": (None, [up, ctypes.POINTER(u64 * 10)]),
+        "gm_swiss_tables": (sz, [up, vp, sz]),
+        "gm_swiss_ctrl_counts": (None, [up, vp]),
+        "gm_swiss_probes": (None, [i, up, vp, sz, vp, vp]),
+        "gm_swiss_check": (None, [i, up]),
         "gm_gc": (None, []),
         "gm_gc_start": (None, []),
         "gm_gc_step": (sz, [sz]),
@@ -212,6 +242,8 @@ class Root:
 class Map:
     """Map is a Go 1.19 map living in the tracer's heap, addressed by its hmap."""
 
+    impl = "classic"
+
     def __init__(self, rt, shape, addr, root=None):
         self._rt, self.shape, self.addr, self.root = rt, shape, addr, root
 
@@ -274,6 +306,19 @@ class Map:
         k = np.ascontiguousarray(keys, dtype=np.int64)
         self._rt._lib.gm_delete_batch(self.shape, self.addr, k.ctypes.data, len(k))
 
+    def probes(self, keys):
+        """probes returns, for each key's lookup, the full cells it checks (map.go's hitprobe/missprobe)."""
+        k = np.ascontiguousarray(keys, dtype=np.int64)
+        out = np.zeros(len(k), dtype=np.uint32)
+        self._rt._lib.gm_map_probes(self.shape, self.addr, k.ctypes.data, len(k), out.ctypes.data)
+        return out
+
+    def occupancy(self):
+        """occupancy returns (primary buckets by entries on their chain 0..8 and >8, overflow buckets)."""
+        out = (ctypes.c_uint64 * 11)()
+        self._rt._lib.gm_map_occupancy(self.shape, self.addr, ctypes.byref(out))
+        return list(out[:10]), out[10]
+
     def header(self):
         """header returns the hmap's fields as a MapHeader."""
         out = (ctypes.c_uint64 * 9)()
@@ -286,6 +331,98 @@ class Map:
     def check(self):
         """check verifies the map's invariants; a violation aborts the process (a bug, like Go's throw)."""
         self._rt._lib.gm_map_check(self.shape, self.addr)
+
+
+class SwissMap(Map):
+    """SwissMap is a Go 1.26 Swiss-table map living in the tracer's heap, addressed by its Map header.
+
+    It answers the same calls as Map; header() returns a SwissHeader, and
+    tables() each distinct table.
+    """
+
+    impl = "swiss"
+
+    def assign(self, key, value=None):
+        lib = self._rt._lib
+        if value is None:
+            value = lib.gm_new_value(self._rt.value_size) if self.has_pointers else key
+        lib.gm_swiss_assign(self.shape, self.addr, int(key), int(value) & 0xFFFFFFFFFFFFFFFF)
+
+    __setitem__ = assign
+
+    def get(self, key, default=None):
+        out = ctypes.c_uint64()
+        if self._rt._lib.gm_swiss_access2(self.shape, self.addr, int(key), ctypes.byref(out)):
+            v = out.value
+            return v if self.has_pointers or v < 1 << 63 else v - (1 << 64)
+        return default
+
+    def delete(self, key):
+        self._rt._lib.gm_swiss_delete(self.shape, self.addr, int(key))
+
+    __delitem__ = delete
+
+    def clear(self):
+        """clear empties the map with Go's Map.Clear (every table kept, clear_seq incremented)."""
+        self._rt._lib.gm_swiss_clear(self.shape, self.addr)
+
+    def assign_many(self, keys, values=None, trace=False):
+        """assign_many assigns every key in one native call.
+
+        With trace it returns a uint32 array of shape (n, 3): the directory
+        length, the distinct tables and the total slots after each insert.
+        """
+        k = np.ascontiguousarray(keys, dtype=np.int64)
+        v = None if values is None else np.ascontiguousarray(values, dtype=np.uint64)
+        tr = np.empty((len(k), 3), dtype=np.uint32) if trace else None
+        self._rt._lib.gm_swiss_assign_batch(
+            self.shape, self.addr, k.ctypes.data, None if v is None else v.ctypes.data, len(k),
+            self._rt.value_size, None if tr is None else tr.ctypes.data)
+        return tr
+
+    def delete_many(self, keys):
+        k = np.ascontiguousarray(keys, dtype=np.int64)
+        self._rt._lib.gm_swiss_delete_batch(self.shape, self.addr, k.ctypes.data, len(k))
+
+    def header(self):
+        """header returns the Map's fields as a SwissHeader."""
+        out = (ctypes.c_uint64 * 10)()
+        self._rt._lib.gm_swiss_header(self.addr, ctypes.byref(out))
+        h = list(out)
+        h[6] = bool(h[6])
+        return SwissHeader(*h)
+
+    def tables(self):
+        """tables returns each distinct table in directory order, as SwissTables."""
+        lib = self._rt._lib
+        n = lib.gm_swiss_tables(self.addr, None, 0)
+        out = np.zeros((max(n, 1), 10), dtype=np.uint64)
+        lib.gm_swiss_tables(self.addr, out.ctypes.data, n)
+        rows = []
+        for r in out[:n].tolist():
+            r[5] = r[5] - (1 << 64) if r[5] >= 1 << 63 else r[5]
+            rows.append(SwissTable(*r))
+        return rows
+
+    def group_ctrls(self, table):
+        """group_ctrls returns a (groups_len, 3) array: full, deleted and empty slots of each group of table."""
+        out = np.zeros((table.groups_len, 3), dtype=np.uint32)
+        for g in range(table.groups_len):
+            self._rt._lib.gm_swiss_ctrl_counts(table.groups + g * 136, out[g].ctypes.data)
+        return out
+
+    def probes(self, keys):
+        """probes returns, for each key's lookup, the groups probed and the keys compared (uint32 arrays)."""
+        k = np.ascontiguousarray(keys, dtype=np.int64)
+        groups = np.zeros(len(k), dtype=np.uint32)
+        cmps = np.zeros(len(k), dtype=np.uint32)
+        self._rt._lib.gm_swiss_probes(self.shape, self.addr, k.ctypes.data, len(k),
+                                      groups.ctypes.data, cmps.ctypes.data)
+        return groups, cmps
+
+    def check(self):
+        """check verifies the map's invariants; a violation aborts the process."""
+        self._rt._lib.gm_swiss_check(self.shape, self.addr)
 
 
 _MISSING = object()
@@ -368,15 +505,22 @@ class Runtime:
         """object_base returns the start of the allocated object containing addr, or 0."""
         return self._lib.gm_object_base(int(addr))
 
-    def make_map(self, shape="int64->int64", hint=0, root="main.m", root_kind="global"):
-        """make_map makes a map (Go's makemap) and stores it in a new root unless root is None."""
+    def make_map(self, shape="int64->int64", hint=0, root="main.m", root_kind="global", impl="classic"):
+        """make_map makes a map and stores it in a new root unless root is None.
+
+        impl "classic" is Go 1.19's makemap (a Map); "swiss" is Go 1.26's
+        NewMap (a SwissMap).
+        """
         sid = _shape_id(shape)
-        addr = self._lib.gm_makemap(sid, int(hint))
+        if impl not in IMPLS:
+            raise UsageError(f"unknown map implementation {impl!r}: use classic or swiss")
+        make = self._lib.gm_swiss_makemap if impl == "swiss" else self._lib.gm_makemap
+        addr = make(sid, int(hint))
         r = None
         if root is not None:
             r = self.add_root(root, root_kind)
             r.set(addr)
-        return Map(self, sid, addr, r)
+        return (SwissMap if impl == "swiss" else Map)(self, sid, addr, r)
 
     # collector
     def gc(self):
@@ -410,6 +554,10 @@ class Runtime:
     def set_barrier(self, on):
         """set_barrier switches the hybrid write barrier on or off."""
         self._lib.gm_set_barrier(int(bool(on)))
+
+    def set_load_factor(self, num, den=2):
+        """set_load_factor sets the classic map's loadFactor to num/den (Go's 13/2 by default): for measurements."""
+        self._lib.gm_set_load_factor(int(num), int(den))
 
     def set_mark_rate(self, n):
         """set_mark_rate sets how many grey objects each map operation scans while marking."""

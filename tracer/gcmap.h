@@ -90,6 +90,47 @@ void gm_map_header(uintptr_t h, uint64_t out[9]);
 /* gm_map_check verifies every invariant of h and aborts when one fails. */
 void gm_map_check(int shape, uintptr_t h);
 
+/* Measurement hooks for the load-factor tables (tracer/loadfactor.py).
+ * gm_set_load_factor sets the classic map's loadFactor to num/den (Go's
+ * 13/2 until then). gm_map_probes stores the full cells each key's lookup
+ * checks (map.go's hitprobe/missprobe). gm_map_occupancy counts primary
+ * buckets by entries on their chain, 0..8 and more than 8 (out[9]), and the
+ * overflow buckets (out[10]). */
+void gm_set_load_factor(uint32_t num, uint32_t den);
+void gm_map_probes(int shape, uintptr_t h, const int64_t *keys, size_t n, uint32_t *entries);
+void gm_map_occupancy(int shape, uintptr_t h, uint64_t out[11]);
+
+/* Swiss-table maps (Go 1.24+, swiss.c): the same shapes, the same heap.
+ * m is the address of the maps.Map header. */
+uintptr_t gm_swiss_makemap(int shape, int64_t hint);
+void gm_swiss_assign(int shape, uintptr_t m, int64_t key, uint64_t val);
+int gm_swiss_access2(int shape, uintptr_t m, int64_t key, uint64_t *val);
+void gm_swiss_delete(int shape, uintptr_t m, int64_t key);
+void gm_swiss_clear(int shape, uintptr_t m);
+/* gm_swiss_assign_batch is gm_assign_batch for a Swiss map; trace, when not
+ * NULL, receives after each insert i the directory length, the distinct
+ * tables and the total slots at trace[3i], trace[3i+1], trace[3i+2]. */
+void gm_swiss_assign_batch(int shape, uintptr_t m, const int64_t *keys, const uint64_t *vals,
+			   size_t n, uintptr_t valsize, uint32_t *trace);
+void gm_swiss_delete_batch(int shape, uintptr_t m, const int64_t *keys, size_t n);
+#define GM_SWISS_HEADER_WORDS 10
+/* gm_swiss_header copies used, seed, dirPtr, dirLen, globalDepth,
+ * globalShift, tombstonePossible, clearSeq, the distinct tables and the
+ * total slots (8 for a small map's group) into out. */
+void gm_swiss_header(uintptr_t m, uint64_t out[GM_SWISS_HEADER_WORDS]);
+#define GM_SWISS_TABLE_WORDS 10
+/* gm_swiss_tables writes, for each distinct table in directory order (up to
+ * cap), its address, capacity, used, growthLeft, localDepth, index, groups,
+ * group count, full and deleted slots; it returns the number of tables. */
+size_t gm_swiss_tables(uintptr_t m, uint64_t *out, size_t cap);
+/* gm_swiss_ctrl_counts counts the full, deleted and empty control bytes of the group at g. */
+void gm_swiss_ctrl_counts(uintptr_t g, uint32_t out[3]);
+/* gm_swiss_probes stores for each key the groups its lookup probes and the
+ * keys it compares (H2 matches); cmps may be NULL. */
+void gm_swiss_probes(int shape, uintptr_t m, const int64_t *keys, size_t n, uint32_t *groups, uint32_t *cmps);
+/* gm_swiss_check verifies every invariant of m and aborts when one fails. */
+void gm_swiss_check(int shape, uintptr_t m);
+
 /* Collector. */
 void gm_gc(void);                 /* runtime.GC: a whole stop-the-world cycle */
 void gm_gc_start(void);           /* begins a concurrent cycle: roots shaded */
@@ -117,6 +158,7 @@ typedef struct gm_stats {
 	uint64_t released_bytes; /* total bytes ever madvised */
 	uint64_t advice;         /* GM_ADVISE_FREE or GM_ADVISE_DONTNEED in effect */
 	uint64_t grows, same_size_grows; /* hashGrow calls, and those to the same size */
+	uint64_t swiss_grows, swiss_splits, swiss_prunes; /* Swiss tables grown, split, and pruned of tombstones */
 } gm_stats;
 void gm_get_stats(gm_stats *s);
 

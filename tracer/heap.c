@@ -156,6 +156,8 @@ int gm_init(const gm_config *c)
 	gm.fastrand = c->seed;
 	gm.hashkey0 = ((uint64_t)fastrand() << 32 | fastrand()) | 1;
 	gm.trigger = 4 << 20; /* Go's heapminimum */
+	gm.mapLoadFactorNum = 13; /* Go's loadFactor 6.5 (map.c) */
+	gm.mapLoadFactorDen = 2;
 	gm.inited = true;
 	return 0;
 }
@@ -452,4 +454,7 @@ void gm_get_stats(gm_stats *st)
 	st->advice = (uint64_t)gm.advice;
 	st->grows = gm.grows;
 	st->same_size_grows = gm.same_size_grows;
+	st->swiss_grows = gm.swiss_grows;
+	st->swiss_splits = gm.swiss_splits;
+	st->swiss_prunes = gm.swiss_prunes;
 }

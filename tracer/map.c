@@ -60,8 +60,11 @@
 
 #define bucketCntBits 3
 #define bucketCnt (1 << bucketCntBits)
-#define loadFactorNum 13
-#define loadFactorDen 2
+/* loadFactorNum/loadFactorDen is Go's 13/2, kept in gm so that the
+ * load-factor table (gm_set_load_factor, tracer/loadfactor.py) can measure
+ * the map at other load factors; gm_init restores 13/2. */
+#define loadFactorNum ((uintptr_t)gm.mapLoadFactorNum)
+#define loadFactorDen ((uintptr_t)gm.mapLoadFactorDen)
 #define dataOffset 8
 
 #define emptyRest 0      /* this cell is empty, and there are no more non-empty cells at higher indexes or overflows */
@@ -137,6 +140,15 @@ const gmtype gmtypes[T_NTYPES] = {
 	[T_BMAPSLICE] = {"[]*runtime.bmap", "slice", 24, 1, false, -1},
 	[T_BMAPARRAY] = {"[...]*runtime.bmap", "array", 0, 0, true, -1},
 	[T_VALUE] = {"main.T", "value", 0, 0, false, -1},
+	/* Go 1.26's Swiss-table map (swiss.c). Map: dirPtr is word 2; table:
+	 * groups.data is word 2; a 136-byte group: the control word, then
+	 * 8 slots of key (word 1+2i) and elem (word 2+2i). */
+	[T_SWISS_MAP_I64] = {"map[int64]int64", "swiss_map", 0, 1 << 2, false, -1},
+	[T_SWISS_MAP_PTR] = {"map[int64]*main.T", "swiss_map", 0, 1 << 2, false, -1},
+	[T_SWISS_DIRECTORY] = {"[]*maps.table", "swiss_directory", 0, 0, true, -1},
+	[T_SWISS_TABLE] = {"internal/runtime/maps.table", "swiss_table", 0, 1 << 2, false, -1},
+	[T_SWISS_GROUPS_I64] = {"[]group[int64]int64", "swiss_groups", 136, 0, false, -1},
+	[T_SWISS_GROUPS_PTR] = {"[]group[int64]*main.T", "swiss_groups", 136, 0x15554, false, -1},
 };
 
 int hmapShape(int type)
@@ -154,7 +166,7 @@ static uintptr_t mix(uint64_t a, uint64_t b)
 	return (uintptr_t)((uint64_t)(m >> 64) ^ (uint64_t)m);
 }
 
-static uintptr_t memhash64(uint64_t a, uintptr_t seed)
+uintptr_t memhash64(uint64_t a, uintptr_t seed)
 {
 	const uint64_t m1 = 0xa0761d6478bd642fULL, m2 = 0xe7037ed1a0b428dbULL,
 		       m5 = 0x1d8e4e27c47d124fULL;
@@ -939,6 +951,74 @@ void gm_delete_batch(int shape, uintptr_t h, const int64_t *keys, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		gm_mapdelete(shape, h, keys[i]);
+}
+
+/* --- measurement hooks for the load-factor tables ------------------------ */
+
+void gm_set_load_factor(uint32_t num, uint32_t den)
+{
+	gm.mapLoadFactorNum = num;
+	gm.mapLoadFactorDen = den;
+}
+
+/* gm_map_probes stores, for each key, the entries (full cells) a lookup
+ * checks: up to and including the key when present, the whole chain when
+ * absent. This is map.go's hitprobe/missprobe measure; the fast64 code
+ * compares every cell of each bucket, full or not. */
+void gm_map_probes(int shape, uintptr_t hp, const int64_t *keys, size_t n, uint32_t *entries)
+{
+	const maptype *t = &maptypes[shape];
+	hmap *h = (hmap *)hp;
+	for (size_t j = 0; j < n; j++) {
+		uint64_t key = (uint64_t)keys[j];
+		uint32_t checked = 0;
+		if (h->buckets != 0) {
+			uintptr_t hash = memhash64(key, h->hash0);
+			uintptr_t m = bucketMask(h->B);
+			bmap *b = (bmap *)add(h->buckets, (hash & m) * t->bucketsize);
+			if (h->oldbuckets != 0) {
+				if (!isSameSizeGrow(h))
+					m >>= 1;
+				bmap *oldb = (bmap *)add(h->oldbuckets, (hash & m) * t->bucketsize);
+				if (!evacuated(oldb))
+					b = oldb;
+			}
+			for (; b != NULL; b = bmapOverflow(t, b)) {
+				for (uintptr_t i = 0; i < bucketCnt; i++) {
+					if (isEmpty(b->tophash[i]))
+						continue;
+					checked++;
+					if (*(uint64_t *)keyAt(t, b, i) == key)
+						goto found;
+				}
+			}
+		}
+found:
+		entries[j] = checked;
+	}
+}
+
+/* gm_map_occupancy counts the primary buckets of a map that is not growing
+ * by the entries on their chains: out[k] for k = 0..8, out[9] for more than
+ * 8 (an overflow bucket); out[10] is the overflow buckets on the chains. */
+void gm_map_occupancy(int shape, uintptr_t hp, uint64_t out[11])
+{
+	const maptype *t = &maptypes[shape];
+	hmap *h = (hmap *)hp;
+	memset(out, 0, 11 * sizeof out[0]);
+	if (h->buckets == 0)
+		return;
+	for (uintptr_t i = 0; i < bucketShift(h->B); i++) {
+		uint64_t k = 0;
+		bmap *b = (bmap *)add(h->buckets, i * t->bucketsize);
+		for (; b != NULL; b = bmapOverflow(t, b)) {
+			for (uintptr_t c = 0; c < bucketCnt; c++)
+				k += !isEmpty(b->tophash[c]);
+			if (bmapOverflow(t, b) != NULL)
+				out[10]++;
+		}
+		out[k > bucketCnt ? 9 : k]++;
+	}
 }
 
 void gm_map_header(uintptr_t hp, uint64_t out[9])

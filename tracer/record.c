@@ -317,9 +317,91 @@ static void forEachObject(writer *w, void (*fn)(writer *, mspan *, uint32_t))
 	}
 }
 
+/* wctrl writes a [full, deleted, empty] triple of the group at g. */
+static void wctrl(writer *w, uintptr_t g)
+{
+	uint32_t c[3];
+	gm_swiss_ctrl_counts(g, c);
+	ws(w, "[");
+	wu(w, c[0]);
+	ws(w, ", ");
+	wu(w, c[1]);
+	ws(w, ", ");
+	wu(w, c[2]);
+	ws(w, "]");
+}
+
+/* writeSwissMap writes the map record of a Swiss map (docs/dump-format.md,
+ * "Swiss-table maps"): the header, the small group's control counts or each
+ * distinct table in directory order with per-group control counts. */
+static void writeSwissMap(writer *w, uintptr_t addr, int typ)
+{
+	uint64_t h[GM_SWISS_HEADER_WORDS];
+	gm_swiss_header(addr, h);
+	recordBegin(w, "map");
+	ws(w, "\"hmap\": ");
+	wu(w, addr);
+	wkvs(w, "impl", "swiss");
+	wkvu(w, "count", h[0]);
+	wkvu(w, "dir_ptr", h[2]);
+	wkvu(w, "dir_len", h[3]);
+	wkvu(w, "global_depth", h[4]);
+	wkvu(w, "clear_seq", h[7]);
+	wkvu(w, "slot_size", 16);
+	wkvu(w, "group_size", 136);
+	wkvu(w, "seed", h[1]);
+	wkvu(w, "global_shift", h[5]);
+	wkey(w, "tombstone_possible", false);
+	ws(w, h[6] ? "true" : "false");
+	wkvu(w, "key_size", 8);
+	wkvu(w, "elem_size", 8);
+	wkvs(w, "type", gmtypes[typ].name);
+	if (h[3] == 0 && h[2] != 0) {
+		ws(w, ", \"small\": {\"ctrl\": ");
+		wctrl(w, h[2]);
+		ws(w, "}");
+	}
+	ws(w, ", \"tables\": [");
+	size_t n = gm_swiss_tables(addr, NULL, 0);
+	uint64_t *t = malloc((n ? n : 1) * GM_SWISS_TABLE_WORDS * sizeof *t);
+	if (t == NULL) {
+		w->err = -ENOMEM;
+		n = 0;
+	} else {
+		gm_swiss_tables(addr, t, n);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const uint64_t *o = t + i * GM_SWISS_TABLE_WORDS;
+		ws(w, i ? ", {\"addr\": " : "{\"addr\": ");
+		wu(w, o[0]);
+		wkvu(w, "capacity", o[1]);
+		wkvu(w, "used", o[2]);
+		wkvu(w, "growth_left", o[3]);
+		wkvu(w, "local_depth", o[4]);
+		wkey(w, "index", false);
+		wi(w, (int64_t)o[5]);
+		wkvu(w, "groups", o[6]);
+		wkvu(w, "groups_len", o[7]);
+		ws(w, ", \"ctrl\": [");
+		for (uint64_t g = 0; g < o[7]; g++) {
+			if (g > 0)
+				ws(w, ", ");
+			wctrl(w, o[6] + g * 136);
+		}
+		ws(w, "]}");
+	}
+	free(t);
+	ws(w, "]");
+	recordEnd(w);
+}
+
 static void writeMap(writer *w, mspan *s, uint32_t j)
 {
 	int typ = s->types[j];
+	if (typ == T_SWISS_MAP_I64 || typ == T_SWISS_MAP_PTR) {
+		writeSwissMap(w, s->base + j * s->elemsize, typ);
+		return;
+	}
 	if (typ != T_HMAP_I64 && typ != T_HMAP_PTR)
 		return;
 	uint64_t h[9];

@@ -34,6 +34,12 @@ enum {
 	T_BMAPSLICE,     /* the []*bmap slice header that mapextra.overflow points to */
 	T_BMAPARRAY,     /* the backing array of a []*bmap */
 	T_VALUE,         /* main.T, pointer-free */
+	T_SWISS_MAP_I64,    /* maps.Map of a Swiss map[int64]int64 (swiss.c) */
+	T_SWISS_MAP_PTR,    /* maps.Map of a Swiss map[int64]*main.T */
+	T_SWISS_DIRECTORY,  /* the directory: an array of *table */
+	T_SWISS_TABLE,      /* maps.table */
+	T_SWISS_GROUPS_I64, /* a groups array, pointer-free */
+	T_SWISS_GROUPS_PTR, /* a groups array with pointer elems */
 	T_NTYPES
 };
 
@@ -105,6 +111,8 @@ typedef struct gmstate {
 	uint64_t nobjects, heap_live, heap_marked, trigger;
 	uint64_t released_bytes;
 	uint64_t grows, same_size_grows;
+	uint64_t swiss_grows, swiss_splits, swiss_prunes; /* Swiss tables grown, split, pruned of tombstones */
+	uint32_t mapLoadFactorNum, mapLoadFactorDen; /* map.c's loadFactor, 13/2 unless gm_set_load_factor */
 
 	/* collector */
 	int gcphase;
@@ -145,6 +153,10 @@ static inline bool recording(void) { return gm.cfg.record; }
 
 /* map.c */
 int hmapShape(int type);
+uintptr_t memhash64(uint64_t a, uintptr_t seed);
+
+/* swiss.c */
+int swissShape(int type);
 
 /* nextSpan returns the first span at or after page index *i, and moves *i
  * past it; NULL when no span is left. Walk the heap with

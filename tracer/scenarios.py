@@ -23,6 +23,14 @@ mutation and runs interleaved with it (assists scan grey objects after each
 map operation); the write barrier then keeps some dead objects marked
 (floating garbage) and, when switched off, loses live ones.
 
+With ``impl="swiss"`` (``gctrace record --map swiss``) every scenario runs
+on Go 1.26's Swiss-table map (tracer/swiss.c) instead: ``clear`` is
+``Map.Clear`` (every table kept, ``clear_seq`` incremented), ``midgrow``
+stops right after the insert that split a table (a Swiss map grows one
+table at a time, within one insert, so it is never caught half-way; the old
+table and groups array are garbage from then on), and ``churn`` runs until
+tombstones have made a table rehash.
+
 The shape defaults to ``int64->*value`` (each elem points to a separately
 allocated 64-byte value, so deletes free memory the scavenger can return);
 ``shape="int64->int64"`` gives pointer-free buckets.
@@ -133,8 +141,16 @@ def _fill(run, n):
     run.point("filled")
 
 
-def _last_growth_start(n):
-    """_last_growth_start returns the count after which the last insert before n grows the map."""
+def _last_growth_start(n, impl="classic"):
+    """_last_growth_start returns the count after which the last insert before n grows the map.
+
+    For a Swiss map the counts are known up to the first split (896 full
+    slots of a 1024-slot table); beyond it they depend on the hash, and the
+    first split is taken.
+    """
+    if impl == "swiss":
+        starts = [t for t in (8, 14, 28, 56, 112, 224, 448, 896) if t < n]
+        return starts[-1] if starts else 0
     t, b = 8, 1
     while 13 << (b - 1) < n:
         t, b = 13 << (b - 1), b + 1
@@ -145,7 +161,7 @@ def _scenario_fill(run, n):
     if run.concurrent:
         # The cycle starts one insert before the map's last growth, so the
         # new bucket array is born black while old buckets wait to be scanned.
-        t = _last_growth_start(n)
+        t = _last_growth_start(n, run.m.impl)
         run.assign(np.arange(t, dtype=np.int64), "fill")
         run.begin_last_cycle(n - t)
         run.assign(np.arange(t, n, dtype=np.int64), "fill (marking)")
@@ -172,6 +188,14 @@ def _scenario_midgrow(run, n):
     _fill(run, n)
     run.begin_last_cycle(64)
     k = n
+    if run.m.impl == "swiss":
+        # Insert until a table splits; the dump shows the map right after it.
+        splits = run.rt.stats()["swiss_splits"]
+        while run.rt.stats()["swiss_splits"] == splits:
+            run.m.assign_many(np.arange(k, k + 1, dtype=np.int64))
+            k += 1
+        run.point("growing")
+        return
     while run.m.header().oldbuckets == 0 or run.m.header().B < 2:
         run.m.assign_many(np.arange(k, k + 1, dtype=np.int64))
         k += 1
@@ -183,18 +207,25 @@ def _scenario_churn(run, n):
     run.assign(np.arange(live, dtype=np.int64), "fill")
     run.point("filled")
     rt = run.rt
-    start = rt.stats()["same_size_grows"]
+    swiss = run.m.impl == "swiss"
+
+    def rehashes():
+        st = rt.stats()
+        return st["swiss_grows"] + st["swiss_splits"] if swiss else st["same_size_grows"]
+
+    start = rehashes()
     nxt, limit = live, live + 64 * max(n, 1024)
     run.bar_open(None, "churn")
     # Insert one new key and delete the oldest until a same-size growth has
-    # started and finished, or a generous limit is reached.
+    # started and finished (a Swiss table: tombstones made it rehash), or a
+    # generous limit is reached.
     while nxt < limit:
         keys = np.arange(nxt, nxt + 1024, dtype=np.int64)
         run.m.assign_many(keys)
         run.m.delete_many(keys - live)
         nxt += 1024
         run.bar_update(2048)
-        if rt.stats()["same_size_grows"] > start and run.m.header().oldbuckets == 0:
+        if rehashes() > start and (swiss or run.m.header().oldbuckets == 0):
             break
     run.bar_close()
     run.begin_last_cycle(2048)
@@ -214,8 +245,9 @@ _SCENARIOS = {
 
 
 def record_scenario(name, out_path, n=10000, madvise=None, gc="stw", seed=1, at=None, barrier=True,
-                    progress=False, shape="int64->*value", record=True, gogc=100, check=False, arena_bytes=0):
-    """record_scenario runs scenario name and writes its dump to out_path.
+                    progress=False, shape="int64->*value", record=True, gogc=100, check=False,
+                    impl="classic", arena_bytes=0):
+    """record_scenario runs scenario name on a map of impl ("classic" or "swiss") and writes its dump to out_path.
 
     It returns a short summary (a dict) for the CLI to print, and raises
     UsageError for an unknown scenario or phase.
@@ -242,8 +274,8 @@ def record_scenario(name, out_path, n=10000, madvise=None, gc="stw", seed=1, at=
     t0 = time.perf_counter()
     with Runtime(seed=seed, madvise=madvise, gc=gc, barrier=barrier, record=record, gogc=gogc,
                  check=check, arena_bytes=arena_bytes) as rt:
-        m = rt.make_map(shape, root="main.m")
-        meta = {"scenario_n": n, "shape": shape}
+        m = rt.make_map(shape, root="main.m", impl=impl)
+        meta = {"scenario_n": n, "shape": shape, "map": impl}
         run = _Run(name, rt, m, at, out_path, meta, progress, n)
         try:
             _SCENARIOS[name](run, n)
@@ -254,6 +286,13 @@ def record_scenario(name, out_path, n=10000, madvise=None, gc="stw", seed=1, at=
             run.bar_close()
         h = m.header()
         st = rt.stats()
+    if impl == "swiss":
+        layout = {"map": impl, "count": h.count, "dir_len": h.dir_len, "tables": h.tables,
+                  "capacity": h.capacity, "clear_seq": h.clear_seq,
+                  "table_grows": st["swiss_grows"], "table_splits": st["swiss_splits"]}
+    else:
+        layout = {"map": impl, "count": h.count, "B": h.B, "growing": h.oldbuckets != 0,
+                  "same_size_grows": st["same_size_grows"]}
     return {
         "scenario": name,
         "at": at,
@@ -265,14 +304,11 @@ def record_scenario(name, out_path, n=10000, madvise=None, gc="stw", seed=1, at=
         "barrier": "on" if barrier else "off",
         "madvise": st["advice"],
         "seed": seed,
-        "count": h.count,
-        "B": h.B,
-        "growing": h.oldbuckets != 0,
+        **layout,
         "objects": st["objects"],
         "heap_pages": st["heap_pages"],
         "released_bytes": st["released_bytes"],
         "gc_cycles": st["gc_cycles"],
-        "same_size_grows": st["same_size_grows"],
         "events": st["events"],
         "seconds": round(time.perf_counter() - t0, 3),
     }

@@ -256,6 +256,195 @@ static void testDeterministic(void)
 	EXPECT(b[0] == b[1]);
 }
 
+/* --- the Swiss-table map (swiss.c) --- */
+
+enum { S_USED, S_SEED, S_DIRPTR, S_DIRLEN, S_GDEPTH, S_GSHIFT, S_TOMB, S_CLEARSEQ, S_TABLES, S_CAPACITY };
+
+static uint64_t shdr(uintptr_t m, int field)
+{
+	uint64_t out[GM_SWISS_HEADER_WORDS];
+	gm_swiss_header(m, out);
+	return out[field];
+}
+
+/* A Swiss map[int64]int64 grows as Go 1.26's does (fixtures/go/swiss_sequence.json):
+ * small map to 8, a 16-slot table at 9, doublings at 15, 29, 57, 113, 225,
+ * 449 to 1024 slots, the first split at 897. */
+static void testSwissSequence(void)
+{
+	start(1, GM_GC_STW, 0, -1);
+	int r = gm_root_add("main.m", GM_ROOT_GLOBAL);
+	uintptr_t m = gm_swiss_makemap(GM_SHAPE_I64_I64, 0);
+	gm_root_set(r, m);
+	EXPECT(shdr(m, S_DIRPTR) == 0);
+	static const int64_t at[] = {1, 9, 15, 29, 57, 113, 225, 449, 897};
+	static const uint32_t want[][3] = {{0, 0, 8}, {1, 1, 16}, {1, 1, 32}, {1, 1, 64}, {1, 1, 128},
+					   {1, 1, 256}, {1, 1, 512}, {1, 1, 1024}, {2, 2, 2048}};
+	static int64_t keys[1000];
+	static uint32_t trace[3 * 1000];
+	for (int64_t k = 0; k < 1000; k++)
+		keys[k] = k + 1;
+	gm_swiss_assign_batch(GM_SHAPE_I64_I64, m, keys, NULL, 1000, 0, trace);
+	size_t next = 0;
+	for (int64_t n = 1; n <= 1000 && n <= 1707; n++) {
+		const uint32_t *t = trace + 3 * (n - 1);
+		if (next < sizeof at / sizeof at[0] && n == at[next])
+			next++;
+		const uint32_t *w = want[next - 1];
+		if (t[0] != w[0] || t[1] != w[1] || t[2] != w[2]) {
+			fprintf(stderr, "count %ld: dir_len %u tables %u capacity %u\n", (long)n, t[0], t[1], t[2]);
+			EXPECT(0);
+			break;
+		}
+	}
+	gm_fini();
+}
+
+/* A Swiss map checked after every operation survives a random mix, with
+ * collections and a clear, in both shapes. */
+static void testSwissRandomOps(void)
+{
+	start(8, GM_GC_STW, 0, 1);
+	for (int shape = 0; shape < GM_NSHAPES; shape++) {
+		uintptr_t m = gm_swiss_makemap(shape, 0);
+		int r = gm_root_add("main.m", GM_ROOT_GLOBAL);
+		gm_root_set(r, m);
+		static char present[4096];
+		memset(present, 0, sizeof present);
+		int64_t n = 0;
+		srand(5);
+		for (int i = 0; i < 12000; i++) {
+			int64_t k = rand() % 4096;
+			if (rand() % 3) {
+				uint64_t v = shape == GM_SHAPE_I64_PTR ? gm_new_value(32) : (uint64_t)k * 3;
+				gm_swiss_assign(shape, m, k, v);
+				n += !present[k];
+				present[k] = 1;
+			} else {
+				gm_swiss_delete(shape, m, k);
+				n -= present[k];
+				present[k] = 0;
+			}
+			if (i % 2000 == 1999)
+				gm_gc();
+		}
+		EXPECT((int64_t)shdr(m, S_USED) == n);
+		for (int64_t k = 0; k < 4096; k++) {
+			uint64_t v;
+			EXPECT(gm_swiss_access2(shape, m, k, &v) == present[k]);
+			if (shape == GM_SHAPE_I64_I64 && present[k])
+				EXPECT(v == (uint64_t)k * 3);
+		}
+		uint64_t tables = shdr(m, S_TABLES), capacity = shdr(m, S_CAPACITY);
+		gm_swiss_clear(shape, m);
+		EXPECT(shdr(m, S_USED) == 0);
+		EXPECT(shdr(m, S_CLEARSEQ) == 1);
+		EXPECT(shdr(m, S_TABLES) == tables && shdr(m, S_CAPACITY) == capacity);
+		gm_swiss_check(shape, m);
+	}
+	gm_fini();
+}
+
+/* Deleting every key of a Swiss map keeps every table and groups array
+ * live; the collector frees the values, never a group. */
+static void testSwissFillDelete(void)
+{
+	start(3, GM_GC_STW, 0, 0);
+	int r = gm_root_add("main.m", GM_ROOT_GLOBAL);
+	uintptr_t m = gm_swiss_makemap(GM_SHAPE_I64_PTR, 0);
+	gm_root_set(r, m);
+	for (int64_t k = 0; k < 50000; k++)
+		gm_swiss_assign(GM_SHAPE_I64_PTR, m, k, gm_new_value(64));
+	gm_gc();
+	uint64_t tables = shdr(m, S_TABLES);
+	static uint64_t before[256 * GM_SWISS_TABLE_WORDS], after[256 * GM_SWISS_TABLE_WORDS];
+	EXPECT(gm_swiss_tables(m, before, 256) == tables);
+	for (int64_t k = 0; k < 50000; k++)
+		gm_swiss_delete(GM_SHAPE_I64_PTR, m, k);
+	gm_gc();
+	gm_swiss_check(GM_SHAPE_I64_PTR, m);
+	EXPECT(shdr(m, S_USED) == 0 && shdr(m, S_TABLES) == tables && shdr(m, S_TOMB) == 1);
+	EXPECT(gm_swiss_tables(m, after, 256) == tables);
+	uint64_t deleted = 0;
+	for (uint64_t i = 0; i < tables; i++) {
+		const uint64_t *a = after + i * GM_SWISS_TABLE_WORDS, *b = before + i * GM_SWISS_TABLE_WORDS;
+		EXPECT(a[0] == b[0] && a[6] == b[6]); /* same table, same groups */
+		EXPECT(a[8] == 0);                     /* nothing full */
+		EXPECT(gm_object_base(a[6]) == a[6]);  /* the groups array survived the GC */
+		deleted += a[9];
+	}
+	EXPECT(deleted > 0);
+	gm_stats st;
+	gm_get_stats(&st);
+	EXPECT(st.objects == 1 + 1 + 2 * tables); /* Map, directory, tables and groups: the values are gone */
+	gm_fini();
+}
+
+/* A split during a concurrent mark moves values from old groups not yet
+ * scanned into new groups born black: the barrier shades them, and
+ * without it they are lost. */
+static size_t swissConcurrentLost(int barrier)
+{
+	start(4, GM_GC_CONCURRENT, 0, 0);
+	int r = gm_root_add("main.m", GM_ROOT_GLOBAL);
+	uintptr_t m = gm_swiss_makemap(GM_SHAPE_I64_PTR, 0);
+	gm_root_set(r, m);
+	int64_t k = 0;
+	for (; k < 896; k++) /* 1024 x 7/8: the next insert splits the table */
+		gm_swiss_assign(GM_SHAPE_I64_PTR, m, k, gm_new_value(16));
+	EXPECT(shdr(m, S_TABLES) == 1 && shdr(m, S_CAPACITY) == 1024);
+	gm_set_barrier(barrier);
+	gm_set_mark_rate(0);
+	gm_gc_start();
+	for (; k < 1200; k++) {
+		gm_swiss_assign(GM_SHAPE_I64_PTR, m, k, gm_new_value(16));
+		gm_gc_step(1);
+	}
+	EXPECT(shdr(m, S_TABLES) == 2);
+	gm_gc_mark_finish();
+	static uintptr_t marked[1 << 14];
+	size_t n = gm_marked(marked, 1 << 14);
+	size_t lost = 0;
+	for (int64_t i = 0; i < k; i++) {
+		uint64_t v;
+		if (gm_swiss_access2(GM_SHAPE_I64_PTR, m, i, &v) && !contains(marked, n, v))
+			lost++;
+	}
+	gm_gc_sweep();
+	gm_fini();
+	return lost;
+}
+
+static void testSwissConcurrentBarrier(void)
+{
+	EXPECT(swissConcurrentLost(1) == 0);
+	EXPECT(swissConcurrentLost(0) > 0);
+}
+
+/* A Swiss dump is written without error (its records are checked in tests/test_tracer_swiss.py). */
+static void testSwissDump(void)
+{
+	start(6, GM_GC_STW, 0, 0);
+	int r = gm_root_add("main.m", GM_ROOT_GLOBAL);
+	uintptr_t small = gm_swiss_makemap(GM_SHAPE_I64_I64, 0), big = gm_swiss_makemap(GM_SHAPE_I64_PTR, 5000);
+	gm_root_set(r, small);
+	int r2 = gm_root_add("main.big", GM_ROOT_GLOBAL);
+	gm_root_set(r2, big);
+	EXPECT(shdr(big, S_DIRLEN) == 8 && shdr(big, S_CAPACITY) == 8 * 1024); /* NewMap: 5000*8/7 slots, 8 tables */
+	gm_swiss_assign(GM_SHAPE_I64_I64, small, 1, 1);
+	for (int64_t k = 0; k < 5000; k++)
+		gm_swiss_assign(GM_SHAPE_I64_PTR, big, k, gm_new_value(8));
+	EXPECT(shdr(big, S_TABLES) == 8); /* the hint was enough: no growth */
+	char path[] = "/tmp/gcmap_swiss_XXXXXX";
+	int fd = mkstemp(path);
+	EXPECT(fd >= 0);
+	close(fd);
+	EXPECT(gm_dump(path, 1, NULL) == 0);
+	EXPECT(gm_dump(path, 0, NULL) == 0);
+	unlink(path);
+	gm_fini();
+}
+
 int main(void)
 {
 	testBSequence();
@@ -265,6 +454,11 @@ int main(void)
 	testFillDeleteScavenge(GM_ADVISE_FREE);
 	testConcurrentBarrier();
 	testDeterministic();
+	testSwissSequence();
+	testSwissRandomOps();
+	testSwissFillDelete();
+	testSwissConcurrentBarrier();
+	testSwissDump();
 	if (failures) {
 		fprintf(stderr, "test_gcmap: %d failure(s)\n", failures);
 		return 1;
