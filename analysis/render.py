@@ -49,7 +49,7 @@ from .analyze import Analysis
 from .mark import followed_edges
 from .pagemap_svg import CLASS_COLORS
 from .pages import CLASSES, FLAGGED, object_pages
-from .report import fmt_bytes
+from .report import fmt_bytes, map_label
 
 DEFAULT_MAX_NODES = 300
 DEFAULT_DEPTH = 2
@@ -339,6 +339,9 @@ def _node_attrs(a: Analysis, sel: _Selection, k: int) -> tuple[str, dict, int]:
     if x["kind"] == "single":
         size = int(heap.obj_size[first])
         role = sel.roles.get(first, kind)
+        if kind == "hmap":  # the map's name, as the text report gives it
+            role = next((f"map {m.header.name}" for m in a.maps
+                         if m.header.hmap == heap.obj_addr[first] and m.header.name), role)
         label = f"{role}\\n{heap.obj_addr[first]:#x}\\n{fmt_bytes(size)}"
         shape = "component" if kind == "hmap" else "box"
         attrs = dict(id=f"obj-{heap.obj_addr[first]:#x}", shape=shape, style="filled,rounded", fillcolor=fill,
@@ -362,7 +365,7 @@ def _cluster_attrs(a: Analysis, sel: _Selection, cl: int, mode: str) -> tuple[st
         m = a.maps[cl]
         h = m.header
         state = "reachable" if m.reachable else "UNREACHABLE"
-        label = f"map {h.hmap:#x}: B={h.B}, count {h.count}{', growing' if h.growing else ''}, {state}"
+        label = f"map {map_label(h)}: B={h.B}, count {h.count}{', growing' if h.growing else ''}, {state}"
         return f"cluster_map_{cl}", dict(label=label, id=f"map-{h.hmap:#x}", style="rounded",
                                           color="#1565c0", fontcolor="#1565c0",
                                           **{"class": f"map {'reachable' if m.reachable else 'unreachable'}"})

@@ -298,6 +298,22 @@ def parse_addr(text: str) -> int:
         raise UsageError(f"{text!r} is not an address (hex like 0xc000010000, or decimal)") from None
 
 
+def _why_target(heap, text: str) -> int:
+    """_why_target reads why's ADDR: the name of a root (its target), else an address."""
+    names = heap.roots.name
+    if text in names:
+        target = int(heap.roots.target[names.index(text)])
+        if target == 0:
+            raise UsageError(f"{heap.path}: root {text} is nil: nothing to explain")
+        return target
+    try:
+        return parse_addr(text)
+    except UsageError:
+        known = ", ".join(sorted(set(names))[:5]) + (", ..." if len(set(names)) > 5 else "")
+        raise UsageError(f"{heap.path}: {text!r} is not an address (hex like 0xc000010000, or decimal) "
+                         f"and not a root ({known or 'the dump has no roots'})") from None
+
+
 def _html_page(a, report: dict) -> str:
     """_html_page renders the HTML report; without dot it keeps everything but the graph and says so."""
     from gctrace.analysis import render
@@ -355,7 +371,7 @@ def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only,
 
 @cli.command("why")
 @click.argument("dump", type=click.Path(dir_okay=False))
-@click.argument("addr")
+@click.argument("addr", metavar="ADDR|ROOT")
 @click.option("-k", "k", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many shortest root paths to show.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
@@ -365,21 +381,31 @@ def why_cmd(dump, addr, k, output, quiet):
     """Why is ADDR alive? The shortest pointer chains from the roots to the object containing it.
 
     DUMP comes first, as in every other command. ADDR is hex (0x prefix
-    optional) or decimal and may point into the middle of an object. For an
-    unreachable object it says so and lists what still points at it.
+    optional) or decimal and may point into the middle of an object, or the
+    name of a root (main.cache: the object it points at). For an unreachable
+    object it says so and lists what still points at it. For an address in no
+    object (a page of the report's Flagged pages table) it gives the page's
+    class and run.
 
     \b
     Examples:
       gctrace why d.jsonl 0xc000123450
-      gctrace why d.jsonl 0xc000123450 -k 3 -o paths.svg
+      gctrace why d.jsonl main.cache -k 3 -o paths.svg
     """
     from gctrace.analysis import render
     from gctrace.analysis.paths import why
-    from gctrace.analysis.report import why_text
+    from gctrace.analysis.report import why_page_text, why_text
 
     fmt = render.output_format(output) if output else None
-    where = parse_addr(addr)
     a = _analyze(dump, quiet)
+    where = _why_target(a.heap, addr)
+    if a.heap.find([where])[0] < 0:
+        run = a.pages.run_at(where // a.pages.page_size)
+        if run < 0 or output:
+            raise UsageError(f"{dump}: {where:#x} is inside no object of the dump"
+                             + (" and on no page of it" if run < 0 else ": no paths to draw"))
+        _emit(why_page_text(a, where, run), None)
+        return
     with _stage("paths", quiet, a.heap):
         w = why(a.heap, a.marking, where, k)
     _emit(why_text(a, w), None)
