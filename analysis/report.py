@@ -15,18 +15,17 @@ from .barrier import Hide, Replay
 from .pages import CLASSES, object_pages
 
 REPORT_FORMAT = "gctrace.report"
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: flagged lists runs of pages ({addr, n, class}), not every page
 DEFAULT_RUNS = 10
 
 
 def json_report(a: Analysis, barrier: Replay | None = None, retained: dict | None = None) -> dict:
-    """json_report returns the spec's report (version 1); ``barrier`` adds its ``barrier`` key.
+    """json_report returns the spec's report (version 2); ``barrier`` adds its ``barrier`` key.
 
     ``retained`` is map_retained_bytes(a), when the caller has it already.
     """
     heap, reach, pc = a.heap, a.reachable, a.pages
     size = heap.obj_size
-    pages, cls = pc.flagged_pages()
     retained = map_retained_bytes(a) if retained is None else retained
     return {
         "format": REPORT_FORMAT,
@@ -47,7 +46,8 @@ def json_report(a: Analysis, barrier: Replay | None = None, retained: dict | Non
             "flagged": pc.flagged,
             "flagged_bytes": pc.flagged * pc.page_size,
         },
-        "flagged": [{"addr": int(p) * pc.page_size, "class": CLASSES[c]} for p, c in zip(pages, cls)],
+        # Runs, not pages: one 5M-page lazyfree run is one entry, not 327 MB of them.
+        "flagged": [{"addr": first * pc.page_size, "n": n, "class": cls} for first, n, cls in pc.flagged_runs()],
         "maps": [
             {
                 "hmap": m.header.hmap,
