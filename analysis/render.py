@@ -20,8 +20,8 @@ anything. So the subgraph is chosen with numpy first:
 3. The budget left over is spread evenly (water-filling): each group shows
    up to c of its objects one by one, lowest address (or, with ``focus``,
    nearest) first, and one node for the rest ("N more value, 47 MiB").
-   Without a focus c is at most PER_GROUP: a few examples read better than
-   hundreds of identical boxes.
+   c is at most PER_GROUP, with a focus too: a few examples read better than
+   hundreds of identical boxes (a bucket array's 296 overflow buckets).
 4. Pointer edges are mapped onto the chosen nodes and counted.
 
 ``max_nodes`` bounds every node drawn (roots and placeholders included);
@@ -53,7 +53,7 @@ from .report import fmt_bytes, map_label
 
 DEFAULT_MAX_NODES = 300
 DEFAULT_DEPTH = 2
-PER_GROUP = 4  # objects of one group drawn one by one (without --focus); the rest become one node
+PER_GROUP = 4  # objects of one group drawn one by one; the rest become one node
 REACHABLE_FILL = "#a5d6a7"
 UNREACHABLE_FILL = "#ef9a9a"
 ROOT_FILL = "#bbdefb"
@@ -282,9 +282,9 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
                 lo = mid
             else:
                 hi = mid - 1
-        # A person reads a few examples of a group, not hundreds: unless a focus
-        # narrows the picture, at most PER_GROUP objects of a group are drawn one by one.
-        cap = lo if opts.focus is not None else min(lo, PER_GROUP)
+        # A person reads a few examples of a group, not hundreds: at most PER_GROUP
+        # objects of a group are drawn one by one (with a focus, the nearest).
+        cap = min(lo, PER_GROUP)
         for g in range(G):
             objs = members[starts[g]:ends[g]]
             m = len(objs)

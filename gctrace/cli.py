@@ -231,19 +231,24 @@ def diff_cmd(old, new, as_json, show_all, fail_on, quiet):
                    "`gctrace replay` needs a concurrent mark not yet swept: --gc concurrent --at mark_done.")
 @click.option("--shape", type=click.Choice(["int64->*value", "int64->int64"]), default="int64->*value",
               show_default=True, help="The map: values behind pointers, or pointer-free buckets.")
+@click.option("--no-events", "no_events", is_flag=True,
+              help="Leave out the event log (most of a big dump); analyze, why, top and render do not need it, "
+                   "replay and --barrier do.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, quiet):
+def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, no_events, quiet):
     """Run SCENARIO (fill, fill-delete, clear, midgrow, churn) on the native Go-1.19 map and write its dump.
 
     \b
     Examples:
       gctrace record fill-delete --n 100000 --madvise free -o d.jsonl
       gctrace record fill-delete --gc concurrent --at mark_done -o mark.jsonl  # for replay
+      gctrace record fill-delete --n 2000000 --no-events -o big.jsonl.gz
     """
     from gctrace.tracer.scenarios import record_scenario
 
     summary = record_scenario(scenario, output, n=n, madvise=madvise, gc=gc, seed=seed, at=at,
-                              barrier=barrier == "on", progress=_progress(quiet), shape=shape)
+                              barrier=barrier == "on", progress=_progress(quiet), shape=shape,
+                              record=not no_events)
     for k, v in summary.items():
         click.echo(f"{k}: {v}", err=True)
 
@@ -274,7 +279,9 @@ def replay_cmd(dump, modes, mark_rate, output, quiet):
     heap = load_heap(dump, progress=_progress(quiet))
     replays = [replay(heap, m, mark_rate) for m in dict.fromkeys(modes or BARRIER_MODES)]
     if not replays[0].replayed:
-        raise UsageError(f"{dump}: nothing to replay: the event log has no gc_start")
+        why = (": it was recorded with --no-events" if heap.meta.get("events_recorded") is False
+               else "; record with --gc concurrent --at mark_done")
+        raise UsageError(f"{dump}: nothing to replay: the event log has no gc_start{why}")
     _emit(timeline_svg(replays, f"gctrace replay: {os.path.basename(dump)}"), output)
     for r in replays:
         click.echo(f"{r.mode}: {len(r.lost)} lost ({r.lost_bytes} B), "
