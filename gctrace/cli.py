@@ -125,7 +125,7 @@ def cli():
                                            # or record-go, or import go-heapdump
       gctrace analyze d.jsonl              # maps, page classes, flagged runs
       gctrace analyze d.jsonl --html r.html  # the same as one page, with the graph
-      gctrace why d.jsonl 0xc000010000     # root paths to an object; garbage: who points at it
+      gctrace why d.jsonl main.m           # root paths to a root's object, or to an ADDR
       gctrace top d.jsonl                  # the objects that retain the most
       gctrace render d.jsonl -o g.svg      # the reachability graph
       gctrace diff before.jsonl after.jsonl
