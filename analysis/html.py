@@ -105,8 +105,8 @@ def html_report(a: Analysis, report: dict, graph_svg: str | None, graph_note: st
         r = by_hmap[h.hmap]
         state = "reachable" if m.reachable else "unreachable"
         growing = (", growing" + (" (same size)" if h.same_size_grow else "")) if h.growing else ""
-        label = escape(f"{h.name} ") + f'<span class="addr">({h.hmap:#x})</span>' if h.name else \
-            f'<span class="addr">{h.hmap:#x}</span>'
+        label = (f'{escape(h.name)} <span class="addr">({h.hmap:#x})</span>' if h.name
+                 else f'<span class="addr">{h.hmap:#x}</span>')
         out.append(f'<div class="map {state}" id="map-report-{h.hmap:#x}"><h3>map {label}'
                    f': {state.upper() if not m.reachable else state}, B={h.B}, count {h.count}{growing}</h3>')
         out.append("<table><tr><th>buckets</th><th>oldbuckets</th><th>overflow</th><th>longest chain</th>"
