@@ -123,7 +123,7 @@ def html_report(a: Analysis, report: dict, graph_svg: str | None, graph_note: st
                    "<table><tr><th>map</th><th>B</th><th>count</th><th>buckets</th><th>overflow</th></tr>")
         for m in quiet:
             h = m.header
-            out.append(f'<tr class="map quiet" id="map-report-{h.hmap:#x}">{_td(map_label(h))}{_td(h.B, True)}'
+            out.append(f'<tr class="quiet-map" id="map-report-{h.hmap:#x}">{_td(map_label(h))}{_td(h.B, True)}'
                        f"{_td(h.count, True)}{_td(fmt_bytes(m.buckets_bytes), True)}"
                        f"{_td(m.overflow_count, True)}</tr>")
         out.append("</table></details>")
