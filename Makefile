@@ -6,10 +6,17 @@ GCTRACE := $(VENV)/bin/gctrace
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: help demo test test-slow bench goldens native sanitize clean
+.PHONY: help demo test test-slow bench goldens native sanitize clean deps-demo deps-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+# The system packages first (scripts/system-deps.sh: apt-get as root, sudo apt-get, or the one command to run).
+deps-demo:  ## install the Debian packages make demo needs (gcc, libc6-dev, python3-venv, graphviz), if missing
+	@PYTHON=$(PYTHON) scripts/system-deps.sh demo
+
+deps-test:  ## the same for make test, and chromium (the HTML page is opened in headless chromium)
+	@PYTHON=$(PYTHON) scripts/system-deps.sh test
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +35,7 @@ analysis/libfastparse.so: analysis/_fastparse.c
 analysis/libheapgraph.so: analysis/_heapgraph.c
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC -shared -o $@ $<
 
-demo: $(STAMP) native  ## set up, record an emptied map, analyze it, write an HTML report and a graph
+demo: deps-demo $(STAMP) native  ## set up, record an emptied map, analyze it, write an HTML report and a graph
 	@mkdir -p $(OUT)
 	$(GCTRACE) record fill-delete --n 100000 --madvise free --seed 1 -o $(OUT)/fill-delete.jsonl
 	$(GCTRACE) analyze $(OUT)/fill-delete.jsonl
@@ -36,10 +43,10 @@ demo: $(STAMP) native  ## set up, record an emptied map, analyze it, write an HT
 	$(GCTRACE) render $(OUT)/fill-delete.jsonl -o $(OUT)/graph.svg
 	@echo "demo: wrote $(OUT)/report.html (open it in a browser) and $(OUT)/graph.svg"
 
-test: $(STAMP) native  ## run the test suite (pytest; slow fuzzing excluded)
+test: deps-test $(STAMP) native  ## run the test suite (pytest; slow fuzzing excluded)
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: $(STAMP) native  ## run the slow fuzz tests too
+test-slow: deps-test $(STAMP) native  ## run the slow fuzz tests too
 	$(PY) -m pytest -q
 
 bench: $(STAMP) native  ## print speed and memory figures (not asserted); dumps cached in out/bench

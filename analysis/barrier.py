@@ -144,7 +144,8 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
         f = g + 1 + int(frees[0])
         raise DumpError(heap.path, f"event {ev.seq[f]}: free of {ev.a[f]:#x} after the last gc_start "
                                    f"(event {ev.seq[g]}): the dump was taken after the sweep, so the "
-                                   "objects the write-barrier replay needs are gone")
+                                   "objects the write-barrier replay needs are gone; dump before the sweep "
+                                   "(gctrace record SCENARIO --gc concurrent --at mark_done)")
     dones = np.flatnonzero(op[later] == _MARK_DONE)
     m = g + 1 + int(dones[0]) if len(dones) else n_ev  # index of mark_done, or past the end
 

@@ -15,7 +15,7 @@ from html import escape
 from .analyze import Analysis
 from .pagemap_svg import CLASS_COLORS
 from .pages import CLASSES, FLAGGED
-from .report import describe_heap_finding, describe_map_finding, fmt_bytes, run_kinds
+from .report import describe_heap_finding, describe_map_finding, fmt_bytes, map_label, run_kinds
 
 FLAGGED_ROWS = 500
 
@@ -51,6 +51,11 @@ SCRIPT = """
 
 def _td(v, num=False) -> str:
     return f'<td class="num">{escape(str(v))}</td>' if num else f"<td>{escape(str(v))}</td>"
+
+
+def reclaimable_bytes(findings) -> int:
+    """reclaimable_bytes adds up the bytes a map's findings say could be given back."""
+    return sum(int(f.facts.get("bytes", 0)) for f in findings)
 
 
 def html_report(a: Analysis, report: dict, graph_svg: str | None, graph_note: str | None, pagemap: str,
@@ -91,24 +96,37 @@ def html_report(a: Analysis, report: dict, graph_svg: str | None, graph_note: st
     if not a.maps:
         out.append('<p class="note">The dump has no maps.</p>')
     by_hmap = {m["hmap"]: m for m in report["maps"]}
-    for m in a.maps:
+    # The maps with something to reclaim first, most reclaimable bytes first; the healthy ones collapsed below.
+    loud = sorted((m for m in a.maps if a.map_findings.get(m.header.hmap)),
+                  key=lambda m: (-reclaimable_bytes(a.map_findings[m.header.hmap]), m.header.hmap))
+    quiet = [m for m in a.maps if not a.map_findings.get(m.header.hmap)]
+    for m in loud:
         h = m.header
         r = by_hmap[h.hmap]
         state = "reachable" if m.reachable else "unreachable"
         growing = (", growing" + (" (same size)" if h.same_size_grow else "")) if h.growing else ""
-        out.append(f'<div class="map {state}" id="map-report-{h.hmap:#x}"><h3>map <span class="addr">{h.hmap:#x}'
-                   f'</span>: {state.upper() if not m.reachable else state}, B={h.B}, count {h.count}{growing}</h3>')
+        label = (f'{escape(h.name)} <span class="addr">({h.hmap:#x})</span>' if h.name
+                 else f'<span class="addr">{h.hmap:#x}</span>')
+        out.append(f'<div class="map {state}" id="map-report-{h.hmap:#x}"><h3>map {label}'
+                   f': {state.upper() if not m.reachable else state}, B={h.B}, count {h.count}{growing}</h3>')
         out.append("<table><tr><th>buckets</th><th>oldbuckets</th><th>overflow</th><th>longest chain</th>"
                    "<th>empty buckets</th><th>dropping the map frees</th></tr><tr>"
                    + _td(fmt_bytes(m.buckets_bytes), True) + _td(fmt_bytes(m.oldbuckets_bytes), True)
                    + _td(f"{m.overflow_count} ({fmt_bytes(m.overflow_bytes)})", True) + _td(m.max_chain, True)
                    + _td(fmt_bytes(m.empty_bucket_bytes), True)
                    + _td(fmt_bytes(r.get("retained_bytes", 0)), True) + "</tr></table><ul>")
-        findings = a.map_findings.get(h.hmap, [])
-        if not findings:
-            out.append("<li>nothing to reclaim here: its memory is live and in use</li>")
-        out += [f"<li>{escape(describe_map_finding(f))}</li>" for f in findings]
+        out += [f"<li>{escape(describe_map_finding(f))}</li>" for f in a.map_findings[h.hmap]]
         out.append("</ul></div>")
+    if quiet:
+        out.append(f'<details class="quiet-maps"><summary>{len(quiet)} map{"s" if len(quiet) != 1 else ""} '
+                   "with nothing to reclaim, live and in use</summary>"
+                   "<table><tr><th>map</th><th>B</th><th>count</th><th>buckets</th><th>overflow</th></tr>")
+        for m in quiet:
+            h = m.header
+            out.append(f'<tr class="quiet-map" id="map-report-{h.hmap:#x}">{_td(map_label(h))}{_td(h.B, True)}'
+                       f"{_td(h.count, True)}{_td(fmt_bytes(m.buckets_bytes), True)}"
+                       f"{_td(m.overflow_count, True)}</tr>")
+        out.append("</table></details>")
     out.append('<h2 id="heap">Heap</h2><ul>')
     if not a.heap_findings:
         out.append("<li>every resident page is live or needed</li>")

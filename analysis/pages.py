@@ -71,6 +71,11 @@ class PageClasses:
         sel = np.flatnonzero(self.flagged_mask)
         return [(int(self.first[i]), int(self.n[i]), CLASSES[self.cls[i]]) for i in sel]
 
+    def run_at(self, page: int) -> int:
+        """run_at returns the index of the run holding page number ``page``, or -1 when no run does."""
+        k = int(np.searchsorted(self.first, page, side="right")) - 1
+        return k if k >= 0 and page < self.first[k] + self.n[k] else -1
+
     def flagged_pages(self) -> tuple[np.ndarray, np.ndarray]:
         """flagged_pages returns (page numbers, class codes), one row per flagged page."""
         sel = np.flatnonzero(self.flagged_mask)

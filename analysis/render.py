@@ -20,8 +20,8 @@ anything. So the subgraph is chosen with numpy first:
 3. The budget left over is spread evenly (water-filling): each group shows
    up to c of its objects one by one, lowest address (or, with ``focus``,
    nearest) first, and one node for the rest ("N more value, 47 MiB").
-   Without a focus c is at most PER_GROUP: a few examples read better than
-   hundreds of identical boxes.
+   c is at most PER_GROUP, with a focus too: a few examples read better than
+   hundreds of identical boxes (a bucket array's 296 overflow buckets).
 4. Pointer edges are mapped onto the chosen nodes and counted.
 
 ``max_nodes`` bounds every node drawn (roots and placeholders included);
@@ -49,11 +49,11 @@ from .analyze import Analysis
 from .mark import followed_edges
 from .pagemap_svg import CLASS_COLORS
 from .pages import CLASSES, FLAGGED, object_pages
-from .report import fmt_bytes
+from .report import fmt_bytes, map_label
 
 DEFAULT_MAX_NODES = 300
 DEFAULT_DEPTH = 2
-PER_GROUP = 4  # objects of one group drawn one by one (without --focus); the rest become one node
+PER_GROUP = 4  # objects of one group drawn one by one; the rest become one node
 REACHABLE_FILL = "#a5d6a7"
 UNREACHABLE_FILL = "#ef9a9a"
 ROOT_FILL = "#bbdefb"
@@ -282,9 +282,9 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
                 lo = mid
             else:
                 hi = mid - 1
-        # A person reads a few examples of a group, not hundreds: unless a focus
-        # narrows the picture, at most PER_GROUP objects of a group are drawn one by one.
-        cap = lo if opts.focus is not None else min(lo, PER_GROUP)
+        # A person reads a few examples of a group, not hundreds: at most PER_GROUP
+        # objects of a group are drawn one by one (with a focus, the nearest).
+        cap = min(lo, PER_GROUP)
         for g in range(G):
             objs = members[starts[g]:ends[g]]
             m = len(objs)
@@ -339,6 +339,9 @@ def _node_attrs(a: Analysis, sel: _Selection, k: int) -> tuple[str, dict, int]:
     if x["kind"] == "single":
         size = int(heap.obj_size[first])
         role = sel.roles.get(first, kind)
+        if kind == "hmap":  # the map's name, as the text report gives it
+            role = next((f"map {m.header.name}" for m in a.maps
+                         if m.header.hmap == heap.obj_addr[first] and m.header.name), role)
         label = f"{role}\\n{heap.obj_addr[first]:#x}\\n{fmt_bytes(size)}"
         shape = "component" if kind == "hmap" else "box"
         attrs = dict(id=f"obj-{heap.obj_addr[first]:#x}", shape=shape, style="filled,rounded", fillcolor=fill,
@@ -362,7 +365,7 @@ def _cluster_attrs(a: Analysis, sel: _Selection, cl: int, mode: str) -> tuple[st
         m = a.maps[cl]
         h = m.header
         state = "reachable" if m.reachable else "UNREACHABLE"
-        label = f"map {h.hmap:#x}: B={h.B}, count {h.count}{', growing' if h.growing else ''}, {state}"
+        label = f"map {map_label(h)}: B={h.B}, count {h.count}{', growing' if h.growing else ''}, {state}"
         return f"cluster_map_{cl}", dict(label=label, id=f"map-{h.hmap:#x}", style="rounded",
                                           color="#1565c0", fontcolor="#1565c0",
                                           **{"class": f"map {'reachable' if m.reachable else 'unreachable'}"})

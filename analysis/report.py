@@ -15,18 +15,17 @@ from .barrier import Hide, Replay
 from .pages import CLASSES, object_pages
 
 REPORT_FORMAT = "gctrace.report"
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: flagged lists runs of pages ({addr, n, class}), not every page
 DEFAULT_RUNS = 10
 
 
 def json_report(a: Analysis, barrier: Replay | None = None, retained: dict | None = None) -> dict:
-    """json_report returns the spec's report (version 1); ``barrier`` adds its ``barrier`` key.
+    """json_report returns the spec's report (version 2); ``barrier`` adds its ``barrier`` key.
 
     ``retained`` is map_retained_bytes(a), when the caller has it already.
     """
     heap, reach, pc = a.heap, a.reachable, a.pages
     size = heap.obj_size
-    pages, cls = pc.flagged_pages()
     retained = map_retained_bytes(a) if retained is None else retained
     return {
         "format": REPORT_FORMAT,
@@ -47,7 +46,8 @@ def json_report(a: Analysis, barrier: Replay | None = None, retained: dict | Non
             "flagged": pc.flagged,
             "flagged_bytes": pc.flagged * pc.page_size,
         },
-        "flagged": [{"addr": int(p) * pc.page_size, "class": CLASSES[c]} for p, c in zip(pages, cls)],
+        # Runs, not pages: one 5M-page lazyfree run is one entry, not 327 MB of them.
+        "flagged": [{"addr": first * pc.page_size, "n": n, "class": cls} for first, n, cls in pc.flagged_runs()],
         "maps": [
             {
                 "hmap": m.header.hmap,
@@ -183,6 +183,16 @@ def run_kinds(a: Analysis, first: int, n: int) -> str:
     return ", ".join(f"{kind} x{k}" for kind, k in parts)
 
 
+def map_label(h) -> str:
+    """map_label names a map for a person as the text report does: ``main.ints (0xc000072000)``, else its hmap.
+
+    >>> from gctrace.analysis.model import MapHeader
+    >>> map_label(MapHeader(0xc000072000, 0, 0, 0, 0, 0, 0, name="main.ints")), map_label(MapHeader(0x1000, 0, 0, 0, 0, 0, 0))
+    ('main.ints (0xc000072000)', '0x1000')
+    """
+    return f"{h.name} ({h.hmap:#x})" if h.name else f"{h.hmap:#x}"
+
+
 def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | None = None,
                 retained: dict | None = None) -> str:
     """text_report renders the analysis for a person; ``runs=None`` lists every flagged run.
@@ -219,7 +229,7 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
     retained = map_retained_bytes(a, loud) if retained is None else retained
     for m in a.maps:
         h = m.header
-        name = f"{h.name} ({h.hmap:#x})" if h.name else f"{h.hmap:#x}"
+        name = map_label(h)
         findings = a.map_findings.get(h.hmap, [])
         if not findings:
             quiet.append(m)
@@ -429,9 +439,20 @@ def top_entries(a: Analysis, d, n: int) -> list[dict]:
     heap = a.heap
     idx = d.top(n)
     idx = idx[d.retained[idx] > 0]
-    hmaps = {m.header.hmap for m in a.maps}
-    return [{"addr": int(heap.obj_addr[i]), "kind": heap.kinds[heap.obj_kind[i]], "size": int(heap.obj_size[i]),
-             "retained_bytes": int(d.retained[i]), "map": int(heap.obj_addr[i]) in hmaps} for i in idx]
+    hmaps = {m.header.hmap: m.header for m in a.maps}
+    root_obj = heap.find(heap.roots.target) if len(heap.roots) else np.zeros(0, np.int64)
+    out = []
+    for i in idx:
+        e = {"addr": int(heap.obj_addr[i]), "kind": heap.kinds[heap.obj_kind[i]], "size": int(heap.obj_size[i]),
+             "retained_bytes": int(d.retained[i]), "map": int(heap.obj_addr[i]) in hmaps}
+        if len(heap.obj_type) and heap.types[heap.obj_type[i]]:
+            e["type"] = heap.types[heap.obj_type[i]]
+        h = hmaps.get(e["addr"])
+        if h is not None:
+            e.update(map_name=h.name, B=h.B, count=h.count)
+        e["roots"] = [heap.roots.name[r] for r in np.flatnonzero(root_obj == i)[:3]]
+        out.append(e)
+    return out
 
 
 def top_text(a: Analysis, entries: list[dict]) -> str:
@@ -443,8 +464,38 @@ def top_text(a: Analysis, entries: list[dict]) -> str:
              f"(dominator tree from the roots; {int(reach.sum())} reachable objects, {fmt_bytes(live)})", "",
              f"  {'#':>3}  {'retained':>10}  {'of live':>7}  {'self':>9}  object"]
     for k, e in enumerate(entries, 1):
+        what = (f"{e['kind']}, {e['type']}" if e.get("type") else e["kind"]) + ")"
+        if e["map"]:
+            what += f": map{' ' + e['map_name'] if e['map_name'] else ''}, B={e['B']}, count {e['count']}"
+        if e["roots"]:
+            what += ", root " + ", ".join(e["roots"])
         lines.append(f"  {k:>3}  {fmt_bytes(e['retained_bytes']):>10}  {_pct(e['retained_bytes'], live):>7}  "
-                     f"{fmt_bytes(e['size']):>9}  {e['addr']:#x} ({e['kind']}){'  a map' if e['map'] else ''}")
+                     f"{fmt_bytes(e['size']):>9}  {e['addr']:#x} ({what}")
     if not entries:
         lines.append("  (no reachable objects)")
+    return "\n".join(lines) + "\n"
+
+
+def why_page_text(a: Analysis, addr: int, run: int) -> str:
+    """why_page_text explains an address inside no object: the class of its page and the run of pages around it.
+
+    ``run`` is the index of the page run holding ``addr`` (PageClasses.run_at).
+    """
+    from .pagemap_svg import CLASS_MEANING
+    from .pages import FLAGGED
+
+    pc = a.pages
+    ps = pc.page_size
+    first, n, cls = int(pc.first[run]), int(pc.n[run]), CLASSES[pc.cls[run]]
+    page = addr // ps
+    lines = [f"gctrace why: {addr:#x} in {os.path.basename(a.heap.path)}", "",
+             f"{addr:#x} is inside no object of the dump. It is on page {page * ps:#x}, "
+             f"in a run of {_plural(n, f'{cls} page')}:",
+             f"  {first * ps:#x}-{(first + n) * ps:#x}  {_plural(n, 'page'):>10}  {fmt_bytes(n * ps):>9}  "
+             f"{cls:<8}  {run_kinds(a, first, n)}",
+             "",
+             f"{cls}: {CLASS_MEANING[cls]}."]
+    if cls in FLAGGED:
+        lines.append("It is flagged: unreachable but resident, so RSS counts it though no live object uses it.")
+    lines += [describe_heap_finding(f) for f in a.heap_findings if f.code == cls]
     return "\n".join(lines) + "\n"

@@ -137,7 +137,26 @@ class _Gctrace(click.Group):
 @click.group(cls=_Gctrace, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gctrace")
 def cli():
-    """gctrace: why doesn't RSS drop after I empty my Go map? Page by page, with evidence."""
+    """gctrace: why doesn't RSS drop after I empty my Go map? Page by page, with evidence.
+
+    \b
+    Workflow (a dump, then questions about it):
+      gctrace record fill-delete --n 100000 --madvise free -o d.jsonl
+                                           # or record-go, or import go-heapdump
+      gctrace analyze d.jsonl              # maps, page classes, flagged runs
+      gctrace analyze d.jsonl --html r.html  # the same as one page, with the graph
+      gctrace why d.jsonl main.m           # root paths to a root's object, or to an ADDR
+      gctrace top d.jsonl                  # the objects that retain the most
+      gctrace render d.jsonl -o g.svg      # the reachability graph
+      gctrace diff before.jsonl after.jsonl
+
+    \b
+    Exit status:
+      0    success
+      1    a --fail-on threshold was crossed (analyze, diff)
+      2    bad input or usage: one line on stderr, gctrace: FILE: problem
+      130  interrupted (Ctrl-C)
+    """
 
 
 @cli.command("analyze")
@@ -156,7 +175,14 @@ def cli():
 @click.option("--html", "html_out", type=click.Path(dir_okay=False),
               help="Also write one self-contained HTML page: summary, maps, graph, page map, flagged runs.")
 def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, mark_rate, html_out):
-    """Mark DUMP from its roots, classify every page, explain each map's memory."""
+    """Mark DUMP from its roots, classify every page, explain each map's memory.
+
+    \b
+    Examples:
+      gctrace analyze d.jsonl
+      gctrace analyze d.jsonl --json -o report.json --html report.html
+      gctrace analyze d.jsonl --fail-on flagged:1MiB   # exit 1 above 1 MiB flagged
+    """
     from gctrace.analysis.report import json_report, map_retained_bytes, text_report
 
     threshold = parse_fail_on(fail_on)
@@ -193,7 +219,12 @@ def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, 
               help="Exit 1 when NEW's flagged bytes exceed OLD's by more than BYTES.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def diff_cmd(old, new, as_json, show_all, fail_on, quiet):
-    """Compare two dumps: pages per class, bytes per map, reachable and changed objects."""
+    """Compare two dumps: pages per class, bytes per map, reachable and changed objects.
+
+    \b
+    Example:
+      gctrace diff before.jsonl after.jsonl --fail-on flagged:64KiB
+    """
     from gctrace.analysis.diff import diff
     from gctrace.analysis.report import diff_text
 
@@ -218,22 +249,36 @@ def diff_cmd(old, new, as_json, show_all, fail_on, quiet):
 @click.option("--barrier", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="The write barrier during a concurrent mark (off: for experiments).")
 @click.option("--seed", default=1, show_default=True, help="Hash seed: same seed, same dump.")
-@click.option("--at", "at", default=None, help="Dump at this named phase of the scenario.")
+@click.option("--at", "at", default=None, metavar="PHASE",
+              help="Dump at this phase (default end): filled; then deleted (fill-delete), cleared (clear), "
+                   "growing (midgrow) or churned (churn); then mark_done, swept, end. "
+                   "`gctrace replay` needs a concurrent mark not yet swept: --gc concurrent --at mark_done.")
 @click.option("--shape", type=click.Choice(["int64->*value", "int64->int64"]), default="int64->*value",
               show_default=True, help="The map: values behind pointers, or pointer-free buckets.")
 @click.option("--map", "impl", type=click.Choice(["classic", "swiss"]), default="classic", show_default=True,
               help="Go 1.19's classic hmap, or Go 1.24+'s Swiss-table map.")
 @click.option("--arena", metavar="SIZE", default=None,
               help="Address space the tracer's heap reserves (default 8GiB); less under ulimit -v, e.g. 1GiB.")
+@click.option("--no-events", "no_events", is_flag=True,
+              help="Leave out the event log (most of a big dump); analyze, why, top and render do not need it, "
+                   "replay and --barrier do.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, impl, arena, quiet):
-    """Run SCENARIO (fill, fill-delete, clear, midgrow, churn) on the native Go map and write its dump."""
+def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, impl, arena, no_events, quiet):
+    """Run SCENARIO (fill, fill-delete, clear, midgrow, churn) on the native Go map and write its dump.
+
+    \b
+    Examples:
+      gctrace record fill-delete --n 100000 --madvise free -o d.jsonl
+      gctrace record fill-delete --map swiss --n 100000 -o swiss.jsonl
+      gctrace record fill-delete --gc concurrent --at mark_done -o mark.jsonl  # for replay
+      gctrace record fill-delete --n 2000000 --no-events -o big.jsonl.gz
+    """
     from gctrace.tracer.scenarios import record_scenario
 
     arena_bytes = parse_size("--arena", arena)
     summary = record_scenario(scenario, output, n=n, madvise=madvise, gc=gc, seed=seed, at=at,
                               barrier=barrier == "on", progress=_progress(quiet), shape=shape,
-                              impl=impl, arena_bytes=arena_bytes)
+                              impl=impl, arena_bytes=arena_bytes, record=not no_events)
     for k, v in summary.items():
         click.echo(f"{k}: {v}", err=True)
 
@@ -247,7 +292,16 @@ def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, impl,
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The timeline SVG.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def replay_cmd(dump, modes, mark_rate, output, quiet):
-    """Replay DUMP's last concurrent mark and plot white/grey/black objects per event as an SVG."""
+    """Replay DUMP's last concurrent mark and plot white/grey/black objects per event as an SVG.
+
+    DUMP must be taken before the sweep freed anything: record it with
+    ``--gc concurrent --at mark_done``.
+
+    \b
+    Example:
+      gctrace record fill-delete --gc concurrent --at mark_done -o mark.jsonl
+      gctrace replay mark.jsonl --barrier none --barrier hybrid -o timeline.svg
+    """
     from gctrace.analysis.barrier import replay
     from gctrace.analysis.heapcache import load_heap
     from gctrace.analysis.replay_svg import timeline_svg
@@ -256,7 +310,9 @@ def replay_cmd(dump, modes, mark_rate, output, quiet):
     heap = load_heap(dump, progress=_progress(quiet))
     replays = [replay(heap, m, mark_rate) for m in dict.fromkeys(modes or BARRIER_MODES)]
     if not replays[0].replayed:
-        raise UsageError(f"{dump}: nothing to replay: the event log has no gc_start")
+        why = (": it was recorded with --no-events" if heap.meta.get("events_recorded") is False
+               else "; record with --gc concurrent --at mark_done")
+        raise UsageError(f"{dump}: nothing to replay: the event log has no gc_start{why}")
     _emit(timeline_svg(replays, f"gctrace replay: {os.path.basename(dump)}"), output, (dump,))
     for r in replays:
         click.echo(f"{r.mode}: {len(r.lost)} lost ({r.lost_bytes} B), "
@@ -278,6 +334,22 @@ def parse_addr(text: str) -> int:
         return int(t, 16)
     except ValueError:
         raise UsageError(f"{text!r} is not an address (hex like 0xc000010000, or decimal)") from None
+
+
+def _why_target(heap, text: str) -> int:
+    """_why_target reads why's ADDR: the name of a root (its target), else an address."""
+    names = heap.roots.name
+    if text in names:
+        target = int(heap.roots.target[names.index(text)])
+        if target == 0:
+            raise UsageError(f"{heap.path}: root {text} is nil: nothing to explain")
+        return target
+    try:
+        return parse_addr(text)
+    except UsageError:
+        known = ", ".join(sorted(set(names))[:5]) + (", ..." if len(set(names)) > 5 else "")
+        raise UsageError(f"{heap.path}: {text!r} is not an address (hex like 0xc000010000, or decimal) "
+                         f"and not a root ({known or 'the dump has no roots'})") from None
 
 
 def _html_page(a, report: dict) -> str:
@@ -310,7 +382,14 @@ def _html_page(a, report: dict) -> str:
 @click.option("--unreachable-only", "unreachable_only", is_flag=True, help="Draw unreachable objects only.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only, quiet):
-    """Draw DUMP's reachability graph: roots, maps, buckets, overflow, values; garbage in red."""
+    """Draw DUMP's reachability graph: roots, maps, buckets, overflow, values; garbage in red.
+
+    \b
+    Examples:
+      gctrace render d.jsonl -o graph.svg
+      gctrace render d.jsonl -o garbage.svg --unreachable-only --cluster page
+      gctrace render d.jsonl -o near.svg --focus 0xc000010000 --depth 1
+    """
     from gctrace.analysis import render
 
     fmt = render.output_format(output)
@@ -319,6 +398,9 @@ def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only,
                                 unreachable_only=unreachable_only)
     _refuse_inputs((output,), (dump,))
     a = _analyze(dump, quiet)
+    if unreachable_only and a.reachable.all():
+        click.echo(f"gctrace: note: {dump}: every object is reachable, so --unreachable-only draws "
+                   "no object, only the roots", err=True)
     with _stage("graph", quiet, a.heap):
         g = render.build_graph(a, opts)
         _write_bytes(render.to_bytes(g, fmt), output, (dump,))
@@ -328,7 +410,7 @@ def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only,
 
 @cli.command("why")
 @click.argument("dump", type=click.Path(dir_okay=False))
-@click.argument("addr")
+@click.argument("addr", metavar="ADDR|ROOT")
 @click.option("-k", "k", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many shortest root paths to show.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
@@ -337,19 +419,33 @@ def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only,
 def why_cmd(dump, addr, k, output, quiet):
     """Why is ADDR alive? The shortest pointer chains from the roots to the object containing it.
 
-    DUMP comes first, as in every other command: ``gctrace why heap.json
-    0xc000123450``. ADDR is hex (0x prefix optional) or decimal and may point
-    into the middle of an object. For an unreachable object it says so and
-    lists what still points at it.
+    DUMP comes first, as in every other command. ADDR is hex (0x prefix
+    optional) or decimal and may point into the middle of an object, or the
+    name of a root (main.cache: the object it points at). For an unreachable
+    object it says so and lists what still points at it. For an address in no
+    object (a page of the report's Flagged pages table) it gives the page's
+    class and run.
+
+    \b
+    Examples:
+      gctrace why d.jsonl 0xc000123450
+      gctrace why d.jsonl main.cache -k 3 -o paths.svg
     """
     from gctrace.analysis import render
     from gctrace.analysis.paths import why
-    from gctrace.analysis.report import why_text
+    from gctrace.analysis.report import why_page_text, why_text
 
     fmt = render.output_format(output) if output else None
-    where = parse_addr(addr)
     _refuse_inputs((output,), (dump,))
     a = _analyze(dump, quiet)
+    where = _why_target(a.heap, addr)
+    if a.heap.find([where])[0] < 0:
+        run = a.pages.run_at(where // a.pages.page_size)
+        if run < 0 or output:
+            raise UsageError(f"{dump}: {where:#x} is inside no object of the dump"
+                             + (" and on no page of it" if run < 0 else ": no paths to draw"))
+        _emit(why_page_text(a, where, run), None)
+        return
     with _stage("paths", quiet, a.heap):
         w = why(a.heap, a.marking, where, k)
     _emit(why_text(a, w), None)
@@ -361,7 +457,13 @@ def why_cmd(dump, addr, k, output, quiet):
 @click.option("--clear", "clear_all", is_flag=True,
               help="Delete every entry gctrace made (nothing else in the cache directory is touched).")
 def cache_cmd(clear_all):
-    """Show the heap cache (parsed big dumps, kept so the next command skips the parse), or clear it."""
+    """Show the heap cache (parsed big dumps, kept so the next command skips the parse), or clear it.
+
+    \b
+    Examples:
+      gctrace cache
+      gctrace cache --clear
+    """
     import time
 
     from gctrace.analysis import heapcache
@@ -390,7 +492,12 @@ def cache_cmd(clear_all):
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def top_cmd(dump, n, as_json, quiet):
-    """List the objects of DUMP that retain the most bytes (dominator tree from the roots)."""
+    """List the objects of DUMP that retain the most bytes (dominator tree from the roots).
+
+    \b
+    Example:
+      gctrace top d.jsonl -n 10
+    """
     from gctrace.analysis.dominators import heap_dominators
     from gctrace.analysis.report import top_entries, top_text
 
@@ -402,7 +509,12 @@ def top_cmd(dump, n, as_json, quiet):
 
 @cli.group("import")
 def import_group():
-    """Turn dumps written by other tools into gctrace dumps."""
+    """Turn dumps written by other tools into gctrace dumps.
+
+    \b
+    Example:
+      gctrace import go-heapdump heap.dump --binary ./prog -o d.jsonl
+    """
 
 
 @import_group.command("go-heapdump")
@@ -414,7 +526,12 @@ def import_group():
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Dump file (.json, .jsonl, optionally .gz).")
 def import_go_heapdump_cmd(heapdump, binary, residency, output):
-    """Import a Go heap dump (runtime/debug.WriteHeapDump, gzip accepted) typed with DWARF."""
+    """Import a Go heap dump (runtime/debug.WriteHeapDump, gzip accepted) typed with DWARF.
+
+    \b
+    Example:
+      gctrace import go-heapdump heap.dump --binary ./prog --residency heap.res -o d.jsonl
+    """
     from gctrace.tracer.goimport import import_heapdump, summary, write_dump
 
     inputs = (heapdump, binary, residency)
@@ -432,7 +549,12 @@ def import_go_heapdump_cmd(heapdump, binary, residency, output):
 @click.option("--keep", type=click.Path(file_okay=False), default=None,
               help="Keep the raw heap dump and residency file in this directory.")
 def record_go_cmd(argv, output, keep):
-    """Run a Go program built with tracer/go/gctraceres (gctrace record-go -o d.json -- ./prog args) and import its dump."""
+    """Run a Go program built with tracer/go/gctraceres and import its dump.
+
+    \b
+    Example:
+      gctrace record-go -o d.jsonl -- ./prog args
+    """
     from gctrace.tracer.goimport import record_go
 
     for k, v in record_go(list(argv), output, keep).items():

@@ -40,8 +40,26 @@ def analyze(name):
     return json.loads(r.stdout)
 
 
+def flagged_pages(report):
+    """flagged_pages expands the report's flagged runs back to one entry a page, as the hand answers list them.
+
+    The page size is the report's own flagged_bytes / flagged, independent of the
+    runs; the runs must be in address order, apart, and add up to pages.flagged.
+    """
+    runs, pages = report["flagged"], report["pages"]
+    assert sum(r["n"] for r in runs) == pages["flagged"]
+    if not runs:
+        return []
+    ps = pages["flagged_bytes"] // pages["flagged"]
+    assert all(r["n"] >= 1 for r in runs)
+    assert all(a["addr"] + a["n"] * ps <= b["addr"] for a, b in zip(runs, runs[1:])), "runs overlap or are unsorted"
+    # maximal: two touching runs of one class would be one run
+    assert not any(a["addr"] + a["n"] * ps == b["addr"] and a["class"] == b["class"] for a, b in zip(runs, runs[1:]))
+    return [{"addr": r["addr"] + i * ps, "class": r["class"]} for r in runs for i in range(r["n"])]
+
+
 def spec_view(report):
-    """spec_view keeps exactly the report keys that the spec fixes, maps sorted by hmap."""
+    """spec_view keeps exactly the report keys that the spec fixes, maps sorted by hmap, flagged runs as pages."""
     assert "barrier" not in report, "barrier is present only with --barrier"
     pick = lambda d, keys: {k: d.get(k, MISSING) for k in keys}  # noqa: E731
     return {
@@ -50,7 +68,7 @@ def spec_view(report):
         "residency": report.get("residency", MISSING),
         "objects": pick(report["objects"], OBJECT_KEYS),
         "pages": pick(report["pages"], PAGE_KEYS),
-        "flagged": [pick(f, ("addr", "class")) for f in report["flagged"]],
+        "flagged": flagged_pages(report),
         "maps": sorted((pick(m, MAP_KEYS) for m in report["maps"]), key=lambda m: m["hmap"]),
     }
 
@@ -69,7 +87,7 @@ def test_interior_pointers():
     report = spec_view(analyze("interior_pointers.json"))
     # THEN interior targets count as pointers to their objects; only E is garbage
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",  # the dump has pages
         "objects": {
             "count": 4,                          # A, B, D, E
@@ -100,7 +118,7 @@ def test_external_pointers():
     report = spec_view(analyze("external_pointers.json"))
     # THEN external fields are counted (in every object) and followed nowhere; roots are not counted
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 3,                          # A, B, C
@@ -136,7 +154,7 @@ def test_unreachable_cycle():
     report = spec_view(analyze("unreachable_cycle.json"))
     # THEN cycles keep nothing alive: X, Y, Z, U, V are garbage
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 7,                          # R, R2, X, Y, Z, U, V
@@ -171,7 +189,7 @@ def test_multi_page_objects():
     report = spec_view(analyze("multi_page_objects.json"))
     # THEN an object touches every page overlapping [addr, addr+size) and no more
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 5,                          # L, S, G, U, E
@@ -209,7 +227,7 @@ def test_page_states():
     report = spec_view(analyze("page_states.json"))
     # THEN live wins regardless of residency; every other class needs the page resident
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 4,                          # A, B, C, D
@@ -243,6 +261,15 @@ def test_page_states():
     }
 
 
+def test_page_states_flagged_runs():
+    # GIVEN the same dump WHEN analyzed THEN the JSON report lists the flagged pages as maximal runs of one class
+    assert analyze("page_states.json")["flagged"] == [
+        {"addr": 0xc000003000, "n": 1, "class": "garbage"},   # page 3
+        {"addr": 0xc000004000, "n": 2, "class": "idle"},      # pages 4, 5
+        {"addr": 0xc000007000, "n": 3, "class": "lazyfree"},  # pages 7, 8, 9
+    ]
+
+
 def test_map_growing_prealloc():
     # GIVEN a doubling growth B=4 (bucketsize 32): 16 buckets + 1 preallocated tail bucket,
     #       8 old buckets with nevacuate 3; chains new[2] -> tail[16] -> OV1 and old[5] -> OV2
@@ -250,7 +277,7 @@ def test_map_growing_prealloc():
     report = spec_view(analyze("map_growing_prealloc.json"))
     # THEN the tail bucket lengthens the chain but is no overflow object
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 5,                          # hmap, buckets, oldbuckets, OV1, OV2
@@ -280,7 +307,7 @@ def test_map_growing_prealloc():
 
 
 MAPCLEAR_REPORT = {
-    "format": "gctrace.report", "version": 1,
+    "format": "gctrace.report", "version": 2,
     "residency": "measured",
     "objects": {
         "count": 4,                              # hmap, buckets, OVa, OVb
@@ -337,7 +364,7 @@ def test_map_emptied_by_deletes():
     report = spec_view(analyze("map_emptied_by_deletes.json"))
     # THEN nothing is garbage: every empty bucket stays live (the contrast to mapclear)
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 5,                          # hmap, buckets, OVa, OVb, OVc
@@ -372,7 +399,7 @@ def test_no_pages_assumed():
     report = spec_view(analyze("no_pages_assumed.json"))
     # THEN only touched pages exist, all resident and used; empty_bucket_bytes is null
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "assumed",                  # no pages
         "objects": {
             "count": 5,                          # A, hmap, buckets, B, C
@@ -418,7 +445,7 @@ def test_map_same_size_growth():
     report = spec_view(analyze("map_same_size_growth.json"))
     # THEN all 2^B = 4 old buckets are primary (not 2^(B-1) = 2)
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 6,                          # hmap, buckets, oldbuckets, OVa, OVb, OVc
@@ -452,7 +479,7 @@ def test_map_unreachable():
     report = spec_view(analyze("map_unreachable.json"))
     # THEN the unrooted map is reported with reachable false and its waste still measured
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 4,                          # H2, buckets2, OV, H1
@@ -510,7 +537,7 @@ def test_pages_16k():
     report = spec_view(analyze("pages_16k.json"))
     # THEN pages and flagged_bytes are in 16 KiB units
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 2, "bytes": 64,             # 32 + 32
@@ -545,7 +572,7 @@ def test_map_ptr4():
     report = spec_view(analyze("map_ptr4.json"))
     # THEN chains follow b + bucketsize - ptr_size: bucket[1] -> O1 -> O2, bucket[0] has none
     assert report == {
-        "format": "gctrace.report", "version": 1,
+        "format": "gctrace.report", "version": 2,
         "residency": "measured",
         "objects": {
             "count": 5,                          # hmap, buckets, O1, O2, value

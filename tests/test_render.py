@@ -54,9 +54,14 @@ def clusters(svg_path):
             if "cluster" in (g.get("class") or "").split()}
 
 
+def flagged_pages(rep, page_size):
+    """flagged_pages maps each flagged page's address to its class, expanding the report's runs."""
+    return {r["addr"] + i * page_size: r["class"] for r in rep["flagged"] for i in range(r["n"])}
+
+
 def flagged_of(rep, page_size, addr, size):
     """flagged_of returns the class of the first flagged page [addr, addr+size) touches, per the report."""
-    flagged = {f["addr"]: f["class"] for f in rep["flagged"]}
+    flagged = flagged_pages(rep, page_size)
     for p in range(addr // page_size, (addr + size - 1) // page_size + 1):
         if p * page_size in flagged:
             return flagged[p * page_size]
@@ -95,7 +100,7 @@ def test_every_fixture_renders_and_agrees_with_the_report(path, cluster, tmp_pat
             assert stroke == CLASS_COLORS[on], nid
     assert (n_reach, bytes_reach) == (rep["objects"]["reachable"], rep["objects"]["reachable_bytes"])
     # and every page cluster's class agrees with the report's flagged pages
-    flagged = {f["addr"]: f["class"] for f in rep["flagged"]}
+    flagged = flagged_pages(rep, ps)
     for cid, cls in clusters(out).items():
         m = re.fullmatch(r"pages-(0x[0-9a-f]+)-(\d+)", cid)
         if not m:
