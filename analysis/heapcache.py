@@ -43,7 +43,8 @@ from .model import Heap, freeze
 MIN_OBJECTS = 1 << 18
 KEEP = 4
 LAYOUT = 2
-_CLASSES = {c.__name__: c for c in (model.Heap, model.Roots, model.PageRuns, model.MapHeader, model.Events)}
+_CLASSES = {c.__name__: c for c in (model.Heap, model.Roots, model.PageRuns, model.MapHeader, model.SwissMap,
+                                              model.Events)}
 # The files whose code decides what a dump loads into: a change to any of them changes every key.
 _LOADER_SOURCES = ("load.py", "model.py", "fastparse.py", "_fastparse.c", "heapcache.py")
 
