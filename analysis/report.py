@@ -370,10 +370,11 @@ def diff_text(d: dict, old_name: str, new_name: str, limit: int | None = 20) -> 
         if m["old"] is None or m["new"] is None:
             side = m["old"] or m["new"]
             what = "only in the new dump" if m["old"] is None else "only in the old dump"
-            lines.append(f"  map {m['hmap']:#x}: {what} (buckets {fmt_bytes(side['buckets_bytes'])})")
+            first = next(k for k in side if k.endswith("_bytes"))
+            lines.append(f"  map {m['hmap']:#x}: {what} ({first.replace('_bytes', '')} {fmt_bytes(side[first])})")
             continue
-        parts = [f"{k.replace('_bytes', '')} {fmt_bytes(m['old'][k])} -> {fmt_bytes(m['new'][k])}"
-                 for k in ("buckets_bytes", "oldbuckets_bytes", "overflow_bytes")]
+        parts = [f"{k.replace('_bytes', '')} {fmt_bytes(m['old'].get(k, 0))} -> {fmt_bytes(m['new'].get(k, 0))}"
+                 for k in dict.fromkeys(list(m["old"]) + list(m["new"])) if k.endswith("_bytes")]
         lines.append(f"  map {m['hmap']:#x}: count {m['old']['count']} -> {m['new']['count']}; " + ", ".join(parts))
     objs = d["objects"]
     for key in ("appeared", "disappeared", "resized"):
