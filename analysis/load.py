@@ -907,7 +907,7 @@ class _Builder:
                 if "small" not in rec:
                     raise self.err(label, "a small map with a group needs 'small'")
                 small = self._ctrl_triples([self.record(rec["small"], label, "'small'").get("ctrl")],
-                                           f"{label}: small group", one=True)[0]
+                                           f"{label}: small group", one=True)
                 if small[0] != count:
                     raise self.err(label, f"count {count} is not the small group's {small[0]} full slots")
             elif count:

@@ -92,7 +92,7 @@ class MapHeader:
         return 1 << self.B if self.same_size_grow else 1 << max(self.B - 1, 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SwissMap:
     """SwissMap is the decoded ``Map`` of one Swiss-table Go map (a dump's map record with ``"impl": "swiss"``).
 
@@ -126,6 +126,15 @@ class SwissMap:
     name: str = ""  # optional, e.g. the global holding the map
 
     impl = "swiss"
+
+    def __eq__(self, other) -> bool:
+        """__eq__ compares every field, arrays by value (a dataclass's own == would ask numpy for one bool)."""
+        if type(other) is not SwissMap:
+            return NotImplemented
+        return all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+                   for a, b in ((getattr(self, f.name), getattr(other, f.name)) for f in fields(self)))
+
+    __hash__ = None
 
     @property
     def n_tables(self) -> int:

@@ -155,18 +155,18 @@ def describe_map_finding(f: Finding) -> str:
         return (f"the map itself is unreachable: its {fmt_bytes(x['bytes'])} of {what} are garbage "
                 "and the next GC cycle frees them")
     if f.code in ("tables_kept", "cleared_tables_kept"):
-        held = (f"capacity for {x['capacity']} entries in {_plural(x['tables'], 'table')} and "
-                f"{_plural(x['groups_arrays'], 'groups array')} ({fmt_bytes(x['bytes'])} with the directory) "
-                f"is held for {x['count']}")
-        why = (f"clear(m) ran ({_plural(x['clear_seq'], 'time')}: clear_seq {x['clear_seq']}) and keeps every "
-               "table, only emptying its slots" if f.code == "cleared_tables_kept"
-               else "deletes only mark slots empty or deleted: Swiss tables never shrink")
+        held = (f"{_plural(x['tables'], 'table')} and {_plural(x['groups_arrays'], 'groups array')} "
+                f"({fmt_bytes(x['bytes'])} with the directory) keep room for {x['capacity']} entries but hold "
+                f"{x['count']}")
+        why = (f"clear(m) ran (clear_seq {x['clear_seq']}) and keeps every table, only emptying its slots"
+               if f.code == "cleared_tables_kept"
+               else "deletes leave empty slots and tombstones, and Swiss tables never shrink")
         return f"{held}: {why}; {SWISS_FIX}"
     if f.code == "tombstones":
         return (f"{_plural(x['count'], 'tombstone')} (deleted slots, {fmt_bytes(x['bytes'])}) take "
-                f"{x['growth_room_lost']} inserts' growth room ({x['growth_left']} left of {x['capacity']} slots): "
-                "a table reclaims them only when it runs out of room, by pruning or rehashing; "
-                f"{SWISS_FIX}")
+                f"{x['growth_room_lost']} inserts' worth of growth room: {x['growth_left']} inserts are left "
+                "before a table must rehash, and a table reclaims tombstones only when it runs out of room "
+                f"(pruning them or rehashing); {SWISS_FIX}")
     if f.code == "never_shrinks":
         return (f"the bucket array ({fmt_bytes(x['bytes'])}) is still live with {x['occupied']} of "
                 f"{x['buckets']} buckets occupied, because Go maps never shrink; "
@@ -213,10 +213,11 @@ def map_detail(m) -> str:
     """map_detail is the line of a map's bytes: its buckets and overflow, or its directory, tables and groups."""
     h = m.header
     if h.impl == "swiss":
-        return (f"directory {fmt_bytes(m.directory_bytes)} ({_plural(h.dir_len, 'entry')}), "
+        entries = "1 entry" if h.dir_len == 1 else f"{h.dir_len} entries"
+        return (f"directory {fmt_bytes(m.directory_bytes)} ({entries}), "
                 f"tables {fmt_bytes(m.tables_bytes)}, groups {fmt_bytes(m.groups_bytes)} "
-                f"({_plural(m.groups_arrays, 'array')}), empty slots {m.empty_slots + m.tombstones} "
-                f"({fmt_bytes(m.empty_slot_bytes)}, {m.tombstones} of them tombstones), growth left {m.growth_left}")
+                f"({_plural(m.groups_arrays, 'array')}), empty slots {m.empty_slots}, tombstones {m.tombstones} "
+                f"({fmt_bytes(m.empty_slot_bytes)} of slots hold no entry), growth left {m.growth_left}")
     occ = "" if m.occupied_buckets is None else f" ({m.occupied_buckets} of {m.primary_buckets} occupied)"
     return (f"buckets {fmt_bytes(m.buckets_bytes)}{occ}, oldbuckets {fmt_bytes(m.oldbuckets_bytes)}, "
             f"overflow {m.overflow_count} ({fmt_bytes(m.overflow_bytes)}), longest chain {m.max_chain}, "
@@ -227,7 +228,7 @@ def describe_note(f: Finding) -> str:
     """describe_note says one caveat about the dump itself in plain words."""
     x = f.facts
     if f.code == "roots_missing":
-        who = x["go_version"] or "this Go"
+        who = x["go_version"] or "the Go runtime that wrote this dump"
         extra = f" (the producer says: {_clip_json(x['roots_missing'])})" if "roots_missing" in x else ""
         return (f"roots may be missing: {who} also keeps objects alive through runtime.AddCleanup closures and "
                 f"weak-pointer handles, which heap dumps do not list{extra}; an object reachable only through "
