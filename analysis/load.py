@@ -937,7 +937,7 @@ class _Builder:
             if "ctrl" not in t:
                 raise self.err(tl, "missing required key 'ctrl'")
             if not isinstance(ctrl, list) or len(ctrl) != n:
-                got = f"{len(ctrl)} entries" if isinstance(ctrl, list) else _type(ctrl)
+                got = len(ctrl) if isinstance(ctrl, list) else _type(ctrl)
                 raise self.err(tl, f"ctrl must list one [full, deleted, empty] per group ({n}), got {got}")
             ctrls.append((tl, self._ctrl_triples(ctrl, tl)))
             covered += 1 << (gd - v["local_depth"])
@@ -1289,9 +1289,9 @@ def _check_swiss(heap: Heap, m: SwissMap, label: str):
     if len(bad):
         k = int(bad[0])
         g, n = int(m.tab_groups[k]), int(m.tab_groups_len[k])
-        where = "is not inside any object" if obj[k] < 0 else (
-            f"{n} groups of {m.group_size} B run past the end of object {heap.obj_addr[obj[k]]:#x} ({end[k]:#x})")
-        raise DumpError(heap.path, f"{label}: table {m.tab_addr[k]:#x}: groups {g:#x} {where}")
+        where = " is not inside any object" if obj[k] < 0 else (
+            f": {n} groups of {m.group_size} B run past the end of object {heap.obj_addr[obj[k]]:#x} ({end[k]:#x})")
+        raise DumpError(heap.path, f"{label}: table {m.tab_addr[k]:#x}: groups {g:#x}{where}")
 
 
 _malloc_trim = _find_malloc_trim()
