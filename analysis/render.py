@@ -338,7 +338,7 @@ def _node_attrs(a: Analysis, sel: _Selection, k: int) -> tuple[str, dict, int]:
         size = int(heap.obj_size[first])
         role = sel.roles.get(first, kind)
         label = f"{role}\\n{heap.obj_addr[first]:#x}\\n{fmt_bytes(size)}"
-        shape = "component" if kind == "hmap" else "box"
+        shape = "component" if kind in ("hmap", "swiss_map") else "box"
         attrs = dict(id=f"obj-{heap.obj_addr[first]:#x}", shape=shape, style="filled,rounded", fillcolor=fill,
                      tooltip=f"{kind} {heap.obj_addr[first]:#x}, {size} B, {state}"
                              + (f", on a {onpage} page" if fc >= 0 else ""),

@@ -220,3 +220,12 @@ def test_budget_is_a_hard_bound_for_every_size(path):
                                                  unreachable_only=unreachable_only))
                 drawn = len(re.findall(r'\bid="?(?:obj|grp|more|root|roots)-', g.source))
                 assert drawn == g.node_count <= max_nodes, (max_nodes, cluster, unreachable_only)
+
+
+def test_a_swiss_maps_structure_is_its_cluster():
+    # GIVEN a cleared Swiss map: header, directory, 3 tables, 3 groups arrays
+    from gctrace.analysis.render import map_owner
+
+    a = analyze(load_dump(FIXTURES / "swiss_cleared.json"))
+    # THEN every one of its 8 objects is clustered with the map
+    assert map_owner(a).tolist() == [0] * 8
