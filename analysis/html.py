@@ -67,8 +67,8 @@ def _map_columns(m) -> list[tuple[str, object]]:
     if m.header.impl == "swiss":
         return [("directory", fmt_bytes(m.directory_bytes)), ("tables", fmt_bytes(m.tables_bytes)),
                 ("groups", f"{m.groups_arrays} ({fmt_bytes(m.groups_bytes)})"), ("capacity", m.capacity),
-                ("empty slots", f"{m.empty_slots + m.tombstones} ({fmt_bytes(m.empty_slot_bytes)})"),
-                ("tombstones", m.tombstones)]
+                ("empty slots", m.empty_slots), ("tombstones", m.tombstones),
+                ("slots holding no entry", fmt_bytes(m.empty_slot_bytes))]
     return [("buckets", fmt_bytes(m.buckets_bytes)), ("oldbuckets", fmt_bytes(m.oldbuckets_bytes)),
             ("overflow", f"{m.overflow_count} ({fmt_bytes(m.overflow_bytes)})"), ("longest chain", m.max_chain),
             ("empty buckets", fmt_bytes(m.empty_bucket_bytes))]
