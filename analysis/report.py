@@ -160,7 +160,8 @@ def describe_map_finding(f: Finding) -> str:
                 f"{x['count']}")
         why = (f"clear(m) ran (clear_seq {x['clear_seq']}) and keeps every table, only emptying its slots"
                if f.code == "cleared_tables_kept"
-               else "deletes leave empty slots and tombstones, and Swiss tables never shrink")
+               else "Swiss tables never shrink, whether the room was made for entries since deleted "
+                    "or asked for by a size hint (make(map[K]V, n))")
         return f"{held}: {why}; {SWISS_FIX}"
     if f.code == "tombstones":
         return (f"{_plural(x['count'], 'tombstone')} (deleted slots, {fmt_bytes(x['bytes'])}) take "
