@@ -1,4 +1,6 @@
-"""Real Swiss maps of Go 1.24 to 1.27, read by the program itself (fixtures/go/swisswalk), load and are diagnosed by their history.
+"""Real Swiss maps of Go 1.24 to 1.27 load, and are diagnosed by their history.
+
+The maps were read by the program itself through unsafe (fixtures/go/swisswalk).
 
 These are the independent check of the Swiss rules: the maps come from Go's
 runtime, not from anyone's idea of it, and the expected findings follow from
