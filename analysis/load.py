@@ -887,7 +887,8 @@ class _Builder:
     def _swiss_map(self, rec, hmap, label) -> SwissMap:
         """_swiss_map validates a Swiss-table map record on its own (the heap checks come in _check_maps)."""
         f = {k: self.int_(rec, k, label) for k in SWISS_REQUIRED}
-        f["group_size"] = self.int_(rec, "group_size", label, lo=SWISS_GROUP_SLOTS + 1)
+        # 8 control bytes and 8 slots, which may be empty (map[struct{}]struct{} has 0-byte slots).
+        f["group_size"] = self.int_(rec, "group_size", label, lo=SWISS_GROUP_SLOTS)
         name = rec.get("name", "")
         gd, dir_len, count = f["global_depth"], f["dir_len"], f["count"]
         if gd > 62:

@@ -156,3 +156,12 @@ def test_a_swiss_map_loads_the_same_from_json_lines(tmp_path):
     p2.write_text("\n".join(lines) + "\n")
     (m1,), (m2,) = load_dump(p1).maps, load_dump(p2).maps
     assert m1 == m2 and m1.ctrl.shape == (16, 3) and m1.slot_counts() == (7, 3, 118)
+
+
+def test_a_swiss_map_of_empty_slots_loads(write_dump):
+    # map[struct{}]struct{}: slot_size 0, a group is its 8 control bytes
+    d = swiss_dump([(16, 1, 0)])
+    m = d["maps"][0]
+    m["slot_size"], m["group_size"] = 0, 8
+    (a,) = analyze(load_dump(write_dump(d))).maps
+    assert (a.capacity, a.empty_slots, a.empty_slot_bytes) == (16, 15, 0)
