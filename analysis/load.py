@@ -889,6 +889,8 @@ class _Builder:
         f = {k: self.int_(rec, k, label) for k in SWISS_REQUIRED}
         # 8 control bytes and 8 slots, which may be empty (map[struct{}]struct{} has 0-byte slots).
         f["group_size"] = self.int_(rec, "group_size", label, lo=SWISS_GROUP_SLOTS)
+        if f["slot_size"] > f["group_size"]:
+            raise self.err(label, f"slot_size {f['slot_size']} exceeds group_size {f['group_size']}")
         name = rec.get("name", "")
         gd, dir_len, count = f["global_depth"], f["dir_len"], f["count"]
         if gd > 62:
@@ -1286,13 +1288,13 @@ def _check_swiss(heap: Heap, m: SwissMap, label: str):
         raise DumpError(heap.path, f"{label}: table {m.tab_addr[k]:#x} is not inside any object")
     obj = heap.find(m.tab_groups)
     end = np.where(obj >= 0, heap.obj_addr[obj] + heap.obj_size[obj], 0)
-    bad = np.flatnonzero((obj < 0) | (m.tab_groups + m.tab_groups_len * m.group_size > end))
-    if len(bad):
-        k = int(bad[0])
+    for k in range(m.n_tables):  # Python ints: groups_len x group_size may not fit in 64 bits
         g, n = int(m.tab_groups[k]), int(m.tab_groups_len[k])
-        where = " is not inside any object" if obj[k] < 0 else (
-            f": {n} groups of {m.group_size} B run past the end of object {heap.obj_addr[obj[k]]:#x} ({end[k]:#x})")
-        raise DumpError(heap.path, f"{label}: table {m.tab_addr[k]:#x}: groups {g:#x}{where}")
+        if obj[k] < 0 or g + n * m.group_size > end[k]:
+            where = " is not inside any object" if obj[k] < 0 else (
+                f": {n} groups of {m.group_size} B run past the end of object {heap.obj_addr[obj[k]]:#x} "
+                f"({end[k]:#x})")
+            raise DumpError(heap.path, f"{label}: table {m.tab_addr[k]:#x}: groups {g:#x}{where}")
 
 
 _malloc_trim = _find_malloc_trim()
