@@ -8,12 +8,13 @@ figures that prove it. Words are the report's job.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .mark import Marking, mark
-from .maps import MapAudit, Orphans, audit, orphans
+from .maps import MapAudit, Orphans, SwissAudit, audit, orphans
 from .model import Heap
 from .pages import PageClasses, classify
 
@@ -33,10 +34,11 @@ class Analysis:
     heap: Heap
     marking: Marking
     pages: PageClasses
-    maps: list[MapAudit]
+    maps: list  # MapAudit or SwissAudit, by hmap
     orphans: Orphans
     map_findings: dict  # hmap -> list[Finding]
     heap_findings: list[Finding]
+    notes: list[Finding] = field(default_factory=list)  # caveats about the dump itself (roots_missing)
 
     @property
     def reachable(self) -> np.ndarray:
@@ -62,11 +64,15 @@ def analyze(heap: Heap, on_step=None) -> Analysis:
     audits = audit(heap, marking.reachable)
     orph = orphans(heap, marking.reachable)
     map_findings = {a.header.hmap: map_causes(heap, a, orph.by_map.get(a.header.hmap)) for a in audits}
-    return Analysis(heap, marking, pages, audits, orph, map_findings, heap_causes(heap, pages, orph))
+    missing = roots_missing(heap.meta)
+    notes = [Finding("roots_missing", missing)] if missing is not None else []
+    return Analysis(heap, marking, pages, audits, orph, map_findings, heap_causes(heap, pages, orph), notes)
 
 
-def map_causes(heap: Heap, a: MapAudit, orphaned) -> list[Finding]:
+def map_causes(heap: Heap, a, orphaned) -> list[Finding]:
     """map_causes lists why one map's memory stays resident, most important first."""
+    if isinstance(a, SwissAudit):
+        return swiss_causes(a)
     m = a.header
     out = []
     if not a.reachable:
@@ -96,6 +102,40 @@ def map_causes(heap: Heap, a: MapAudit, orphaned) -> list[Finding]:
     return out
 
 
+# A Swiss table grows at 7/8 full, to twice the slots (7/16 full) or split in
+# two tables of ~7/16 each; deletes never shrink it. So a map that only grew
+# is at least ~7/16 full, and one below 1/8 has lost 5/7 of its peak entries
+# (or was made with a far too large hint): its capacity is "held for far
+# fewer entries". Tiny maps (< 64 slots) are flagged only when empty, as the
+# classic map's rule does for fewer than 8 buckets.
+SWISS_SPARSE = 8  # flag when count x 8 < capacity
+SWISS_TINY = 64  # slots
+# Go prunes a table's tombstones only once they reach 10% of its capacity
+# (table.pruneTombstones): from there on they are worth saying.
+SWISS_TOMBSTONES = 10  # flag when tombstones x 10 >= capacity
+
+
+def swiss_causes(a: SwissAudit) -> list[Finding]:
+    """swiss_causes lists why a Swiss map's memory stays resident: capacity kept, clear, tombstones."""
+    m = a.header
+    if not a.reachable:
+        return [Finding("unreachable_map", {"bytes": a.bytes, "impl": "swiss"})]
+    out = []
+    sparse = m.count * SWISS_SPARSE < a.capacity and (a.capacity >= SWISS_TINY or m.count == 0)
+    if m.n_tables and sparse:
+        facts = {"tables": m.n_tables, "groups_arrays": a.groups_arrays, "bytes": a.bytes,
+                 "capacity": a.capacity, "count": m.count}
+        if m.clear_seq:
+            out.append(Finding("cleared_tables_kept", {**facts, "clear_seq": m.clear_seq}))
+        else:
+            out.append(Finding("tables_kept", facts))
+    if a.tombstones and a.tombstones * SWISS_TOMBSTONES >= a.capacity:
+        out.append(Finding("tombstones", {"count": a.tombstones, "bytes": a.tombstones * m.slot_size,
+                                          "capacity": a.capacity, "growth_left": a.growth_left,
+                                          "growth_room_lost": a.growth_room_lost}))
+    return out
+
+
 def heap_causes(heap: Heap, pages: PageClasses, orph: Orphans) -> list[Finding]:
     """heap_causes lists the page-level reasons resident memory is not live."""
     ps = heap.page_size
@@ -119,3 +159,37 @@ def heap_causes(heap: Heap, pages: PageClasses, orph: Orphans) -> list[Finding]:
     if pages.assumed:
         out.append(Finding("residency_assumed", {}))
     return out
+
+
+def go_minor(version) -> int | None:
+    """go_minor returns the minor release of a Go version string, None when it names none.
+
+    >>> go_minor("go1.26.6"), go_minor("go1.24.11 X:noswissmap"), go_minor("go1.27.3-X:mapsplitgroup")
+    (26, 24, 27)
+    >>> go_minor("devel +abc"), go_minor(None)
+    (None, None)
+    """
+    found = re.match(r"go1\.(\d+)", version) if isinstance(version, str) else None
+    return int(found.group(1)) if found else None
+
+
+def roots_missing(meta: dict) -> dict | None:
+    """roots_missing says whether the dump may lack roots the collector has: facts for the finding, or None.
+
+    Since Go 1.24 the collector also treats runtime.AddCleanup closures and
+    weak-pointer handles as roots, and a heap dump lists neither. A producer
+    that knows of other missing roots says so in ``meta.roots_missing``.
+
+    >>> roots_missing({"go_version": "go1.24.11 X:noswissmap"})
+    {'go_version': 'go1.24.11 X:noswissmap'}
+    >>> roots_missing({"go_version": "go1.23.9"}) is None, roots_missing({}) is None
+    (True, True)
+    """
+    version = meta.get("go_version")
+    minor = go_minor(version)
+    if "roots_missing" not in meta and (minor is None or minor < 24):
+        return None
+    facts = {"go_version": version if isinstance(version, str) else None}
+    if "roots_missing" in meta:
+        facts["roots_missing"] = meta["roots_missing"]
+    return facts

@@ -12,9 +12,15 @@ DIFF_VERSION = 1
 
 
 def _map_bytes(a: Analysis) -> dict:
-    return {m.header.hmap: {"buckets_bytes": m.buckets_bytes, "oldbuckets_bytes": m.oldbuckets_bytes,
-                            "overflow_bytes": m.overflow_bytes, "count": m.header.count}
-            for m in a.maps}
+    out = {}
+    for m in a.maps:
+        if m.header.impl == "swiss":
+            out[m.header.hmap] = {"directory_bytes": m.directory_bytes, "tables_bytes": m.tables_bytes,
+                                  "groups_bytes": m.groups_bytes, "count": m.header.count}
+        else:
+            out[m.header.hmap] = {"buckets_bytes": m.buckets_bytes, "oldbuckets_bytes": m.oldbuckets_bytes,
+                                  "overflow_bytes": m.overflow_bytes, "count": m.header.count}
+    return out
 
 
 def diff(old: Analysis, new: Analysis) -> dict:
@@ -38,7 +44,7 @@ def diff(old: Analysis, new: Analysis) -> dict:
     for h in sorted(set(mo) | set(mn)):
         a, b = mo.get(h), mn.get(h)
         entry = {"hmap": h, "old": a, "new": b}
-        if a and b:
+        if a and b and a.keys() == b.keys():  # the same kind of map at the same address
             entry["delta"] = {k: b[k] - a[k] for k in a}
         maps.append(entry)
     ro, rn = int(old.reachable.sum()), int(new.reachable.sum())

@@ -80,7 +80,7 @@ from .model import Heap, freeze
 MIN_OBJECTS = 1 << 18
 KEEP = 4
 DEFAULT_BUDGET = 4 << 30
-LAYOUT = 3
+LAYOUT = 4
 RACY_NS = 2 * 10**9  # a dump changed this close to its parse is not stored (coarse file-system clocks)
 STORE = "gctrace-heapcache-v1"
 MARKER = "gctrace-heapcache-entry"
@@ -88,7 +88,8 @@ _MARKER_TEXT = "gctrace heap cache entry {key}\n"
 _ENTRY_NAME = re.compile(r"heap-[0-9a-f]{32}")
 _TEMP_NAME = re.compile(r"\.tmp-heap-[A-Za-z0-9_]+")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_.]+\.npy|skeleton\.json|" + re.escape(MARKER))
-_CLASSES = {c.__name__: c for c in (model.Heap, model.Roots, model.PageRuns, model.MapHeader, model.Events)}
+_CLASSES = {c.__name__: c for c in (model.Heap, model.Roots, model.PageRuns, model.MapHeader, model.SwissMap,
+                                              model.Events)}
 # The files whose code decides what a dump loads into: a change to any of them changes every key.
 _LOADER_SOURCES = ("load.py", "model.py", "fastparse.py", "_fastparse.c", "heapcache.py")
 _UNITS = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}

@@ -15,7 +15,8 @@ from html import escape
 from .analyze import Analysis
 from .pagemap_svg import CLASS_COLORS
 from .pages import CLASSES, FLAGGED
-from .report import describe_heap_finding, describe_map_finding, fmt_bytes, map_label, run_kinds
+from .report import (describe_heap_finding, describe_map_finding, describe_note, fmt_bytes, map_label, map_state,
+                     run_kinds)
 
 FLAGGED_ROWS = 500
 
@@ -58,6 +59,27 @@ def reclaimable_bytes(findings) -> int:
     return sum(int(f.facts.get("bytes", 0)) for f in findings)
 
 
+def _map_state(m) -> str:
+    """_map_state is the map's shape after its reachability: ``B=4, count 47, growing (same size)``."""
+    h = m.header
+    if h.impl == "swiss":
+        return map_state(m)
+    growing = (", growing" + (" (same size)" if h.same_size_grow else "")) if h.growing else ""
+    return f"B={h.B}, count {h.count}{growing}"
+
+
+def _map_columns(m) -> list[tuple[str, object]]:
+    """_map_columns are the map's figures for its table: (heading, value) pairs."""
+    if m.header.impl == "swiss":
+        return [("directory", fmt_bytes(m.directory_bytes)), ("tables", fmt_bytes(m.tables_bytes)),
+                ("groups", f"{m.groups_arrays} ({fmt_bytes(m.groups_bytes)})"), ("capacity", m.capacity),
+                ("empty slots", m.empty_slots), ("tombstones", m.tombstones),
+                ("slots holding no entry", fmt_bytes(m.empty_slot_bytes))]
+    return [("buckets", fmt_bytes(m.buckets_bytes)), ("oldbuckets", fmt_bytes(m.oldbuckets_bytes)),
+            ("overflow", f"{m.overflow_count} ({fmt_bytes(m.overflow_bytes)})"), ("longest chain", m.max_chain),
+            ("empty buckets", fmt_bytes(m.empty_bucket_bytes))]
+
+
 def html_report(a: Analysis, report: dict, graph_svg: str | None, graph_note: str | None, pagemap: str,
                 title: str | None = None) -> str:
     """html_report returns the page: ``report`` is json_report's dict, the SVGs are inlined as given.
@@ -84,6 +106,7 @@ def html_report(a: Analysis, report: dict, graph_svg: str | None, graph_note: st
                         ("unreachable", o["unreachable"], o["unreachable_bytes"])):
         out.append(f"<tr><th>{label}</th>{_td(n, True)}{_td(fmt_bytes(b), True)}</tr>")
     out.append(f"</table><p>{o['external_ptrs']} external pointer fields (counted, not followed).</p>")
+    out += [f'<p class="note">{escape(describe_note(f))}</p>' for f in a.notes]
     out.append('<table><tr><th>page class</th><th>pages</th><th>bytes</th></tr>')
     for c in CLASSES:
         flag = " (flagged)" if c in FLAGGED else ""
@@ -104,28 +127,25 @@ def html_report(a: Analysis, report: dict, graph_svg: str | None, graph_note: st
         h = m.header
         r = by_hmap[h.hmap]
         state = "reachable" if m.reachable else "unreachable"
-        growing = (", growing" + (" (same size)" if h.same_size_grow else "")) if h.growing else ""
         label = (f'{escape(h.name)} <span class="addr">({h.hmap:#x})</span>' if h.name
                  else f'<span class="addr">{h.hmap:#x}</span>')
         out.append(f'<div class="map {state}" id="map-report-{h.hmap:#x}"><h3>map {label}'
-                   f': {state.upper() if not m.reachable else state}, B={h.B}, count {h.count}{growing}</h3>')
-        out.append("<table><tr><th>buckets</th><th>oldbuckets</th><th>overflow</th><th>longest chain</th>"
-                   "<th>empty buckets</th><th>dropping the map frees</th></tr><tr>"
-                   + _td(fmt_bytes(m.buckets_bytes), True) + _td(fmt_bytes(m.oldbuckets_bytes), True)
-                   + _td(f"{m.overflow_count} ({fmt_bytes(m.overflow_bytes)})", True) + _td(m.max_chain, True)
-                   + _td(fmt_bytes(m.empty_bucket_bytes), True)
-                   + _td(fmt_bytes(r.get("retained_bytes", 0)), True) + "</tr></table><ul>")
+                   f'{" (swiss)" if h.impl == "swiss" else ""}: '
+                   f'{state.upper() if not m.reachable else state}, {escape(_map_state(m))}</h3>')
+        cols = _map_columns(m) + [("dropping the map frees", fmt_bytes(r.get("retained_bytes", 0)))]
+        out.append("<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c, _ in cols) + "</tr><tr>"
+                   + "".join(_td(v, True) for _, v in cols) + "</tr></table><ul>")
         out += [f"<li>{escape(describe_map_finding(f))}</li>" for f in a.map_findings[h.hmap]]
         out.append("</ul></div>")
     if quiet:
         out.append(f'<details class="quiet-maps"><summary>{len(quiet)} map{"s" if len(quiet) != 1 else ""} '
                    "with nothing to reclaim, live and in use</summary>"
-                   "<table><tr><th>map</th><th>B</th><th>count</th><th>buckets</th><th>overflow</th></tr>")
+                   "<table><tr><th>map</th><th>shape</th><th>memory</th></tr>")
         for m in quiet:
             h = m.header
-            out.append(f'<tr class="quiet-map" id="map-report-{h.hmap:#x}">{_td(map_label(h))}{_td(h.B, True)}'
-                       f"{_td(h.count, True)}{_td(fmt_bytes(m.buckets_bytes), True)}"
-                       f"{_td(m.overflow_count, True)}</tr>")
+            kept = m.groups_bytes + m.tables_bytes + m.directory_bytes if h.impl == "swiss" else m.buckets_bytes
+            out.append(f'<tr class="quiet-map" id="map-report-{h.hmap:#x}">{_td(map_label(h))}'
+                       f"{_td(_map_state(m))}{_td(fmt_bytes(kept), True)}</tr>")
         out.append("</table></details>")
     out.append('<h2 id="heap">Heap</h2><ul>')
     if not a.heap_findings:

@@ -43,7 +43,8 @@ from gctrace.errors import DumpError
 from gctrace.progress import bar
 
 from . import fastparse
-from .model import EVENT_OPS, PAGE_STATES, ROOT_KINDS, Events, Heap, MapHeader, PageRuns, Roots, freeze
+from .model import (EVENT_OPS, PAGE_STATES, ROOT_KINDS, SWISS_GROUP_SLOTS, SWISS_MAX_LOAD, Events, Heap, MapHeader,
+                    PageRuns, Roots, SwissMap, freeze)
 
 FORMAT = "gctrace.dump"
 VERSION = 1
@@ -52,6 +53,9 @@ REQUIRED_TOP = ("format", "version", "meta", "objects", "roots")
 SECTIONS = {"object": "objects", "root": "roots", "page": "pages", "map": "maps", "event": "events"}
 MAP_REQUIRED = ("hmap", "B", "count", "buckets", "oldbuckets", "nevacuate", "bucketsize")
 MAP_OPTIONAL = ("noverflow", "flags", "hash0", "keysize", "elemsize")
+MAP_IMPLS = ("hmap", "swiss")
+SWISS_REQUIRED = ("count", "dir_ptr", "dir_len", "global_depth", "clear_seq", "slot_size")
+SWISS_TABLE_KEYS = ("addr", "capacity", "used", "growth_left", "local_depth", "index", "groups", "groups_len")
 EVENT_KEYS = {
     "alloc": ("addr", "size", "kind"),
     "free": ("addr",),
@@ -866,6 +870,12 @@ class _Builder:
         rec = self.record(rec, where, "a map record")
         hmap = self.int_(rec, "hmap", f"{where}: map", lo=1)
         label = f"map {hmap:#x}"
+        impl = rec.get("impl", "hmap")
+        if impl == "swiss":
+            self.maps.append(self._swiss_map(rec, hmap, label))
+            return
+        if impl != "hmap":
+            raise self.err(label, f"impl {_show(impl)} is not one of {', '.join(MAP_IMPLS)}")
         fields = {k: self.int_(rec, k, label) for k in MAP_REQUIRED}
         fields.update({k: self.int_(rec, k, label, default=0) for k in MAP_OPTIONAL})
         name = rec.get("name", "")  # an extension, not in the spec: used when a string
@@ -873,6 +883,110 @@ class _Builder:
         if fields["B"] > 62:
             raise self.err(label, f"B {fields['B']} is impossible (2^B buckets)")
         self.maps.append(MapHeader(**fields))
+
+    def _swiss_map(self, rec, hmap, label) -> SwissMap:
+        """_swiss_map validates a Swiss-table map record on its own (the heap checks come in _check_maps)."""
+        f = {k: self.int_(rec, k, label) for k in SWISS_REQUIRED}
+        # 8 control bytes and 8 slots, which may be empty (map[struct{}]struct{} has 0-byte slots).
+        f["group_size"] = self.int_(rec, "group_size", label, lo=SWISS_GROUP_SLOTS)
+        if f["slot_size"] > f["group_size"]:
+            raise self.err(label, f"slot_size {f['slot_size']} exceeds group_size {f['group_size']}")
+        name = rec.get("name", "")
+        gd, dir_len, count = f["global_depth"], f["dir_len"], f["count"]
+        if gd > 62:
+            raise self.err(label, f"global_depth {gd} is impossible (2^global_depth directory entries)")
+        if dir_len and dir_len != 1 << gd:
+            raise self.err(label, f"dir_len {dir_len} is not 2^global_depth ({1 << gd})")
+        tables = rec.get("tables")
+        if "tables" not in rec:
+            raise self.err(label, "missing required key 'tables'")
+        if not isinstance(tables, list):
+            raise self.err(label, f"'tables' must be a list, got {_type(tables)}")
+        small = None
+        if dir_len == 0:
+            if tables:
+                raise self.err(label, f"a small map (dir_len 0) has no tables, got {len(tables)}")
+            if f["dir_ptr"]:
+                if "small" not in rec:
+                    raise self.err(label, "a small map with a group needs 'small'")
+                small = self._ctrl_triples([self.record(rec["small"], label, "'small'").get("ctrl")],
+                                           f"{label}: small group", one=True)
+                if small[0] != count:
+                    raise self.err(label, f"count {count} is not the small group's {small[0]} full slots")
+            elif count:
+                raise self.err(label, f"count {count}, but the map has no group (dir_ptr 0)")
+        cols = {k: array("q") for k in SWISS_TABLE_KEYS}
+        ctrls, seen, covered = [], set(), 0
+        for i, t in enumerate(tables):
+            t = self.record(t, f"{label}: table {i}", "a table")
+            addr = self.int_(t, "addr", f"{label}: table {i}", lo=1)
+            tl = f"{label}: table {addr:#x}"
+            if addr in seen:
+                raise self.err(tl, "listed twice (each distinct table is listed once)")
+            seen.add(addr)
+            v = {k: self.int_(t, k, tl, lo=-1 if k == "index" else 0) for k in SWISS_TABLE_KEYS if k != "addr"}
+            v["addr"] = addr
+            n = v["groups_len"]
+            if n < 1 or n & (n - 1):
+                raise self.err(tl, f"groups_len {n} is not a power of two")
+            if v["capacity"] != SWISS_GROUP_SLOTS * n:
+                raise self.err(tl, f"capacity {v['capacity']} is not 8 x groups_len ({SWISS_GROUP_SLOTS * n})")
+            if v["local_depth"] > gd:
+                raise self.err(tl, f"local_depth {v['local_depth']} exceeds global_depth {gd}")
+            room = v["capacity"] * SWISS_MAX_LOAD[0] // SWISS_MAX_LOAD[1] - v["used"]
+            if v["growth_left"] > room:
+                raise self.err(tl, f"growth_left {v['growth_left']} exceeds capacity x 7/8 - used ({room})")
+            ctrl = t.get("ctrl")
+            if "ctrl" not in t:
+                raise self.err(tl, "missing required key 'ctrl'")
+            if not isinstance(ctrl, list) or len(ctrl) != n:
+                got = len(ctrl) if isinstance(ctrl, list) else _type(ctrl)
+                raise self.err(tl, f"ctrl must list one [full, deleted, empty] per group ({n}), got {got}")
+            ctrls.append((tl, self._ctrl_triples(ctrl, tl)))
+            covered += 1 << (gd - v["local_depth"])
+            for k in SWISS_TABLE_KEYS:
+                cols[k].append(v[k])
+        if dir_len and covered != dir_len:
+            raise self.err(label, f"the tables cover {covered} directory entries (2^(global_depth - local_depth) "
+                                  f"each), not dir_len {dir_len}")
+        ctrl = np.concatenate([c for _, c in ctrls]) if ctrls else np.zeros((0, 3), np.int16)
+        col = {k: np.frombuffer(cols[k], np.int64).copy() for k in SWISS_TABLE_KEYS}
+        start = np.concatenate([[0], np.cumsum(col["groups_len"])]).astype(np.int64)
+        bad = np.flatnonzero(ctrl.sum(axis=1) != SWISS_GROUP_SLOTS)
+        if len(bad):
+            k = int(np.searchsorted(start, bad[0], side="right") - 1)
+            raise self.err(ctrls[k][0], f"ctrl of group {bad[0] - start[k]} sums to {int(ctrl[bad[0]].sum())}, "
+                                        f"not {SWISS_GROUP_SLOTS}")
+        full = np.add.reduceat(ctrl[:, 0].astype(np.int64), start[:-1]) if len(ctrl) else np.zeros(0, np.int64)
+        bad = np.flatnonzero(full != col["used"])
+        if len(bad):
+            k = int(bad[0])
+            raise self.err(ctrls[k][0], f"used {col['used'][k]} is not its {full[k]} full slots")
+        if dir_len and int(col["used"].sum()) != count:
+            raise self.err(label, f"count {count} is not the tables' used total ({int(col['used'].sum())})")
+        return SwissMap(hmap=hmap, **f, **{f"tab_{k}": col[k] for k in SWISS_TABLE_KEYS},
+                        ctrl_start=start, ctrl=ctrl, small_ctrl=small,
+                        name=name if isinstance(name, str) else "")
+
+    def _ctrl_triples(self, groups, label, one=False):
+        """_ctrl_triples checks [full, deleted, empty] lists and returns them as an int16 (groups, 3) array.
+
+        All groups are checked at once; only when that fails does a loop look
+        for the first bad group to name it. ``one``: a small map's single
+        group, returned as a tuple, whose counts must sum to 8 here.
+        """
+        if (_all_of(groups, list) and set(map(len, groups)) <= {3}
+                and _all_ints(flat := list(chain.from_iterable(groups)))
+                and (not flat or 0 <= min(flat) and max(flat) <= SWISS_GROUP_SLOTS)):
+            out = np.array(flat, np.int16).reshape(-1, 3)
+            if one and out.sum() != SWISS_GROUP_SLOTS:
+                raise self.err(label, f"ctrl sums to {int(out.sum())}, not {SWISS_GROUP_SLOTS}")
+            return tuple(int(x) for x in out[0]) if one else out
+        for j, g in enumerate(groups):
+            if not (isinstance(g, list) and len(g) == 3 and _all_ints(g) and all(0 <= x <= 8 for x in g)):
+                which = "ctrl" if one else f"ctrl of group {j}"
+                raise self.err(label, f"{which} {_show(g)} is not [full, deleted, empty] counts 0..8")
+        raise AssertionError("unreachable")
 
     def add_event(self, rec, where):
         if type(where) is not str:
@@ -1131,6 +1245,9 @@ def _check_maps(heap: Heap):
         (h,) = heap.find([m.hmap])
         if h < 0 or heap.obj_addr[h] != m.hmap:
             raise DumpError(heap.path, f"{label}: hmap is not the address of an object")
+        if m.impl == "swiss":
+            _check_swiss(heap, m, label)
+            continue
         if m.bucketsize <= heap.ptr_size:
             raise DumpError(heap.path, f"{label}: bucketsize {m.bucketsize} cannot hold an overflow pointer")
         for name, base, nb in (("buckets", m.buckets, 1 << m.B), ("oldbuckets", m.oldbuckets, m.old_bucket_count)):
@@ -1146,6 +1263,38 @@ def _check_maps(heap: Heap):
         if m.growing and m.nevacuate > m.old_bucket_count:
             raise DumpError(heap.path, f"{label}: nevacuate {m.nevacuate} exceeds the "
                                        f"{m.old_bucket_count} old buckets")
+
+
+def _check_swiss(heap: Heap, m: SwissMap, label: str):
+    """_check_swiss checks that a Swiss map's directory, small group, tables and groups arrays lie in objects."""
+    def within(what, base, nbytes):
+        (i,) = heap.find([base])
+        if i < 0:
+            raise DumpError(heap.path, f"{label}: {what} {base:#x} is not inside any object")
+        end = int(heap.obj_addr[i] + heap.obj_size[i])
+        if base + nbytes > end:
+            raise DumpError(heap.path, f"{label}: {what} {base:#x}: {nbytes} B run past the end of object "
+                                       f"{heap.obj_addr[i]:#x} ({end:#x})")
+
+    if m.dir_len:
+        within(f"directory of {m.dir_len} tables at dir_ptr", m.dir_ptr, m.dir_len * heap.ptr_size)
+    elif m.dir_ptr:
+        within("small group at dir_ptr", m.dir_ptr, m.group_size)
+    if not m.n_tables:
+        return
+    tab = heap.find(m.tab_addr)
+    if (tab < 0).any():
+        k = int(np.flatnonzero(tab < 0)[0])
+        raise DumpError(heap.path, f"{label}: table {m.tab_addr[k]:#x} is not inside any object")
+    obj = heap.find(m.tab_groups)
+    end = np.where(obj >= 0, heap.obj_addr[obj] + heap.obj_size[obj], 0)
+    for k in range(m.n_tables):  # Python ints: groups_len x group_size may not fit in 64 bits
+        g, n = int(m.tab_groups[k]), int(m.tab_groups_len[k])
+        if obj[k] < 0 or g + n * m.group_size > end[k]:
+            where = " is not inside any object" if obj[k] < 0 else (
+                f": {n} groups of {m.group_size} B run past the end of object {heap.obj_addr[obj[k]]:#x} "
+                f"({end[k]:#x})")
+            raise DumpError(heap.path, f"{label}: table {m.tab_addr[k]:#x}: groups {g:#x}{where}")
 
 
 _malloc_trim = _find_malloc_trim()

@@ -10,9 +10,18 @@ object. A map never shrinks: deleting every key leaves every bucket (and
 every overflow bucket) allocated and reachable; ``mapclear`` keeps the array
 but drops the overflow buckets, which become garbage.
 
-``audit`` returns the spec's per-map numbers plus what the diagnosis needs;
-``orphans`` attributes unreachable bucket memory to the map it most likely
-came from, by size.
+Go 1.24's Swiss-table map (``internal/runtime/maps``, ``impl`` "swiss" in the
+dump) is a ``Map`` header, a directory of table pointers, tables of up to
+1024 slots, and one groups array per table (8 slots and a control word a
+group). It never shrinks either: a delete leaves an empty slot or a
+tombstone, ``clear`` empties every group and keeps every table. A table
+grows at 7/8 full by doubling (or splitting in two past 1024 slots), so a
+table that only ever grew is at least ~7/16 full: "half empty" is normal.
+
+``audit`` returns the spec's per-map numbers plus what the diagnosis needs
+(a MapAudit for a classic map, a SwissAudit for a Swiss one); ``orphans``
+attributes unreachable bucket memory to the classic map it most likely came
+from, by size.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import numpy as np
 
 from gctrace.errors import DumpError
 
-from .model import Heap, MapHeader
+from .model import SWISS_MAX_LOAD, Heap, MapHeader, SwissMap
 
 SLOTS_PER_BUCKET = 8  # Go's bucketCnt
 
@@ -45,6 +54,31 @@ class MapAudit:
     buckets_reachable: bool
     old_primary_buckets: int
     overflow_objects: np.ndarray  # indices of the distinct overflow objects on the chains
+    structure: dict  # object index -> its role in the map ("hmap", "buckets", "oldbuckets", "overflow")
+
+
+@dataclass(frozen=True)
+class SwissAudit:
+    """SwissAudit is the memory account of one Swiss-table map."""
+
+    header: SwissMap
+    reachable: bool
+    directory_bytes: int  # size of the object the directory lies in (0 for a small map)
+    tables_bytes: int  # sizes of the distinct objects the tables lie in
+    groups_bytes: int  # sizes of the distinct objects the groups arrays (or the small group) lie in
+    groups_arrays: int  # those objects, counted
+    capacity: int  # slots
+    tombstones: int  # deleted control bytes
+    empty_slots: int  # empty control bytes (tombstones not included)
+    empty_slot_bytes: int  # slot_size x (empty + tombstones): slots holding no entry
+    growth_left: int  # inserts before some table must rehash, summed over the tables
+    growth_room_lost: int  # capacity x 7/8 - used - growth_left, summed: what tombstones take
+    structure: dict  # object index -> its role in the map ("swiss_map", "directory", "table", "groups")
+
+    @property
+    def bytes(self) -> int:
+        """bytes is what the map's own structure occupies: directory, tables and groups."""
+        return self.directory_bytes + self.tables_bytes + self.groups_bytes
 
 
 @dataclass(frozen=True)
@@ -87,12 +121,15 @@ def _slots_of(heap: Heap, m: MapHeader, buckets: np.ndarray):
     return heap.slot_count[heap.slot_start[obj] + j].astype(np.int64)
 
 
-def audit(heap: Heap, reachable: np.ndarray) -> list[MapAudit]:
-    """audit accounts the buckets, oldbuckets and overflow chains of every map in the dump."""
+def audit(heap: Heap, reachable: np.ndarray) -> list:
+    """audit accounts every map in the dump: buckets and overflow chains, or directory, tables and groups."""
     next_of = _overflow_lookup(heap)
     overflow_kind = heap.kind_code("overflow")
     out = []
     for m in heap.maps:
+        if m.impl == "swiss":
+            out.append(audit_swiss(heap, m, reachable))
+            continue
         (h,) = heap.find([m.hmap])
         bs = m.bucketsize
         new_primary = m.buckets + bs * np.arange(1 << m.B if m.buckets else 0, dtype=np.int64)
@@ -148,8 +185,59 @@ def audit(heap: Heap, reachable: np.ndarray) -> list[MapAudit]:
             buckets_reachable=bool(b_obj >= 0 and reachable[b_obj]),
             old_primary_buckets=len(old_primary),
             overflow_objects=ovf,
+            structure={**{int(i): "overflow" for i in ovf},
+                       **{int(i): role for i, role in ((o_obj, "oldbuckets"), (b_obj, "buckets"), (h, "hmap"))
+                          if i >= 0}},
         ))
     return out
+
+
+def audit_swiss(heap: Heap, m: SwissMap, reachable: np.ndarray) -> SwissAudit:
+    """audit_swiss accounts one Swiss map: the bytes of its directory, tables and groups, and its slots.
+
+    >>> from .model import tiny_heap
+    >>> h = tiny_heap([(0x1000, 48, "swiss_map"), (0x1040, 8, "swiss_directory"), (0x1080, 32, "swiss_table"),
+    ...                (0x1100, 272, "swiss_groups")])
+    >>> ctrl = np.array([[5, 2, 1], [0, 0, 8]], np.int16)
+    >>> z = np.zeros(1, np.int64)
+    >>> m = SwissMap(0x1000, 5, 0x1040, 1, 0, 0, 16, 136, np.array([0x1080]), np.array([16]), np.array([5]),
+    ...              np.array([7]), z, z, np.array([0x1100]), np.array([2]), np.array([0, 2]), ctrl)
+    >>> a = audit_swiss(h, m, np.ones(4, bool))
+    >>> a.bytes, a.capacity, a.tombstones, a.empty_slots, a.empty_slot_bytes, a.growth_room_lost
+    (312, 16, 2, 9, 176, 2)
+    """
+    (h,) = heap.find([m.hmap])
+    structure = {}
+    tabs = np.unique(heap.find(m.tab_addr)) if m.n_tables else np.zeros(0, np.int64)
+    group_objs = heap.find(m.tab_groups) if m.n_tables else np.zeros(0, np.int64)
+    directory = -1
+    if m.dir_ptr:
+        (d,) = heap.find([m.dir_ptr])
+        if m.small:
+            group_objs = np.array([d], np.int64)
+        else:
+            directory = d
+    group_objs = np.unique(group_objs)
+    for idx, role in ((group_objs, "groups"), (tabs, "table"), ([directory], "directory"), ([h], "swiss_map")):
+        structure.update({int(i): role for i in idx if i >= 0})
+    full, deleted, empty = m.slot_counts()
+    num, den = SWISS_MAX_LOAD
+    room = m.tab_capacity * num // den - m.tab_used - m.tab_growth_left
+    return SwissAudit(
+        header=m,
+        reachable=bool(reachable[h]),
+        directory_bytes=int(heap.obj_size[directory]) if directory >= 0 else 0,
+        tables_bytes=int(heap.obj_size[tabs].sum()),
+        groups_bytes=int(heap.obj_size[group_objs].sum()),
+        groups_arrays=len(group_objs),
+        capacity=m.capacity,
+        tombstones=deleted,
+        empty_slots=empty,
+        empty_slot_bytes=m.slot_size * (empty + deleted),
+        growth_left=int(m.tab_growth_left.sum()),
+        growth_room_lost=int(room.sum()),
+        structure=structure,
+    )
 
 
 def orphans(heap: Heap, reachable: np.ndarray) -> Orphans:
@@ -162,9 +250,10 @@ def orphans(heap: Heap, reachable: np.ndarray) -> Orphans:
     exactly one map fits, the object is attributed to it; otherwise it stays
     unattributed.
     """
-    by_map = {m.hmap: [np.zeros(0, np.int64), np.zeros(0, np.int64)] for m in heap.maps}
+    classic = [m for m in heap.maps if m.impl == "hmap"]
+    by_map = {m.hmap: [np.zeros(0, np.int64), np.zeros(0, np.int64)] for m in classic}
     loose = []
-    hmaps = np.array([m.hmap for m in heap.maps], np.int64)
+    hmaps = np.array([m.hmap for m in classic], np.int64)
     for kind, slot in (("overflow", 0), ("buckets", 1)):
         code = heap.kind_code(kind)
         if code < 0:
@@ -173,7 +262,7 @@ def orphans(heap: Heap, reachable: np.ndarray) -> Orphans:
         size = heap.obj_size[idx]
         fits = np.zeros(len(idx), np.int64)
         owner = np.full(len(idx), -1, np.int64)
-        for k, m in enumerate(heap.maps):
+        for k, m in enumerate(classic):
             ok = (size >= m.bucketsize) & ((size < 2 * m.bucketsize) if kind == "overflow" else True)
             fits += ok
             owner[ok] = k
@@ -185,7 +274,7 @@ def orphans(heap: Heap, reachable: np.ndarray) -> Orphans:
             owner[known] = k[known]
             fits[known] = 1
         one = fits == 1
-        for k, m in enumerate(heap.maps):
+        for k, m in enumerate(classic):
             by_map[m.hmap][slot] = idx[one & (owner == k)]
         loose.append(idx[~one])
     return Orphans({h: (o, b) for h, (o, b) in by_map.items()},

@@ -72,6 +72,8 @@ class MapHeader:
     elemsize: int = 0
     name: str = ""  # optional, e.g. the global holding the map (a key producers may add)
 
+    impl = "hmap"
+
     @property
     def growing(self) -> bool:
         """growing reports whether the map is mid-evacuation (oldbuckets != nil)."""
@@ -88,6 +90,79 @@ class MapHeader:
         if not self.growing:
             return 0
         return 1 << self.B if self.same_size_grow else 1 << max(self.B - 1, 0)
+
+
+@dataclass(frozen=True, eq=False)
+class SwissMap:
+    """SwissMap is the decoded ``Map`` of one Swiss-table Go map (a dump's map record with ``"impl": "swiss"``).
+
+    Go 1.24's ``internal/runtime/maps``: a 48-byte ``Map`` header whose
+    ``dirPtr`` points at a directory of ``dir_len`` table pointers (or, for a
+    small map, at its one group). Each distinct table is one row of the
+    ``tab_*`` columns, in directory order; its groups' control-byte counts are
+    rows ``ctrl_start[k]:ctrl_start[k+1]`` of ``ctrl`` (columns full, deleted,
+    empty), so a map of a million entries is a few arrays, not 130k lists.
+    """
+
+    hmap: int  # the Map header's address: every map has its address under one name
+    count: int  # Map.used
+    dir_ptr: int
+    dir_len: int
+    global_depth: int
+    clear_seq: int
+    slot_size: int
+    group_size: int
+    tab_addr: np.ndarray  # int64 per table
+    tab_capacity: np.ndarray  # int64 slots
+    tab_used: np.ndarray  # int64
+    tab_growth_left: np.ndarray  # int64
+    tab_local_depth: np.ndarray  # int64
+    tab_index: np.ndarray  # int64, -1 once replaced
+    tab_groups: np.ndarray  # int64 address of the first group
+    tab_groups_len: np.ndarray  # int64 groups (lengthMask + 1)
+    ctrl_start: np.ndarray  # int64, len = tables + 1
+    ctrl: np.ndarray  # int16 (groups, 3): full, deleted, empty control bytes of each group
+    small_ctrl: tuple | None = None  # (full, deleted, empty) of a small map's one group
+    name: str = ""  # optional, e.g. the global holding the map
+
+    impl = "swiss"
+
+    def __eq__(self, other) -> bool:
+        """__eq__ compares every field, arrays by value (a dataclass's own == would ask numpy for one bool)."""
+        if type(other) is not SwissMap:
+            return NotImplemented
+        return all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+                   for a, b in ((getattr(self, f.name), getattr(other, f.name)) for f in fields(self)))
+
+    __hash__ = None
+
+    @property
+    def n_tables(self) -> int:
+        """n_tables is the number of distinct tables (0 for a small map)."""
+        return len(self.tab_addr)
+
+    @property
+    def small(self) -> bool:
+        """small reports whether the map is a small map: one group, no directory, no tables."""
+        return self.dir_len == 0
+
+    @property
+    def capacity(self) -> int:
+        """capacity is the map's slots: the tables' total, or 8 for a small map's group (0 before it exists)."""
+        if self.small:
+            return SWISS_GROUP_SLOTS if self.dir_ptr else 0
+        return int(self.tab_capacity.sum())
+
+    def slot_counts(self) -> tuple[int, int, int]:
+        """slot_counts returns (full, deleted, empty) control bytes summed over every group of the map."""
+        if self.small:
+            return tuple(self.small_ctrl) if self.small_ctrl is not None else (0, 0, 0)
+        full, deleted, empty = (int(x) for x in self.ctrl.sum(axis=0, dtype=np.int64))
+        return full, deleted, empty
+
+
+SWISS_GROUP_SLOTS = 8  # Go's abi.MapGroupSlots
+SWISS_MAX_LOAD = (7, 8)  # Go's maxAvgGroupLoad / MapGroupSlots: a table grows at 7/8 full
 
 
 @dataclass(frozen=True)
@@ -136,7 +211,7 @@ class Heap:
     has_slots: np.ndarray  # bool, per object
     roots: Roots
     pages: PageRuns | None  # None: the dump has no pages, residency assumed
-    maps: tuple[MapHeader, ...]
+    maps: tuple[MapHeader | SwissMap, ...]
     events: Events
     obj_type: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     types: tuple[str, ...] = ()

@@ -49,7 +49,7 @@ from .analyze import Analysis
 from .mark import followed_edges
 from .pagemap_svg import CLASS_COLORS
 from .pages import CLASSES, FLAGGED, object_pages
-from .report import fmt_bytes, map_label
+from .report import fmt_bytes, map_brief, map_label
 
 DEFAULT_MAX_NODES = 300
 DEFAULT_DEPTH = 2
@@ -59,7 +59,10 @@ UNREACHABLE_FILL = "#ef9a9a"
 ROOT_FILL = "#bbdefb"
 MORE_FILL = "#eeeeee"
 PAGE_FILLS = {c: CLASS_COLORS[c] + "33" for c in CLASSES}  # the page map's colours, translucent
-STRUCTURE = ("hmap", "buckets", "overflow", "mapextra")
+STRUCTURE = ("hmap", "buckets", "overflow", "mapextra", "swiss_map", "swiss_directory", "swiss_table", "swiss_groups")
+# Roles drawn as a node of their own (the header and the arrays it points at); the rest of a map's
+# structure (overflow buckets, tables, groups arrays) is summarised by kind, as values are.
+OWN_NODE = ("hmap", "buckets", "oldbuckets", "swiss_map", "directory")
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 DOT_MISSING = ("graphviz's dot program is not installed; it draws {what} "
                "(Debian/Ubuntu: apt-get install graphviz). Writing a .dot file needs no dot.")
@@ -122,9 +125,8 @@ def map_owner(a: Analysis) -> np.ndarray:
     owner = np.full(heap.n_objects, -1, np.int64)
     for j, m in enumerate(a.maps):
         h = m.header
-        idx = [heap.find([x])[0] for x in (h.hmap, h.buckets, h.oldbuckets) if x]
         orphaned = a.orphans.by_map.get(h.hmap)
-        parts = [np.array(idx, np.int64), m.overflow_objects.astype(np.int64)]
+        parts = [np.array(sorted(m.structure), np.int64)]
         if orphaned is not None:
             parts += [orphaned[0], orphaned[1]]
         sel = np.concatenate(parts)
@@ -223,17 +225,13 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
     # Group keys.
     special = np.zeros(n, bool)
     special[heap.obj_kind == heap.kind_code("hmap")] = heap.kind_code("hmap") >= 0
-    for m in heap.maps:
-        for x in (m.buckets, m.oldbuckets):
-            if x:
-                i = heap.find([x])[0]
-                if i >= 0:
-                    special[i] = True
     roles = {}
-    for m in heap.maps:
-        for x, role in ((m.buckets, "buckets"), (m.oldbuckets, "oldbuckets")):
-            if x and heap.find([x])[0] >= 0:
-                roles[int(heap.find([x])[0])] = role
+    for m in a.maps:
+        for i, role in m.structure.items():
+            if role in OWN_NODE:
+                special[i] = True
+                if role in ("buckets", "oldbuckets", "directory"):
+                    roles[i] = role
     special[rd[root_idx]] = True
     if focus >= 0:
         special[focus] = True
@@ -339,11 +337,11 @@ def _node_attrs(a: Analysis, sel: _Selection, k: int) -> tuple[str, dict, int]:
     if x["kind"] == "single":
         size = int(heap.obj_size[first])
         role = sel.roles.get(first, kind)
-        if kind == "hmap":  # the map's name, as the text report gives it
+        if kind in ("hmap", "swiss_map"):  # the map's name, as the text report gives it
             role = next((f"map {m.header.name}" for m in a.maps
                          if m.header.hmap == heap.obj_addr[first] and m.header.name), role)
         label = f"{role}\\n{heap.obj_addr[first]:#x}\\n{fmt_bytes(size)}"
-        shape = "component" if kind == "hmap" else "box"
+        shape = "component" if kind in ("hmap", "swiss_map") else "box"
         attrs = dict(id=f"obj-{heap.obj_addr[first]:#x}", shape=shape, style="filled,rounded", fillcolor=fill,
                      tooltip=f"{kind} {heap.obj_addr[first]:#x}, {size} B, {state}"
                              + (f", on a {onpage} page" if fc >= 0 else ""),
@@ -365,7 +363,7 @@ def _cluster_attrs(a: Analysis, sel: _Selection, cl: int, mode: str) -> tuple[st
         m = a.maps[cl]
         h = m.header
         state = "reachable" if m.reachable else "UNREACHABLE"
-        label = f"map {map_label(h)}: B={h.B}, count {h.count}{', growing' if h.growing else ''}, {state}"
+        label = f"map {map_label(h)}: {map_brief(m)}{', growing' if h.impl == 'hmap' and h.growing else ''}, {state}"
         return f"cluster_map_{cl}", dict(label=label, id=f"map-{h.hmap:#x}", style="rounded",
                                           color="#1565c0", fontcolor="#1565c0",
                                           **{"class": f"map {'reachable' if m.reachable else 'unreachable'}"})

@@ -6,6 +6,7 @@ dump's file name, so golden files compare byte for byte.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -17,6 +18,7 @@ from .pages import CLASSES, object_pages
 REPORT_FORMAT = "gctrace.report"
 REPORT_VERSION = 2  # 2: flagged lists runs of pages ({addr, n, class}), not every page
 DEFAULT_RUNS = 10
+SWISS_FIX = "replace the map (m = make(map[K]V)) or drop it (m = nil) to release them"
 
 
 def json_report(a: Analysis, barrier: Replay | None = None, retained: dict | None = None) -> dict:
@@ -48,24 +50,54 @@ def json_report(a: Analysis, barrier: Replay | None = None, retained: dict | Non
         },
         # Runs, not pages: one 5M-page lazyfree run is one entry, not 327 MB of them.
         "flagged": [{"addr": first * pc.page_size, "n": n, "class": cls} for first, n, cls in pc.flagged_runs()],
-        "maps": [
-            {
-                "hmap": m.header.hmap,
-                "reachable": m.reachable,
-                "B": m.header.B,
-                "count": m.header.count,
-                "growing": m.header.growing,
-                "buckets_bytes": m.buckets_bytes,
-                "oldbuckets_bytes": m.oldbuckets_bytes,
-                "overflow_count": m.overflow_count,
-                "overflow_bytes": m.overflow_bytes,
-                "max_chain": m.max_chain,
-                "empty_bucket_bytes": m.empty_bucket_bytes,
-                "retained_bytes": retained[m.header.hmap],
-            }
-            for m in a.maps
-        ],
+        "maps": [map_json(m, retained[m.header.hmap], a.map_findings.get(m.header.hmap, [])) for m in a.maps],
+        **({"notes": [finding_json(f) for f in a.notes]} if a.notes else {}),
         **({} if barrier is None else {"barrier": barrier_json(barrier)}),
+    }
+
+
+def finding_json(f: Finding) -> dict:
+    """finding_json is one finding as the report's data: its code, then its facts."""
+    return {"code": f.code, **f.facts}
+
+
+def map_json(m, retained: int, findings: list[Finding]) -> dict:
+    """map_json is one map's entry of the JSON report, for a classic (MapAudit) or a Swiss (SwissAudit) map."""
+    h = m.header
+    if h.impl == "swiss":
+        return {
+            "hmap": h.hmap,
+            "impl": h.impl,
+            **({"name": h.name} if h.name else {}),
+            "reachable": m.reachable,
+            "count": h.count,
+            "capacity": m.capacity,
+            "dir_len": h.dir_len,
+            "tables": h.n_tables,
+            "directory_bytes": m.directory_bytes,
+            "tables_bytes": m.tables_bytes,
+            "groups_bytes": m.groups_bytes,
+            "tombstones": m.tombstones,
+            "empty_slots": m.empty_slots,
+            "empty_slot_bytes": m.empty_slot_bytes,
+            "retained_bytes": retained,
+            "findings": [finding_json(f) for f in findings],
+        }
+    return {
+        "hmap": h.hmap,
+        "impl": h.impl,
+        "reachable": m.reachable,
+        "B": h.B,
+        "count": h.count,
+        "growing": h.growing,
+        "buckets_bytes": m.buckets_bytes,
+        "oldbuckets_bytes": m.oldbuckets_bytes,
+        "overflow_count": m.overflow_count,
+        "overflow_bytes": m.overflow_bytes,
+        "max_chain": m.max_chain,
+        "empty_bucket_bytes": m.empty_bucket_bytes,
+        "retained_bytes": retained,
+        "findings": [finding_json(f) for f in findings],
     }
 
 
@@ -119,8 +151,23 @@ def describe_map_finding(f: Finding) -> str:
     """describe_map_finding says one map finding in plain words, with what to do."""
     x = f.facts
     if f.code == "unreachable_map":
-        return (f"the map itself is unreachable: its {fmt_bytes(x['bytes'])} of buckets are garbage "
+        what = "directory, tables and groups" if x.get("impl") == "swiss" else "buckets"
+        return (f"the map itself is unreachable: its {fmt_bytes(x['bytes'])} of {what} are garbage "
                 "and the next GC cycle frees them")
+    if f.code in ("tables_kept", "cleared_tables_kept"):
+        held = (f"{_plural(x['tables'], 'table')} and {_plural(x['groups_arrays'], 'groups array')} "
+                f"({fmt_bytes(x['bytes'])} with the directory) keep room for {x['capacity']} entries but hold "
+                f"{x['count']}")
+        why = (f"clear(m) ran (clear_seq {x['clear_seq']}) and keeps every table, only emptying its slots"
+               if f.code == "cleared_tables_kept"
+               else "Swiss tables never shrink, whether the room was made for entries since deleted "
+                    "or asked for by a size hint (make(map[K]V, n))")
+        return f"{held}: {why}; {SWISS_FIX}"
+    if f.code == "tombstones":
+        return (f"{_plural(x['count'], 'tombstone')} (deleted slots, {fmt_bytes(x['bytes'])}) take "
+                f"{x['growth_room_lost']} inserts' worth of growth room: {x['growth_left']} inserts are left "
+                "before a table must rehash, and a table reclaims tombstones only when it runs out of room "
+                f"(pruning them or rehashing); {SWISS_FIX}")
     if f.code == "never_shrinks":
         return (f"the bucket array ({fmt_bytes(x['bytes'])}) is still live with {x['occupied']} of "
                 f"{x['buckets']} buckets occupied, because Go maps never shrink; "
@@ -141,6 +188,58 @@ def describe_map_finding(f: Finding) -> str:
         return (f"{_plural(x['count'], what)} ({fmt_bytes(x['bytes'])}) {_are(x['count'])} unreachable garbage "
                 f"until the next sweep (attributed to this map by {x['by']})")
     raise ValueError(f"unknown map finding {f.code}")
+
+
+def map_state(m) -> str:
+    """map_state is a map's shape in a few words: ``B=4, count 47, growing`` or ``16 tables, capacity ...``."""
+    h = m.header
+    if h.impl == "swiss":
+        if h.small:
+            return f"small map (one group, no table), capacity {m.capacity}, count {h.count}"
+        return (f"{_plural(h.n_tables, 'table')}, capacity {m.capacity}, count {h.count}, "
+                f"{_plural(m.tombstones, 'tombstone')}")
+    state = ("growing, same-size" if h.same_size_grow else "growing") if h.growing else "not growing"
+    return f"B={h.B}, count {h.count}, {state}"
+
+
+def map_brief(m) -> str:
+    """map_brief is a map's size for a list of maps: ``B=4, count 47`` or ``swiss, capacity 16, count 9``."""
+    h = m.header
+    if h.impl == "swiss":
+        return f"swiss, capacity {m.capacity}, count {h.count}"
+    return f"B={h.B}, count {h.count}"
+
+
+def map_detail(m) -> str:
+    """map_detail is the line of a map's bytes: its buckets and overflow, or its directory, tables and groups."""
+    h = m.header
+    if h.impl == "swiss":
+        entries = "1 entry" if h.dir_len == 1 else f"{h.dir_len} entries"
+        return (f"directory {fmt_bytes(m.directory_bytes)} ({entries}), "
+                f"tables {fmt_bytes(m.tables_bytes)}, groups {fmt_bytes(m.groups_bytes)} "
+                f"({_plural(m.groups_arrays, 'array')}), empty slots {m.empty_slots}, tombstones {m.tombstones} "
+                f"({fmt_bytes(m.empty_slot_bytes)} of slots hold no entry), growth left {m.growth_left}")
+    occ = "" if m.occupied_buckets is None else f" ({m.occupied_buckets} of {m.primary_buckets} occupied)"
+    return (f"buckets {fmt_bytes(m.buckets_bytes)}{occ}, oldbuckets {fmt_bytes(m.oldbuckets_bytes)}, "
+            f"overflow {m.overflow_count} ({fmt_bytes(m.overflow_bytes)}), longest chain {m.max_chain}, "
+            f"empty buckets {fmt_bytes(m.empty_bucket_bytes)}")
+
+
+def describe_note(f: Finding) -> str:
+    """describe_note says one caveat about the dump itself in plain words."""
+    x = f.facts
+    if f.code == "roots_missing":
+        who = x["go_version"] or "the Go runtime that wrote this dump"
+        extra = f" (the producer says: {_clip_json(x['roots_missing'])})" if "roots_missing" in x else ""
+        return (f"roots may be missing: {who} also keeps objects alive through runtime.AddCleanup closures and "
+                f"weak-pointer handles, which heap dumps do not list{extra}; an object reachable only through "
+                "them shows here as unreachable garbage")
+    raise ValueError(f"unknown note {f.code}")
+
+
+def _clip_json(v, n: int = 80) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def describe_heap_finding(f: Finding) -> str:
@@ -221,6 +320,7 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
              + ", ".join(f"{c} {pc.count(c)}" for c in CLASSES),
              f"  flagged      {_plural(pc.flagged, 'page')} ({fmt_bytes(pc.flagged * ps)}) unreachable but resident, "
              f"{_pct(pc.flagged, resident)} of {fmt_bytes(resident * ps)} resident"]
+    lines += [f"  note         {describe_note(f)}" for f in a.notes]
     lines += ["", "Maps"]
     if not a.maps:
         lines.append("  (the dump has no maps)")
@@ -234,19 +334,14 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
         if not findings:
             quiet.append(m)
             continue
-        state = ("growing, same-size" if h.same_size_grow else "growing") if h.growing else "not growing"
         # What dropping the map would free: its retained size (0 for a map that is garbage already).
         frees = f", retains {fmt_bytes(retained[h.hmap])}" if m.reachable else ""
-        lines.append(f"  map {name}: {'reachable' if m.reachable else 'UNREACHABLE'}, "
-                     f"B={h.B}, count {h.count}, {state}{frees}")
-        occ = "" if m.occupied_buckets is None else f" ({m.occupied_buckets} of {m.primary_buckets} occupied)"
-        lines.append(f"    buckets {fmt_bytes(m.buckets_bytes)}{occ}, oldbuckets {fmt_bytes(m.oldbuckets_bytes)}, "
-                     f"overflow {m.overflow_count} ({fmt_bytes(m.overflow_bytes)}), longest chain {m.max_chain}, "
-                     f"empty buckets {fmt_bytes(m.empty_bucket_bytes)}")
+        lines.append(f"  map {name}{' (swiss)' if h.impl == 'swiss' else ''}: "
+                     f"{'reachable' if m.reachable else 'UNREACHABLE'}, {map_state(m)}{frees}")
+        lines.append(f"    {map_detail(m)}")
         lines += [f"    - {describe_map_finding(f)}" for f in findings]
     if quiet:
-        names = ", ".join(f"{m.header.name or hex(m.header.hmap)} (B={m.header.B}, count {m.header.count})"
-                          for m in quiet)
+        names = ", ".join(f"{m.header.name or hex(m.header.hmap)} ({map_brief(m)})" for m in quiet)
         lines.append(f"  {_plural(len(quiet), 'map')} with nothing to reclaim, live and in use: {names}")
     lines += ["", "Heap"]
     if not a.heap_findings and (barrier is None or not len(barrier.floating)):
@@ -287,10 +382,11 @@ def diff_text(d: dict, old_name: str, new_name: str, limit: int | None = 20) -> 
         if m["old"] is None or m["new"] is None:
             side = m["old"] or m["new"]
             what = "only in the new dump" if m["old"] is None else "only in the old dump"
-            lines.append(f"  map {m['hmap']:#x}: {what} (buckets {fmt_bytes(side['buckets_bytes'])})")
+            first = next(k for k in side if k.endswith("_bytes"))
+            lines.append(f"  map {m['hmap']:#x}: {what} ({first.replace('_bytes', '')} {fmt_bytes(side[first])})")
             continue
-        parts = [f"{k.replace('_bytes', '')} {fmt_bytes(m['old'][k])} -> {fmt_bytes(m['new'][k])}"
-                 for k in ("buckets_bytes", "oldbuckets_bytes", "overflow_bytes")]
+        parts = [f"{k.replace('_bytes', '')} {fmt_bytes(m['old'].get(k, 0))} -> {fmt_bytes(m['new'].get(k, 0))}"
+                 for k in dict.fromkeys(list(m["old"]) + list(m["new"])) if k.endswith("_bytes")]
         lines.append(f"  map {m['hmap']:#x}: count {m['old']['count']} -> {m['new']['count']}; " + ", ".join(parts))
     objs = d["objects"]
     for key in ("appeared", "disappeared", "resized"):
@@ -439,7 +535,7 @@ def top_entries(a: Analysis, d, n: int) -> list[dict]:
     heap = a.heap
     idx = d.top(n)
     idx = idx[d.retained[idx] > 0]
-    hmaps = {m.header.hmap: m.header for m in a.maps}
+    hmaps = {m.header.hmap: m for m in a.maps}
     root_obj = heap.find(heap.roots.target) if len(heap.roots) else np.zeros(0, np.int64)
     out = []
     for i in idx:
@@ -447,9 +543,11 @@ def top_entries(a: Analysis, d, n: int) -> list[dict]:
              "retained_bytes": int(d.retained[i]), "map": int(heap.obj_addr[i]) in hmaps}
         if len(heap.obj_type) and heap.types[heap.obj_type[i]]:
             e["type"] = heap.types[heap.obj_type[i]]
-        h = hmaps.get(e["addr"])
-        if h is not None:
-            e.update(map_name=h.name, B=h.B, count=h.count)
+        m = hmaps.get(e["addr"])
+        if m is not None:
+            h = m.header
+            e.update(map_name=h.name, impl=h.impl, count=h.count, brief=map_brief(m))
+            e.update({"B": h.B} if h.impl == "hmap" else {"capacity": m.capacity, "tables": len(h.tab_addr)})
         e["roots"] = [heap.roots.name[r] for r in np.flatnonzero(root_obj == i)[:3]]
         out.append(e)
     return out
@@ -466,7 +564,7 @@ def top_text(a: Analysis, entries: list[dict]) -> str:
     for k, e in enumerate(entries, 1):
         what = (f"{e['kind']}, {e['type']}" if e.get("type") else e["kind"]) + ")"
         if e["map"]:
-            what += f": map{' ' + e['map_name'] if e['map_name'] else ''}, B={e['B']}, count {e['count']}"
+            what += f": map{' ' + e['map_name'] if e['map_name'] else ''}, {e['brief']}"
         if e["roots"]:
             what += ", root " + ", ".join(e["roots"])
         lines.append(f"  {k:>3}  {fmt_bytes(e['retained_bytes']):>10}  {_pct(e['retained_bytes'], live):>7}  "

@@ -86,3 +86,29 @@ def test_diff_fail_on_growth(write_dump):
     b = write_dump(dump_doc([{"addr": BASE, "size": 8}]), "b.json")
     assert run("diff", a, b, "--fail-on", "flagged").exit_code == 1
     assert run("diff", b, a, "--fail-on", "flagged").exit_code == 0
+
+
+def test_why_top_diff_and_html_read_swiss_maps(tmp_path):
+    deleted, cleared = FIXTURES / "swiss_deleted.json", FIXTURES / "swiss_cleared.json"
+    # top: the Map header retains everything, and is marked as a map
+    (first, second, *_) = json.loads(run("top", deleted, "--json").stdout)
+    assert (first["addr"], first["kind"], first["retained_bytes"], first["map"]) == (BASE, "swiss_map", 704, True)
+    assert (second["kind"], second["retained_bytes"]) == ("swiss_directory", 656)  # 16 + 64 + 576
+    # why: a value is kept through the table and its groups array, which starts 8 B into its object
+    r = run("why", FIXTURES / "swiss_malloc_header.json", f"{BASE + 0x810:#x}")
+    assert r.exit_code == 0
+    assert "(swiss_table, 32 B) [+0x10] = 0xc000000408" in r.stdout
+    assert "(swiss_groups, 576 B) [+0x28] = 0xc000000810" in r.stdout
+    # diff: a Swiss map's bytes by directory, tables and groups
+    d = json.loads(run("diff", deleted, cleared, "--json").stdout)
+    (m,) = d["maps"]
+    assert m["delta"] == {"directory_bytes": 16, "tables_bytes": 32, "groups_bytes": 288, "count": 0}
+    assert "directory 16 B -> 32 B, tables 64 B -> 96 B, groups 576 B -> 864 B" in run("diff", deleted, cleared).stdout
+    # diff of a classic and a Swiss map at one address: both sides shown, no delta of unlike keys
+    d = json.loads(run("diff", FIXTURES / "map_after_mapclear.json", deleted, "--json").stdout)
+    assert "delta" not in d["maps"][0] and d["maps"][0]["old"] and d["maps"][0]["new"]
+    # html: the map's heading, figures and diagnosis
+    out = tmp_path / "r.html"
+    assert run("analyze", cleared, "--html", out).exit_code == 0
+    page = out.read_text()
+    assert "(swiss): reachable, 3 tables, capacity 48, count 0" in page and "clear(m) ran (clear_seq 1)" in page

@@ -30,6 +30,10 @@ PAGE_KEYS = ("total", "live", "garbage", "idle", "lazyfree", "untracked", "nonre
              "flagged", "flagged_bytes")
 MAP_KEYS = ("hmap", "reachable", "B", "count", "growing", "buckets_bytes", "oldbuckets_bytes",
             "overflow_count", "overflow_bytes", "max_chain", "empty_bucket_bytes")
+# A Swiss map's entry (docs/dump-format.md, "Swiss-table maps" and the JSON report), findings included.
+SWISS_MAP_KEYS = ("hmap", "impl", "reachable", "count", "capacity", "dir_len", "tables", "directory_bytes",
+                  "tables_bytes", "groups_bytes", "tombstones", "empty_slots", "empty_slot_bytes",
+                  "retained_bytes", "findings")
 MISSING = "<missing>"
 
 
@@ -58,6 +62,13 @@ def flagged_pages(report):
     return [{"addr": r["addr"] + i * ps, "class": r["class"]} for r in runs for i in range(r["n"])]
 
 
+def analyze_text(name):
+    """analyze_text runs ``gctrace analyze`` in-process on a fixture and returns the text report."""
+    r = CliRunner().invoke(main, ["analyze", "--all", str(FIXTURES / name)])
+    assert r.exit_code == 0, r.output
+    return r.stdout
+
+
 def spec_view(report):
     """spec_view keeps exactly the report keys that the spec fixes, maps sorted by hmap, flagged runs as pages."""
     assert "barrier" not in report, "barrier is present only with --barrier"
@@ -69,7 +80,9 @@ def spec_view(report):
         "objects": pick(report["objects"], OBJECT_KEYS),
         "pages": pick(report["pages"], PAGE_KEYS),
         "flagged": flagged_pages(report),
-        "maps": sorted((pick(m, MAP_KEYS) for m in report["maps"]), key=lambda m: m["hmap"]),
+        "maps": sorted((pick(m, SWISS_MAP_KEYS if m.get("impl") == "swiss" else MAP_KEYS) for m in report["maps"]),
+                       key=lambda m: m["hmap"]),
+        **({"notes": report["notes"]} if "notes" in report else {}),
     }
 
 
@@ -598,3 +611,167 @@ def test_map_ptr4():
             "empty_bucket_bytes": 76,            # O2 only (slots 8, 3 | 8 | 0)
         }],
     }
+
+
+# -- Swiss-table maps ----------------------------------------------------------
+# Hand-built miniatures of Go 1.24+ maps (fixtures/README.md draws each): slot_size 16
+# (map[int64]int64), group_size 8 + 8 * 16 = 136; a table of c slots has c / 8 groups and
+# may hold c * 7/8 entries before it grows. Object sizes are Go size classes: 2 groups
+# (272 B) in 288, 8 groups (1088 B) in 1152, a small map's one group (136 B) in 144.
+
+P0 = 0xc000000000
+
+
+def objects(count, nbytes, reachable, reachable_bytes):
+    return {"count": count, "bytes": nbytes, "reachable": reachable, "reachable_bytes": reachable_bytes,
+            "unreachable": count - reachable, "unreachable_bytes": nbytes - reachable_bytes, "external_ptrs": 0}
+
+
+def swiss(**kw):
+    return {"impl": "swiss", "reachable": True, **kw}
+
+
+def test_swiss_small():
+    # GIVEN a small map of 3 entries (one group, no directory) and a map made but never written (dir_ptr 0)
+    report = spec_view(analyze("swiss_small.json"))
+    # THEN both are healthy: capacity is the one group's 8 slots, or nothing at all
+    assert report == {
+        "format": "gctrace.report", "version": 2, "residency": "measured",
+        "objects": objects(3, 48 + 144 + 48, 3, 240),
+        "pages": no_waste_pages(1, 1), "flagged": [],
+        "maps": [
+            swiss(hmap=P0, count=3, capacity=8, dir_len=0, tables=0, directory_bytes=0, tables_bytes=0,
+                  groups_bytes=144,                # the group's object (136 B in a 144 B size class)
+                  tombstones=0, empty_slots=5,     # ctrl [3, 0, 5]
+                  empty_slot_bytes=5 * 16,
+                  retained_bytes=48 + 144, findings=[]),
+            swiss(hmap=P0 + 0x200, count=0, capacity=0, dir_len=0, tables=0, directory_bytes=0, tables_bytes=0,
+                  groups_bytes=0, tombstones=0, empty_slots=0, empty_slot_bytes=0, retained_bytes=48, findings=[]),
+        ],
+    }
+
+
+def test_swiss_deleted():
+    # GIVEN a map of two 16-slot tables emptied by delete: the group that was full when its keys went
+    #       holds 8 tombstones, the other 8 empty slots, in each table (Go's Delete: a tombstone only
+    #       where the group has no empty slot); growth_left = 14 - 0 used - 8 tombstones = 6 each
+    report = spec_view(analyze("swiss_deleted.json"))
+    # THEN every table and groups array stays, the tombstones take growth room, the fix is said
+    m = report["maps"][0]
+    assert m == swiss(
+        hmap=P0, count=0, capacity=2 * 16, dir_len=2, tables=2,
+        directory_bytes=16,                      # 2 table pointers
+        tables_bytes=2 * 32, groups_bytes=2 * 288,
+        tombstones=8 + 8, empty_slots=8 + 8,
+        empty_slot_bytes=16 * 32,                # every slot: 16 empty + 16 deleted
+        retained_bytes=48 + 16 + 64 + 576,       # the map is all its structure: 704
+        findings=[
+            {"code": "tables_kept", "tables": 2, "groups_arrays": 2,
+             "bytes": 16 + 64 + 576,              # directory, tables, groups: 656
+             "capacity": 32, "count": 0},         # 0 * 8 < 32
+            {"code": "tombstones", "count": 16,   # 16 * 10 >= 32: past Go's 10% pruning threshold
+             "bytes": 16 * 16, "capacity": 32,
+             "growth_left": 6 + 6,
+             "growth_room_lost": 2 * (14 - 0 - 6)},  # capacity * 7/8 - used - growth_left, per table
+        ])
+    assert report["notes"] == [{"code": "roots_missing", "go_version": "go1.26.6"}]  # Go >= 1.24
+    text = analyze_text("swiss_deleted.json")
+    assert ("map main.deleted (0xc000000000) (swiss): reachable, 2 tables, capacity 32, count 0, 16 tombstones, "
+            "retains 704 B") in text
+    assert text.count("m = make(map[K]V)") == 2 and "m = nil" in text
+    assert "runtime.AddCleanup" in text and "weak-pointer handles" in text
+
+
+def test_swiss_cleared():
+    # GIVEN clear(m) once (clear_seq 1) on a map whose directory has 4 entries over 3 tables:
+    #       T1 (local_depth 1) serves entries 0 and 1, T2 and T3 (local_depth 2) one each
+    report = spec_view(analyze("swiss_cleared.json"))
+    # THEN every table is kept, all 48 slots empty, and the finding names clear
+    assert report["maps"] == [swiss(
+        hmap=P0, count=0, capacity=3 * 16,        # T1 counted once, not twice
+        dir_len=4, tables=3,
+        directory_bytes=32, tables_bytes=3 * 32, groups_bytes=3 * 288,
+        tombstones=0, empty_slots=48, empty_slot_bytes=48 * 16,
+        retained_bytes=48 + 32 + 96 + 864,        # 1040
+        findings=[{"code": "cleared_tables_kept", "tables": 3, "groups_arrays": 3, "bytes": 32 + 96 + 864,
+                   "capacity": 48, "count": 0, "clear_seq": 1}])]
+    assert report["notes"] == [{"code": "roots_missing", "go_version": "go1.24.11"}]
+
+
+def test_swiss_split():
+    # GIVEN the moment after a split: two tables 7 of 16 full (44%), and the table that split, with
+    #       its groups array, unreachable on page 1
+    report = spec_view(analyze("swiss_split.json"))
+    # THEN no finding: a table just under half full is what a split leaves; the old table is garbage
+    assert report["objects"] == objects(8, 48 + 16 + 2 * 32 + 2 * 288 + 32 + 288, 6, 48 + 16 + 64 + 576)
+    assert report["pages"] == {"total": 2, "live": 1, "garbage": 1, "idle": 0, "lazyfree": 0, "untracked": 0,
+                               "nonresident": 0, "flagged": 1, "flagged_bytes": 4096}
+    assert report["maps"] == [swiss(
+        hmap=P0, count=14, capacity=32, dir_len=2, tables=2, directory_bytes=16, tables_bytes=64,
+        groups_bytes=576, tombstones=0,
+        empty_slots=(4 + 5) + (3 + 6),            # ctrl [[4,0,4],[3,0,5]] and [[5,0,3],[2,0,6]]
+        empty_slot_bytes=18 * 16, retained_bytes=704, findings=[])]
+    assert "notes" not in report               # no go_version, no roots_missing: nothing to caveat
+
+
+def test_swiss_full():
+    # GIVEN one 64-slot table at its limit: 54 entries + 2 tombstones = 56 = 64 * 7/8, growth_left 0
+    report = spec_view(analyze("swiss_full.json"))
+    # THEN healthy: 2 tombstones are under 10% of 64, and 54 * 8 >= 64
+    assert report["maps"] == [swiss(
+        hmap=P0, count=54, capacity=64, dir_len=1, tables=1, directory_bytes=8, tables_bytes=32,
+        groups_bytes=1152,                         # 8 groups * 136 = 1088 in a 1152 B size class
+        tombstones=2, empty_slots=6 * 1 + 2,       # [6,2,0], six [7,0,1], [6,0,2]
+        empty_slot_bytes=(8 + 2) * 16, retained_bytes=48 + 8 + 32 + 1152, findings=[])]
+
+
+def test_swiss_malloc_header():
+    # GIVEN make(map[int64]*T, 20) holding 3: a 32-slot table whose 544 B groups array starts 8 B
+    #       into its 576 B object (Go 1.22's malloc header), with 3 elems pointing at values
+    report = spec_view(analyze("swiss_malloc_header.json"))
+    # THEN the groups array counts as its whole object, the values are reached through it,
+    #      and a 32-slot table is too small to flag for holding 3 (only an empty one would be)
+    assert report["objects"] == objects(7, 48 + 8 + 32 + 576 + 3 * 16, 7, 712)
+    assert report["maps"] == [swiss(
+        hmap=P0, count=3, capacity=32, dir_len=1, tables=1, directory_bytes=8, tables_bytes=32,
+        groups_bytes=576, tombstones=0, empty_slots=32 - 3, empty_slot_bytes=29 * 16,
+        retained_bytes=712,                        # the values are reachable only through the map
+        findings=[])]
+
+
+def test_swiss_unreachable():
+    # GIVEN an unrooted Swiss map (page 0) beside a rooted classic map never written (page 1), and a
+    #       producer that says which roots its dump lacks
+    report = spec_view(analyze("swiss_unreachable.json"))
+    # THEN the Swiss map is measured like a reachable one, retains nothing, and its bytes are garbage
+    assert report["objects"] == objects(5, 48 + 8 + 32 + 288 + 48, 1, 48)
+    assert report["flagged"] == [{"addr": P0, "class": "garbage"}]
+    assert report["maps"] == [
+        swiss(hmap=P0, reachable=False, count=5, capacity=16, dir_len=1, tables=1, directory_bytes=8,
+              tables_bytes=32, groups_bytes=288, tombstones=0, empty_slots=11, empty_slot_bytes=11 * 16,
+              retained_bytes=0,
+              findings=[{"code": "unreachable_map", "bytes": 8 + 32 + 288, "impl": "swiss"}]),
+        {"hmap": P0 + 0x1000, "reachable": True, "B": 0, "count": 0, "growing": False, "buckets_bytes": 0,
+         "oldbuckets_bytes": 0, "overflow_count": 0, "overflow_bytes": 0, "max_chain": 0,
+         "empty_bucket_bytes": 0},
+    ]
+    assert report["notes"] == [{"code": "roots_missing", "go_version": None,
+                                "roots_missing": ["runtime.AddCleanup closures", "weak-pointer handles"]}]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.json") if ".report." not in p.name))
+def test_json_findings_are_the_text_diagnoses(name):
+    # GIVEN any fixture WHEN analyzed both ways
+    report, text = analyze(name), analyze_text(name)
+    # THEN each map's findings are the "- " lines under its heading, one for one, and a map
+    #      without findings is listed among those with nothing to reclaim
+    blocks = text.split("\n  map ")[1:]
+    for m in report["maps"]:
+        assert m["impl"] in ("hmap", "swiss")
+        block = next((b for b in blocks if f"{m['hmap']:#x})" in b.split(":")[0] or b.startswith(f"{m['hmap']:#x}")),
+                     None)
+        if not m["findings"]:
+            assert block is None
+            continue
+        lines = [x for x in block.split("\n")[2:] if x.startswith("    - ")]
+        assert len(lines) == len(m["findings"]), (m["hmap"], lines)

@@ -19,7 +19,8 @@ from dumps import FIXTURES
 from gctrace.cli import main
 
 SOURCES = [FIXTURES / n for n in ("map_growing_prealloc.json", "page_states.json", "interior_pointers.json",
-                                  "map_same_size_growth.json")]
+                                  "map_same_size_growth.json", "swiss_cleared.json", "swiss_malloc_header.json",
+                                  "swiss_small.json")]
 WEIRD = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
                   st.floats(allow_nan=False), st.text(max_size=5), st.just([]), st.just({}),
                   st.just([[[[[[1]]]]]]))

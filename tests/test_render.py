@@ -225,3 +225,22 @@ def test_budget_is_a_hard_bound_for_every_size(path):
                                                  unreachable_only=unreachable_only))
                 drawn = len(re.findall(r'\bid="?(?:obj|grp|more|root|roots)-', g.source))
                 assert drawn == g.node_count <= max_nodes, (max_nodes, cluster, unreachable_only)
+
+
+def test_a_swiss_maps_structure_is_its_cluster():
+    # GIVEN a cleared Swiss map: header, directory, 3 tables, 3 groups arrays
+    from gctrace.analysis.render import map_owner
+
+    a = analyze(load_dump(FIXTURES / "swiss_cleared.json"))
+    # THEN every one of its 8 objects is clustered with the map
+    assert map_owner(a).tolist() == [0] * 8
+
+
+def test_many_groups_arrays_become_one_counted_node(tmp_path):
+    # GIVEN a real Go 1.26 map of 256 tables (fixtures/go/swisswalk)
+    out = tmp_path / "g.dot"
+    run("render", FIXTURES / "go" / "swisswalk" / "go1.26.6" / "mostlydeleted.json.gz", "-o", out)
+    dot = out.read_text()
+    # THEN a few tables and groups arrays are drawn, the other 252 of each are one node with their count
+    assert "252 more swiss_groups" in dot and "252 more swiss_table" in dot
+    assert dot.count("kind-swiss_groups") == 5  # 4 one by one + the counted node

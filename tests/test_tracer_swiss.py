@@ -311,8 +311,6 @@ def test_events_use_only_the_classic_ops_and_swiss_kinds(tmp_path):
     assert kinds == {"swiss_map", "swiss_directory", "swiss_table", "swiss_groups", "value"}
 
 
-@pytest.mark.xfail(strict=True, reason="the loader's Swiss validation (analysis/load.py) is another "
-                   "helper's change; remove this marker when it is merged")
 def test_swiss_dump_loads_through_the_loader(tmp_path):
     from gctrace.analysis.load import load_dump
 
