@@ -64,23 +64,28 @@ type PageRun struct {
 
 // Residency is the content of the residency file.
 type Residency struct {
-	Format       string            `json:"format"`
-	Version      int               `json:"version"`
-	GoVersion    string            `json:"go_version"`
-	PageSize     int               `json:"page_size"`
-	Madvise      string            `json:"madvise"`
-	PageState    string            `json:"page_state"`
-	ZeroPage     string            `json:"zero_page"`
-	ZeroPages    int               `json:"zero_pages"`
-	Attempts     int               `json:"attempts"`
-	Agreed       bool              `json:"agreed"`
-	Ranges       [][2]uint64       `json:"ranges"`
-	ArenaRssKB   int64             `json:"arena_rss_kb"`
-	ArenaLazyKB  int64             `json:"arena_lazyfree_kb"`
-	RssKB        int64             `json:"rss_kb"`
-	MemStats     map[string]uint64 `json:"memstats"`
-	ResidentPage int               `json:"resident_pages"`
-	Pages        []PageRun         `json:"pages"`
+	Format      string            `json:"format"`
+	Version     int               `json:"version"`
+	GoVersion   string            `json:"go_version"`
+	PageSize    int               `json:"page_size"`
+	Madvise     string            `json:"madvise"`
+	PageState   string            `json:"page_state"`
+	ZeroPage    string            `json:"zero_page"`
+	ZeroPages   int               `json:"zero_pages"`
+	Attempts    int               `json:"attempts"`
+	Agreed      bool              `json:"agreed"`
+	Ranges      [][2]uint64       `json:"ranges"`
+	ArenaRssKB  int64             `json:"arena_rss_kb"`
+	ArenaLazyKB int64             `json:"arena_lazyfree_kb"`
+	RssKB       int64             `json:"rss_kb"`
+	MemStats    map[string]uint64 `json:"memstats"`
+	// MemStatsAtDump is read just before the heap dump, with nothing
+	// allocated in between: its HeapObjects and HeapAlloc describe exactly
+	// the heap the dump lists (MemStats, read afterwards, counts the
+	// residency file's own allocations too).
+	MemStatsAtDump map[string]uint64 `json:"memstats_at_dump"`
+	ResidentPage   int               `json:"resident_pages"`
+	Pages          []PageRun         `json:"pages"`
 }
 
 // Dump writes a heap dump and its residency file to the paths named by
@@ -125,13 +130,14 @@ func Snapshot(dumpPath, resPath string) (*Residency, error) {
 	defer r.close()
 	var before, after *reading
 	var err error
+	var atDump runtime.MemStats
 	attempt := 0
 	for attempt < maxAttempts {
 		attempt++
 		if before, err = r.read(0); err != nil {
 			return nil, err
 		}
-		if err = writeHeapDump(dumpPath); err != nil {
+		if err = writeHeapDump(dumpPath, &atDump); err != nil {
 			return nil, err
 		}
 		if after, err = r.read(1); err != nil {
@@ -144,22 +150,23 @@ func Snapshot(dumpPath, resPath string) (*Residency, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res := &Residency{
-		Format:       "gctrace.residency",
-		Version:      1,
-		GoVersion:    runtime.Version(),
-		PageSize:     os.Getpagesize(),
-		Madvise:      madvise(),
-		PageState:    after.stateMethod,
-		ZeroPage:     r.zeroMethod,
-		ZeroPages:    after.zeroPages,
-		Attempts:     attempt,
-		Agreed:       before.equal(after),
-		ArenaRssKB:   after.rssKB,
-		ArenaLazyKB:  after.lazyKB,
-		RssKB:        vmRSS(),
-		MemStats:     memStats(&ms),
-		ResidentPage: after.resident,
-		Pages:        append([]PageRun(nil), after.runs...),
+		Format:         "gctrace.residency",
+		Version:        1,
+		GoVersion:      runtime.Version(),
+		PageSize:       os.Getpagesize(),
+		Madvise:        madvise(),
+		PageState:      after.stateMethod,
+		ZeroPage:       r.zeroMethod,
+		ZeroPages:      after.zeroPages,
+		Attempts:       attempt,
+		Agreed:         before.equal(after),
+		ArenaRssKB:     after.rssKB,
+		ArenaLazyKB:    after.lazyKB,
+		RssKB:          vmRSS(),
+		MemStats:       memStats(&ms),
+		MemStatsAtDump: memStats(&atDump),
+		ResidentPage:   after.resident,
+		Pages:          append([]PageRun(nil), after.runs...),
 	}
 	for _, rg := range after.ranges {
 		res.Ranges = append(res.Ranges, [2]uint64{uint64(rg.base), uint64(rg.limit)})
@@ -175,12 +182,14 @@ func Snapshot(dumpPath, resPath string) (*Residency, error) {
 }
 
 // writeHeapDump writes the runtime's heap dump to path (raw syscalls: no
-// allocation on the Go heap besides the path's bytes).
-func writeHeapDump(path string) error {
+// allocation on the Go heap besides the path's bytes) and reads ms just
+// before, once the file is open, so that nothing is allocated in between.
+func writeHeapDump(path string, ms *runtime.MemStats) error {
 	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_TRUNC|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: path, Err: err}
 	}
+	runtime.ReadMemStats(ms)
 	debug.WriteHeapDump(uintptr(fd))
 	return syscall.Close(fd)
 }
