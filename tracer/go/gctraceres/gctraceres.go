@@ -15,8 +15,9 @@
 //     readers see PFN 0. The file says which method was used.
 //   - state: used (the runtime page belongs to a span), free (free, never
 //     returned to the OS) or released (scavenged), read from the runtime's
-//     page allocator through go:linkname on Go 1.19/amd64 (see
-//     pagealloc_go119.go), inferred from residency elsewhere.
+//     page allocator (runtime.mheap_.pages, found in the ELF symbol table) on
+//     Go 1.19 and 1.21 to 1.27 on linux/amd64 (see pagealloc.go), inferred
+//     from residency elsewhere.
 //   - smaps: Rss and LazyFree of the heap's mappings (LazyFree is memory
 //     returned with MADV_FREE that the kernel has not reclaimed yet).
 //
@@ -231,6 +232,8 @@ func vmRSS() int64 {
 	return 0
 }
 
+type addrRange struct{ base, limit uintptr }
+
 // reading is one residency measurement of the heap.
 type reading struct {
 	ranges      []addrRange
@@ -366,7 +369,7 @@ func (r *reader) read(slot int) (*reading, error) {
 	if r.pagemap < 0 {
 		return out, errors.New("/proc/self/pagemap: cannot open")
 	}
-	out.stateMethod = pageStateMethod
+	out.stateMethod = pageStateMethod()
 	out.ranges = heapRanges(out.ranges)
 	if len(out.ranges) == 0 {
 		out.ranges = arenaMappings(out.ranges)
