@@ -32,7 +32,6 @@
 package gctraceres
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -243,6 +242,7 @@ type reading struct {
 	rssKB       int64
 	lazyKB      int64
 	stateMethod string
+	rangesFrom  string
 }
 
 func (a *reading) equal(b *reading) bool {
@@ -371,8 +371,9 @@ func (r *reader) read(slot int) (*reading, error) {
 	}
 	out.stateMethod = pageStateMethod()
 	out.ranges = heapRanges(out.ranges)
+	out.rangesFrom = "runtime: mheap_.pages.inUse"
 	if len(out.ranges) == 0 {
-		out.ranges = arenaMappings(out.ranges)
+		out.ranges, out.rangesFrom = heapMappings(r.slurp("/proc/self/maps"), uintptr(unsafe.Pointer(&r.buf[0])), out.ranges)
 	}
 	ps := uintptr(os.Getpagesize())
 	for _, rg := range out.ranges {
@@ -527,20 +528,71 @@ func hexDigit(c byte) int {
 	return -1
 }
 
-// arenaMappings appends the mappings of /proc/self/maps in Go's amd64 heap
-// hint region (0xc000000000 upward), for runtimes whose allocator is unknown.
-func arenaMappings(out []addrRange) []addrRange {
-	f, err := os.Open("/proc/self/maps")
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		lo, hi, ok := mapRange(s.Bytes())
-		if ok && lo >= 0xc000000000 && hi <= 0xc000000000+(1<<40) {
+// heapMappings appends the heap's mappings found in the text of
+// /proc/self/maps and says how it found them:
+//   - Go 1.25+ names its anonymous mappings when the kernel supports
+//     PR_SET_VMA_ANON_NAME: the heap is "[anon: Go: heap]" (and "[anon: Go:
+//     used]"/"[anon: Go: unused]" where pages were remapped, GODEBUG
+//     harddecommit); when any is named, those are the heap;
+//   - else the mappings in Go's amd64 heap hint region (0xc000000000 and up,
+//     1 TiB), where Go 1.25 and earlier put the heap;
+//   - else (Go 1.26 randomises the heap's base) the readable mapping that
+//     holds probe, an address known to be on the heap.
+func heapMappings(maps []byte, probe uintptr, out []addrRange) ([]addrRange, string) {
+	var hint, holding []addrRange
+	named := len(out)
+	for len(maps) > 0 {
+		line := maps
+		if nl := indexByte(maps, '\n'); nl >= 0 {
+			line, maps = maps[:nl], maps[nl+1:]
+		} else {
+			maps = nil
+		}
+		lo, hi, ok := mapRange(line)
+		if !ok {
+			continue
+		}
+		switch mappingName(line) {
+		case "[anon: Go: heap]", "[anon: Go: used]", "[anon: Go: unused]":
 			out = append(out, addrRange{lo, hi})
+			continue
+		}
+		if lo >= 0xc000000000 && hi <= 0xc000000000+(1<<40) {
+			hint = append(hint, addrRange{lo, hi})
+		}
+		if lo <= probe && probe < hi {
+			holding = append(holding, addrRange{lo, hi})
 		}
 	}
-	return out
+	switch {
+	case len(out) > named:
+		return out, "maps: mappings named [anon: Go: heap] by the runtime"
+	case len(hint) > 0:
+		return append(out, hint...), "maps: mappings in the heap hint region from 0xc000000000"
+	case len(holding) > 0:
+		return append(out, holding...), "maps: the mapping that holds a heap object"
+	}
+	return out, "none: no heap mapping found in /proc/self/maps"
+}
+
+// mappingName returns the sixth field of a maps line (the path or
+// [name]), "" for an anonymous mapping without a name.
+func mappingName(line []byte) string {
+	field := 0
+	for i := 0; i < len(line); {
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+		if i >= len(line) {
+			break
+		}
+		if field == 5 {
+			return string(line[i:])
+		}
+		for i < len(line) && line[i] != ' ' {
+			i++
+		}
+		field++
+	}
+	return ""
 }
