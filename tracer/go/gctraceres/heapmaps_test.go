@@ -2,7 +2,6 @@ package gctraceres
 
 import (
 	"reflect"
-	"runtime"
 	"testing"
 )
 
@@ -56,24 +55,5 @@ func TestMappingName(t *testing.T) {
 		if got := mappingName([]byte(line)); got != want {
 			t.Errorf("mappingName(%q) = %q, want %q", line, got, want)
 		}
-	}
-}
-
-// TestPageAllocator checks, on the versions whose layout is known, that the
-// page allocator was found and agrees with MemStats: its ranges hold
-// HeapSys + StackInuse bytes.
-func TestPageAllocator(t *testing.T) {
-	ranges := heapRanges(nil)
-	if pageStateMethod()[:8] != "runtime:" {
-		t.Skip("page allocator not read on this version: " + pageStateMethod())
-	}
-	var sum uintptr
-	for _, r := range ranges {
-		sum += r.limit - r.base
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	if uint64(sum) != ms.HeapSys+ms.StackInuse {
-		t.Errorf("pageAlloc.inUse holds %d bytes, HeapSys+StackInuse = %d", sum, ms.HeapSys+ms.StackInuse)
 	}
 }
