@@ -33,9 +33,7 @@ package gctraceres
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"runtime"
@@ -56,36 +54,124 @@ const (
 // PageRun is a run of consecutive OS pages with the same attributes, as in
 // the "pages" section of a gctrace dump.
 type PageRun struct {
-	Addr     uint64 `json:"addr"`
-	N        int    `json:"n"`
-	Resident bool   `json:"resident"`
-	State    string `json:"state"`
+	Addr     uint64
+	N        int
+	Resident bool
+	State    string
 }
 
-// Residency is the content of the residency file.
+// Residency is the content of the residency file; encode writes it, under
+// the key names given beside each field.
 type Residency struct {
-	Format      string            `json:"format"`
-	Version     int               `json:"version"`
-	GoVersion   string            `json:"go_version"`
-	PageSize    int               `json:"page_size"`
-	Madvise     string            `json:"madvise"`
-	PageState   string            `json:"page_state"`
-	ZeroPage    string            `json:"zero_page"`
-	ZeroPages   int               `json:"zero_pages"`
-	Attempts    int               `json:"attempts"`
-	Agreed      bool              `json:"agreed"`
-	Ranges      [][2]uint64       `json:"ranges"`
-	ArenaRssKB  int64             `json:"arena_rss_kb"`
-	ArenaLazyKB int64             `json:"arena_lazyfree_kb"`
-	RssKB       int64             `json:"rss_kb"`
-	MemStats    map[string]uint64 `json:"memstats"`
-	// MemStatsAtDump is read just before the heap dump, with nothing
-	// allocated in between: its HeapObjects and HeapAlloc describe exactly
-	// the heap the dump lists (MemStats, read afterwards, counts the
-	// residency file's own allocations too).
-	MemStatsAtDump map[string]uint64 `json:"memstats_at_dump"`
-	ResidentPage   int               `json:"resident_pages"`
-	Pages          []PageRun         `json:"pages"`
+	Format      string            // format: "gctrace.residency"
+	Version     int               // version: 1
+	GoVersion   string            // go_version: runtime.Version()
+	PageSize    int               // page_size: the OS page size
+	Madvise     string            // madvise: "free" or "dontneed"
+	PageState   string            // page_state: how page states were learnt
+	ZeroPage    string            // zero_page: how the zero page was recognised
+	ZeroPages   int               // zero_pages: present pages mapping it
+	Attempts    int               // attempts: snapshots taken until two readings agreed
+	Agreed      bool              // agreed: whether they did
+	Ranges      [][2]uint64       // ranges: the heap's address ranges
+	RangesFrom  string            // ranges_from: where they came from
+	ArenaRssKB  int64             // arena_rss_kb: smaps Rss of the heap's mappings
+	ArenaLazyKB int64             // arena_lazyfree_kb: smaps LazyFree of them
+	RssKB       int64             // rss_kb: VmRSS
+	MemStats    map[string]uint64 // memstats: read after the snapshot
+	// MemStatsAtDump (memstats_at_dump) is read just before the heap dump,
+	// with nothing allocated in between: its HeapObjects and HeapAlloc
+	// describe exactly the heap the dump lists (MemStats, read afterwards,
+	// counts the residency file's own allocations too).
+	MemStatsAtDump map[string]uint64
+	ResidentPage   int       // resident_pages
+	Pages          []PageRun // pages: runs of {addr, n, resident, state}
+}
+
+// encode returns the residency file's JSON text: one key a line, one page
+// run a line. It is written by hand so that programs importing this
+// package do not link encoding/json (the committed fixture binaries stay
+// small).
+func (r *Residency) encode() []byte {
+	b := []byte("{\n")
+	field := func(k string) { b = append(appendString(append(b, ' '), k), ": "...) }
+	str := func(k, v string) { field(k); b = append(appendString(b, v), ",\n"...) }
+	num := func(k string, v int64) { field(k); b = append(strconv.AppendInt(b, v, 10), ",\n"...) }
+	str("format", r.Format)
+	num("version", int64(r.Version))
+	str("go_version", r.GoVersion)
+	num("page_size", int64(r.PageSize))
+	str("madvise", r.Madvise)
+	str("page_state", r.PageState)
+	str("zero_page", r.ZeroPage)
+	num("zero_pages", int64(r.ZeroPages))
+	num("attempts", int64(r.Attempts))
+	field("agreed")
+	b = append(strconv.AppendBool(b, r.Agreed), ",\n"...)
+	field("ranges")
+	b = append(b, '[')
+	for i, rg := range r.Ranges {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(strconv.AppendUint(append(strconv.AppendUint(append(b, '['), rg[0], 10), ", "...), rg[1], 10), ']')
+	}
+	b = append(b, "],\n"...)
+	str("ranges_from", r.RangesFrom)
+	num("arena_rss_kb", r.ArenaRssKB)
+	num("arena_lazyfree_kb", r.ArenaLazyKB)
+	num("rss_kb", r.RssKB)
+	field("memstats")
+	b = append(AppendStats(b, r.MemStats), ",\n"...)
+	field("memstats_at_dump")
+	b = append(AppendStats(b, r.MemStatsAtDump), ",\n"...)
+	num("resident_pages", int64(r.ResidentPage))
+	field("pages")
+	b = append(b, "[\n"...)
+	for i, p := range r.Pages {
+		b = strconv.AppendUint(append(b, `  {"addr": `...), p.Addr, 10)
+		b = strconv.AppendInt(append(b, `, "n": `...), int64(p.N), 10)
+		b = strconv.AppendBool(append(b, `, "resident": `...), p.Resident)
+		b = append(appendString(append(b, `, "state": `...), p.State), '}')
+		if i < len(r.Pages)-1 {
+			b = append(b, ',')
+		}
+		b = append(b, '\n')
+	}
+	return append(b, " ]\n}\n"...)
+}
+
+// statKeys are the MemStats fields a residency file records, in order.
+var statKeys = []string{"HeapAlloc", "HeapObjects", "HeapSys", "HeapIdle", "HeapInuse", "HeapReleased",
+	"StackInuse", "Sys", "NumGC"}
+
+// AppendStats appends m (from MemStatsMap) as a JSON object.
+func AppendStats(b []byte, m map[string]uint64) []byte {
+	b = append(b, '{')
+	for i, k := range statKeys {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendUint(append(appendString(b, k), ": "...), m[k], 10)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // Dump writes a heap dump and its residency file to the paths named by
@@ -115,7 +201,7 @@ func OnSignal(sig os.Signal) {
 	go func() {
 		for range c {
 			if err := Dump(); err != nil {
-				fmt.Fprintln(os.Stderr, "gctraceres:", err)
+				os.Stderr.WriteString("gctraceres: " + err.Error() + "\n")
 			}
 		}
 	}()
@@ -160,22 +246,19 @@ func Snapshot(dumpPath, resPath string) (*Residency, error) {
 		ZeroPages:      after.zeroPages,
 		Attempts:       attempt,
 		Agreed:         before.equal(after),
+		RangesFrom:     after.rangesFrom,
 		ArenaRssKB:     after.rssKB,
 		ArenaLazyKB:    after.lazyKB,
 		RssKB:          vmRSS(),
-		MemStats:       memStats(&ms),
-		MemStatsAtDump: memStats(&atDump),
+		MemStats:       MemStatsMap(&ms),
+		MemStatsAtDump: MemStatsMap(&atDump),
 		ResidentPage:   after.resident,
 		Pages:          append([]PageRun(nil), after.runs...),
 	}
 	for _, rg := range after.ranges {
 		res.Ranges = append(res.Ranges, [2]uint64{uint64(rg.base), uint64(rg.limit)})
 	}
-	data, err := json.MarshalIndent(res, "", " ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(resPath, append(data, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(resPath, res.encode(), 0o644); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -208,7 +291,8 @@ func madvise() string {
 	return advice
 }
 
-func memStats(m *runtime.MemStats) map[string]uint64 {
+// MemStatsMap returns the MemStats fields a residency file records.
+func MemStatsMap(m *runtime.MemStats) map[string]uint64 {
 	return map[string]uint64{
 		"HeapAlloc": m.HeapAlloc, "HeapObjects": m.HeapObjects, "HeapSys": m.HeapSys,
 		"HeapIdle": m.HeapIdle, "HeapInuse": m.HeapInuse, "HeapReleased": m.HeapReleased,
@@ -293,7 +377,8 @@ func newReader() *reader {
 	case r.kpageflags >= 0:
 		r.zeroMethod = "kpageflags: KPF_ZERO_PAGE of each present page's PFN (pagemap + /proc/kpageflags)"
 	case r.zeroPFN != 0:
-		r.zeroMethod = fmt.Sprintf("pfn: present pages with the zero page's PFN %d (read from a fresh anonymous page)", r.zeroPFN)
+		r.zeroMethod = "pfn: present pages with the zero page's PFN " + strconv.FormatUint(r.zeroPFN, 10) +
+			" (read from a fresh anonymous page)"
 	default:
 		r.zeroMethod = "undetected: PFNs unreadable (not root); pages mapping the zero page count as resident"
 	}
