@@ -247,8 +247,10 @@ MISSING_OBJECTS = {
     "go1.24-noswissmap": "importer: refuses Go 1.24's hmap layout (clearSeq before extra)",
 }
 REFUSED_BY_ANALYZE = {
-    **{v: "importer: Go 1.24+ phantom slots of 8-byte scan spans carry the pointer 0xffffffffffffffff, "
-          "which analyze refuses" for v in SWISS},
+    # Today's importer writes the phantom slots' pointer 0xffffffffffffffff; with the goimport
+    # branch (d01d9a2) the loader still refuses Swiss map records ("missing required key 'B'").
+    **{v: "importer: phantom slots of 8-byte scan spans carry the pointer 0xffffffffffffffff (Go 1.24+); "
+          "analyzer: the loader does not yet take impl swiss map records" for v in SWISS},
     "go1.24-noswissmap": "importer: refuses Go 1.24's hmap layout (clearSeq before extra)",
 }
 
