@@ -3,6 +3,7 @@
 package gctraceres
 
 import (
+	"strconv"
 	"unsafe"
 )
 
@@ -49,7 +50,7 @@ type sliceHeader struct {
 var (
 	mheap            unsafe.Pointer
 	pageStateProblem string
-	probe            *[64]byte
+	probe            *[64]byte // a heap object for checkLayout (a global, so it cannot live on the stack)
 )
 
 func init() {
@@ -59,25 +60,27 @@ func init() {
 		return
 	}
 	mheap = unsafe.Pointer(addr)
-	if msg := checkLayout(); msg != "" {
+	probe = new([64]byte)
+	if msg := checkLayout(uintptr(unsafe.Pointer(probe))); msg != "" {
 		mheap, pageStateProblem = nil, msg
 	}
+	probe = nil
 }
 
 // checkLayout checks what the offsets point at: a sane list of in-use
-// address ranges, one of which holds a freshly allocated object whose page
-// the allocator says is used. It returns "" when all holds.
-func checkLayout() string {
+// address ranges, one of which holds p, a freshly allocated heap object,
+// whose page the allocator says is used. It returns "" when all holds.
+// BUG: it catches a wrong layout only while the words it reads still point
+// at readable memory; the build constraints keep it to measured versions.
+func checkLayout(p uintptr) string {
 	h := (*sliceHeader)(unsafe.Add(mheap, inUseOff))
 	if h.data == nil || h.len <= 0 || h.len > h.cap || h.cap > maxInUseRanges {
 		return "runtime.mheap_.pages.inUse does not look like a slice (unknown layout)"
 	}
-	probe = new([64]byte)
-	p := uintptr(unsafe.Pointer(probe))
 	found := false
 	for i, r := range unsafe.Slice((*addrRange)(h.data), h.len) {
 		if r.base >= r.limit || r.base%pallocChunkBytes != 0 {
-			return "runtime.mheap_.pages.inUse: range " + itoa(i) + " is not chunk-aligned (unknown layout)"
+			return "runtime.mheap_.pages.inUse: range " + strconv.Itoa(i) + " is not chunk-aligned (unknown layout)"
 		}
 		found = found || r.base <= p && p < r.limit
 	}
@@ -88,13 +91,6 @@ func checkLayout() string {
 		return "the page of a fresh heap object is not used in runtime.mheap_.pages.chunks (unknown layout)"
 	}
 	return ""
-}
-
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	return itoa(i/10) + string(rune('0'+i%10))
 }
 
 // pageStateMethod names how runtimePageState learns page states.
