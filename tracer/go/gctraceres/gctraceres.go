@@ -15,8 +15,9 @@
 //     readers see PFN 0. The file says which method was used.
 //   - state: used (the runtime page belongs to a span), free (free, never
 //     returned to the OS) or released (scavenged), read from the runtime's
-//     page allocator through go:linkname on Go 1.19/amd64 (see
-//     pagealloc_go119.go), inferred from residency elsewhere.
+//     page allocator (runtime.mheap_.pages, found in the ELF symbol table) on
+//     Go 1.19 and 1.21 to 1.27 on linux/amd64 (see pagealloc.go), inferred
+//     from residency elsewhere.
 //   - smaps: Rss and LazyFree of the heap's mappings (LazyFree is memory
 //     returned with MADV_FREE that the kernel has not reclaimed yet).
 //
@@ -31,11 +32,8 @@
 package gctraceres
 
 import (
-	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"runtime"
@@ -56,31 +54,124 @@ const (
 // PageRun is a run of consecutive OS pages with the same attributes, as in
 // the "pages" section of a gctrace dump.
 type PageRun struct {
-	Addr     uint64 `json:"addr"`
-	N        int    `json:"n"`
-	Resident bool   `json:"resident"`
-	State    string `json:"state"`
+	Addr     uint64
+	N        int
+	Resident bool
+	State    string
 }
 
-// Residency is the content of the residency file.
+// Residency is the content of the residency file; encode writes it, under
+// the key names given beside each field.
 type Residency struct {
-	Format       string            `json:"format"`
-	Version      int               `json:"version"`
-	GoVersion    string            `json:"go_version"`
-	PageSize     int               `json:"page_size"`
-	Madvise      string            `json:"madvise"`
-	PageState    string            `json:"page_state"`
-	ZeroPage     string            `json:"zero_page"`
-	ZeroPages    int               `json:"zero_pages"`
-	Attempts     int               `json:"attempts"`
-	Agreed       bool              `json:"agreed"`
-	Ranges       [][2]uint64       `json:"ranges"`
-	ArenaRssKB   int64             `json:"arena_rss_kb"`
-	ArenaLazyKB  int64             `json:"arena_lazyfree_kb"`
-	RssKB        int64             `json:"rss_kb"`
-	MemStats     map[string]uint64 `json:"memstats"`
-	ResidentPage int               `json:"resident_pages"`
-	Pages        []PageRun         `json:"pages"`
+	Format      string            // format: "gctrace.residency"
+	Version     int               // version: 1
+	GoVersion   string            // go_version: runtime.Version()
+	PageSize    int               // page_size: the OS page size
+	Madvise     string            // madvise: "free" or "dontneed"
+	PageState   string            // page_state: how page states were learnt
+	ZeroPage    string            // zero_page: how the zero page was recognised
+	ZeroPages   int               // zero_pages: present pages mapping it
+	Attempts    int               // attempts: snapshots taken until two readings agreed
+	Agreed      bool              // agreed: whether they did
+	Ranges      [][2]uint64       // ranges: the heap's address ranges
+	RangesFrom  string            // ranges_from: where they came from
+	ArenaRssKB  int64             // arena_rss_kb: smaps Rss of the heap's mappings
+	ArenaLazyKB int64             // arena_lazyfree_kb: smaps LazyFree of them
+	RssKB       int64             // rss_kb: VmRSS
+	MemStats    map[string]uint64 // memstats: read after the snapshot
+	// MemStatsAtDump (memstats_at_dump) is read just before the heap dump,
+	// with nothing allocated in between: its HeapObjects and HeapAlloc
+	// describe exactly the heap the dump lists (MemStats, read afterwards,
+	// counts the residency file's own allocations too).
+	MemStatsAtDump map[string]uint64
+	ResidentPage   int       // resident_pages
+	Pages          []PageRun // pages: runs of {addr, n, resident, state}
+}
+
+// encode returns the residency file's JSON text: one key a line, one page
+// run a line. It is written by hand so that programs importing this
+// package do not link encoding/json (the committed fixture binaries stay
+// small).
+func (r *Residency) encode() []byte {
+	b := []byte("{\n")
+	field := func(k string) { b = append(appendString(append(b, ' '), k), ": "...) }
+	str := func(k, v string) { field(k); b = append(appendString(b, v), ",\n"...) }
+	num := func(k string, v int64) { field(k); b = append(strconv.AppendInt(b, v, 10), ",\n"...) }
+	str("format", r.Format)
+	num("version", int64(r.Version))
+	str("go_version", r.GoVersion)
+	num("page_size", int64(r.PageSize))
+	str("madvise", r.Madvise)
+	str("page_state", r.PageState)
+	str("zero_page", r.ZeroPage)
+	num("zero_pages", int64(r.ZeroPages))
+	num("attempts", int64(r.Attempts))
+	field("agreed")
+	b = append(strconv.AppendBool(b, r.Agreed), ",\n"...)
+	field("ranges")
+	b = append(b, '[')
+	for i, rg := range r.Ranges {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(strconv.AppendUint(append(strconv.AppendUint(append(b, '['), rg[0], 10), ", "...), rg[1], 10), ']')
+	}
+	b = append(b, "],\n"...)
+	str("ranges_from", r.RangesFrom)
+	num("arena_rss_kb", r.ArenaRssKB)
+	num("arena_lazyfree_kb", r.ArenaLazyKB)
+	num("rss_kb", r.RssKB)
+	field("memstats")
+	b = append(AppendStats(b, r.MemStats), ",\n"...)
+	field("memstats_at_dump")
+	b = append(AppendStats(b, r.MemStatsAtDump), ",\n"...)
+	num("resident_pages", int64(r.ResidentPage))
+	field("pages")
+	b = append(b, "[\n"...)
+	for i, p := range r.Pages {
+		b = strconv.AppendUint(append(b, `  {"addr": `...), p.Addr, 10)
+		b = strconv.AppendInt(append(b, `, "n": `...), int64(p.N), 10)
+		b = strconv.AppendBool(append(b, `, "resident": `...), p.Resident)
+		b = append(appendString(append(b, `, "state": `...), p.State), '}')
+		if i < len(r.Pages)-1 {
+			b = append(b, ',')
+		}
+		b = append(b, '\n')
+	}
+	return append(b, " ]\n}\n"...)
+}
+
+// statKeys are the MemStats fields a residency file records, in order.
+var statKeys = []string{"HeapAlloc", "HeapObjects", "HeapSys", "HeapIdle", "HeapInuse", "HeapReleased",
+	"StackInuse", "Sys", "NumGC"}
+
+// AppendStats appends m (from MemStatsMap) as a JSON object.
+func AppendStats(b []byte, m map[string]uint64) []byte {
+	b = append(b, '{')
+	for i, k := range statKeys {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendUint(append(appendString(b, k), ": "...), m[k], 10)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // Dump writes a heap dump and its residency file to the paths named by
@@ -110,7 +201,7 @@ func OnSignal(sig os.Signal) {
 	go func() {
 		for range c {
 			if err := Dump(); err != nil {
-				fmt.Fprintln(os.Stderr, "gctraceres:", err)
+				os.Stderr.WriteString("gctraceres: " + err.Error() + "\n")
 			}
 		}
 	}()
@@ -125,13 +216,14 @@ func Snapshot(dumpPath, resPath string) (*Residency, error) {
 	defer r.close()
 	var before, after *reading
 	var err error
+	var atDump runtime.MemStats
 	attempt := 0
 	for attempt < maxAttempts {
 		attempt++
 		if before, err = r.read(0); err != nil {
 			return nil, err
 		}
-		if err = writeHeapDump(dumpPath); err != nil {
+		if err = writeHeapDump(dumpPath, &atDump); err != nil {
 			return nil, err
 		}
 		if after, err = r.read(1); err != nil {
@@ -144,43 +236,43 @@ func Snapshot(dumpPath, resPath string) (*Residency, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res := &Residency{
-		Format:       "gctrace.residency",
-		Version:      1,
-		GoVersion:    runtime.Version(),
-		PageSize:     os.Getpagesize(),
-		Madvise:      madvise(),
-		PageState:    after.stateMethod,
-		ZeroPage:     r.zeroMethod,
-		ZeroPages:    after.zeroPages,
-		Attempts:     attempt,
-		Agreed:       before.equal(after),
-		ArenaRssKB:   after.rssKB,
-		ArenaLazyKB:  after.lazyKB,
-		RssKB:        vmRSS(),
-		MemStats:     memStats(&ms),
-		ResidentPage: after.resident,
-		Pages:        append([]PageRun(nil), after.runs...),
+		Format:         "gctrace.residency",
+		Version:        1,
+		GoVersion:      runtime.Version(),
+		PageSize:       os.Getpagesize(),
+		Madvise:        madvise(),
+		PageState:      after.stateMethod,
+		ZeroPage:       r.zeroMethod,
+		ZeroPages:      after.zeroPages,
+		Attempts:       attempt,
+		Agreed:         before.equal(after),
+		RangesFrom:     after.rangesFrom,
+		ArenaRssKB:     after.rssKB,
+		ArenaLazyKB:    after.lazyKB,
+		RssKB:          vmRSS(),
+		MemStats:       MemStatsMap(&ms),
+		MemStatsAtDump: MemStatsMap(&atDump),
+		ResidentPage:   after.resident,
+		Pages:          append([]PageRun(nil), after.runs...),
 	}
 	for _, rg := range after.ranges {
 		res.Ranges = append(res.Ranges, [2]uint64{uint64(rg.base), uint64(rg.limit)})
 	}
-	data, err := json.MarshalIndent(res, "", " ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(resPath, append(data, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(resPath, res.encode(), 0o644); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
 // writeHeapDump writes the runtime's heap dump to path (raw syscalls: no
-// allocation on the Go heap besides the path's bytes).
-func writeHeapDump(path string) error {
+// allocation on the Go heap besides the path's bytes) and reads ms just
+// before, once the file is open, so that nothing is allocated in between.
+func writeHeapDump(path string, ms *runtime.MemStats) error {
 	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_TRUNC|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: path, Err: err}
 	}
+	runtime.ReadMemStats(ms)
 	debug.WriteHeapDump(uintptr(fd))
 	return syscall.Close(fd)
 }
@@ -199,7 +291,8 @@ func madvise() string {
 	return advice
 }
 
-func memStats(m *runtime.MemStats) map[string]uint64 {
+// MemStatsMap returns the MemStats fields a residency file records.
+func MemStatsMap(m *runtime.MemStats) map[string]uint64 {
 	return map[string]uint64{
 		"HeapAlloc": m.HeapAlloc, "HeapObjects": m.HeapObjects, "HeapSys": m.HeapSys,
 		"HeapIdle": m.HeapIdle, "HeapInuse": m.HeapInuse, "HeapReleased": m.HeapReleased,
@@ -222,6 +315,8 @@ func vmRSS() int64 {
 	return 0
 }
 
+type addrRange struct{ base, limit uintptr }
+
 // reading is one residency measurement of the heap.
 type reading struct {
 	ranges      []addrRange
@@ -231,6 +326,7 @@ type reading struct {
 	rssKB       int64
 	lazyKB      int64
 	stateMethod string
+	rangesFrom  string
 }
 
 func (a *reading) equal(b *reading) bool {
@@ -281,7 +377,8 @@ func newReader() *reader {
 	case r.kpageflags >= 0:
 		r.zeroMethod = "kpageflags: KPF_ZERO_PAGE of each present page's PFN (pagemap + /proc/kpageflags)"
 	case r.zeroPFN != 0:
-		r.zeroMethod = fmt.Sprintf("pfn: present pages with the zero page's PFN %d (read from a fresh anonymous page)", r.zeroPFN)
+		r.zeroMethod = "pfn: present pages with the zero page's PFN " + strconv.FormatUint(r.zeroPFN, 10) +
+			" (read from a fresh anonymous page)"
 	default:
 		r.zeroMethod = "undetected: PFNs unreadable (not root); pages mapping the zero page count as resident"
 	}
@@ -357,10 +454,11 @@ func (r *reader) read(slot int) (*reading, error) {
 	if r.pagemap < 0 {
 		return out, errors.New("/proc/self/pagemap: cannot open")
 	}
-	out.stateMethod = pageStateMethod
+	out.stateMethod = pageStateMethod()
 	out.ranges = heapRanges(out.ranges)
+	out.rangesFrom = "runtime: mheap_.pages.inUse"
 	if len(out.ranges) == 0 {
-		out.ranges = arenaMappings(out.ranges)
+		out.ranges, out.rangesFrom = heapMappings(r.slurp("/proc/self/maps"), uintptr(unsafe.Pointer(&r.buf[0])), out.ranges)
 	}
 	ps := uintptr(os.Getpagesize())
 	for _, rg := range out.ranges {
@@ -515,20 +613,71 @@ func hexDigit(c byte) int {
 	return -1
 }
 
-// arenaMappings appends the mappings of /proc/self/maps in Go's amd64 heap
-// hint region (0xc000000000 upward), for runtimes whose allocator is unknown.
-func arenaMappings(out []addrRange) []addrRange {
-	f, err := os.Open("/proc/self/maps")
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		lo, hi, ok := mapRange(s.Bytes())
-		if ok && lo >= 0xc000000000 && hi <= 0xc000000000+(1<<40) {
+// heapMappings appends the heap's mappings found in the text of
+// /proc/self/maps and says how it found them:
+//   - Go 1.25+ names its anonymous mappings when the kernel supports
+//     PR_SET_VMA_ANON_NAME: the heap is "[anon: Go: heap]" (and "[anon: Go:
+//     used]"/"[anon: Go: unused]" where pages were remapped, GODEBUG
+//     harddecommit); when any is named, those are the heap;
+//   - else the mappings in Go's amd64 heap hint region (0xc000000000 and up,
+//     1 TiB), where Go 1.25 and earlier put the heap;
+//   - else (Go 1.26 randomises the heap's base) the readable mapping that
+//     holds probe, an address known to be on the heap.
+func heapMappings(maps []byte, probe uintptr, out []addrRange) ([]addrRange, string) {
+	var hint, holding []addrRange
+	named := len(out)
+	for len(maps) > 0 {
+		line := maps
+		if nl := indexByte(maps, '\n'); nl >= 0 {
+			line, maps = maps[:nl], maps[nl+1:]
+		} else {
+			maps = nil
+		}
+		lo, hi, ok := mapRange(line)
+		if !ok {
+			continue
+		}
+		switch mappingName(line) {
+		case "[anon: Go: heap]", "[anon: Go: used]", "[anon: Go: unused]":
 			out = append(out, addrRange{lo, hi})
+			continue
+		}
+		if lo >= 0xc000000000 && hi <= 0xc000000000+(1<<40) {
+			hint = append(hint, addrRange{lo, hi})
+		}
+		if lo <= probe && probe < hi {
+			holding = append(holding, addrRange{lo, hi})
 		}
 	}
-	return out
+	switch {
+	case len(out) > named:
+		return out, "maps: mappings named [anon: Go: heap] by the runtime"
+	case len(hint) > 0:
+		return append(out, hint...), "maps: mappings in the heap hint region from 0xc000000000"
+	case len(holding) > 0:
+		return append(out, holding...), "maps: the mapping that holds a heap object"
+	}
+	return out, "none: no heap mapping found in /proc/self/maps"
+}
+
+// mappingName returns the sixth field of a maps line (the path or
+// [name]), "" for an anonymous mapping without a name.
+func mappingName(line []byte) string {
+	field := 0
+	for i := 0; i < len(line); {
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+		if i >= len(line) {
+			break
+		}
+		if field == 5 {
+			return string(line[i:])
+		}
+		for i < len(line) && line[i] != ' ' {
+			i++
+		}
+		field++
+	}
+	return ""
 }
