@@ -136,7 +136,7 @@ class GoRuntime:
         """nelems is the object count of a one-page span of size-class size, as mheap.initSpan computes it.
 
         >>> GoRuntime.parse("go1.22.10").nelems(48, True), GoRuntime.parse("go1.22.10").nelems(48, False)
-        (167, 170)
+        (168, 170)
         >>> GoRuntime.parse("go1.26.6").nelems(48, True), GoRuntime.parse("go1.26.6").nelems(48, False)
         (165, 168)
         >>> GoRuntime.parse("go1.26.6").nelems(8, False), GoRuntime.parse("go1.21.13").nelems(512, True)
@@ -403,7 +403,7 @@ class _Typer:
         lay = self.hmap_layout()
         if lay is None or k < 0 or w != h.addr[k] or h.size[k] < lay[1]:
             return
-        hdr = {"hmap": w}
+        hdr = {"hmap": w, "impl": "hmap"}
         hdr.update({f: h.uint(w + off, n) for f, (off, n) in lay[0].items()})
         key, elem, bucket = b.map_types(mtype)
         self.settype(k, f"hash<{b.name(key)},{b.name(elem)}>", "hmap")
