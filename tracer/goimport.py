@@ -209,6 +209,7 @@ class _Heap:
     def __init__(self, hd: HeapDump, rt: GoRuntime):
         self.hd = hd
         self.rt = rt
+        self.headers = rt.malloc_headers
         order = sorted(range(len(hd.obj_addr)), key=hd.obj_addr.__getitem__)
         addr = np.fromiter((hd.obj_addr[i] for i in order), dtype=np.uint64, count=len(order))
         size = np.fromiter((hd.obj_size[i] for i in order), dtype=np.uint64, count=len(order))
@@ -269,7 +270,7 @@ class _Heap:
         its type; the value begins after it. The header word is not one of the
         object's pointer fields, which begin after it.
         """
-        if (self.rt.malloc_headers and MIN_SIZE_FOR_MALLOC_HEADER < self.size[k] <= MAX_SMALL_SIZE
+        if (self.headers and MIN_SIZE_FOR_MALLOC_HEADER < self.size[k] <= MAX_SMALL_SIZE
                 and self.fields[k] and self.fields[k][0] >= MALLOC_HEADER):
             return MALLOC_HEADER
         return 0
@@ -277,6 +278,13 @@ class _Heap:
     def base(self, k: int) -> int:
         """base returns the address of object k's value: its start, after the malloc header if any."""
         return self.addr[k] + self.hdr(k)
+
+    def is_base(self, k: int, a: int) -> bool:
+        """is_base reports whether a is the address of object k's value (base, without computing it for small objects)."""
+        o = a - self.addr[k]
+        if self.size[k] <= MIN_SIZE_FOR_MALLOC_HEADER:
+            return o == 0
+        return o == self.hdr(k)
 
 
 class _Typer:
@@ -349,7 +357,7 @@ class _Typer:
         k = self.h.find(w)
         if k < 0 or elem is None:
             return
-        if w == self.h.base(k):
+        if self.h.is_base(k, w):
             self.settype(k, self.b.name(elem), kind)
         self.push(w, elem)
 
@@ -358,7 +366,7 @@ class _Typer:
         if k < 0 or elem is None:
             return
         es = self.b.size(elem)
-        if w == self.h.base(k):
+        if self.h.is_base(k, w):
             self.settype(k, f"[{n}]{self.b.name(elem)}")
         if es <= 0 or not self.b.has_pointers(elem):
             return
@@ -557,6 +565,9 @@ class _Typer:
         raw = h.bytes_at(j, a - h.addr[j], n * lay.group_size)
         gs, co = lay.group_size, lay.ctrl_off
         kp, vp = b.has_pointers(lay.key_type), b.has_pointers(lay.elem_type)
+        # a slot holding a pointer (a pointer key or elem, or one stored indirectly) types its target directly
+        kpoint = b._ref(b.resolve(lay.key_type)) if lay.key_kind else None
+        vpoint = b._ref(b.resolve(lay.elem_type)) if lay.elem_kind else None
         out = []
         for g in range(n):
             ctrl = raw[g * gs + co:g * gs + co + SWISS_SLOTS]
@@ -565,15 +576,23 @@ class _Typer:
             out.append([SWISS_SLOTS - deleted - empty, deleted, empty])
             if not (kp or vp) or deleted + empty == SWISS_SLOTS:
                 continue
-            ga = a + g * gs
             for i, c in enumerate(ctrl):
                 if c & 0x80:
                     continue
                 if kp:
-                    self.slot(ga + lay.key_at(i), lay.key_type, lay.key_kind)
+                    self._slot(raw, a, g * gs + lay.key_at(i), lay.key_type, kpoint, lay.key_kind)
                 if vp:
-                    self.slot(ga + lay.elem_at(i), lay.elem_type, lay.elem_kind)
+                    self._slot(raw, a, g * gs + lay.elem_at(i), lay.elem_type, vpoint, lay.elem_kind)
         return out
+
+    def _slot(self, raw, a, o, t, target, kind):
+        """_slot walks the key or elem at offset o of the groups (raw from address a); target types a pointer slot."""
+        if target is None:
+            self.push(a + o, t)
+            return
+        w = int.from_bytes(raw[o:o + 8], "little")
+        if w:
+            self.pointer(w, target, kind)
 
     def slot(self, a, t, kind):
         if kind is not None:  # the slot holds a pointer: type (and name) what it points to
@@ -909,11 +928,13 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
 
     objects = []
     refused = 0  # pointer fields whose word is no address (>= 2^63): never written
+    raw = hd.raw
     for k in range(len(heap.addr)):
         a = heap.addr[k]
         ptrs = []
-        for off in heap.fields[k]:
-            w = heap.word(a + off)
+        base = heap.off[k]
+        for off in heap.fields[k]:  # the parser checked that every field lies inside its object
+            w = int.from_bytes(raw[base + off:base + off + 8], "little")
             if w:
                 if w >= PTR_LIMIT:
                     refused += 1
