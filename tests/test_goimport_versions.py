@@ -185,6 +185,7 @@ def test_version_warnings_and_missing_roots_in_meta(imported, case):
     doc, _, facts = imported(case)
     meta = doc["meta"]
     assert meta["go_version"].startswith(facts["go_version"])
+    assert meta["binary_go_version"] == meta["go_version"]  # runtime.buildVersion, read from the ELF file
     assert meta["warnings"] == []  # every layout of 1.19 to 1.27 is known
     if GoRuntime.parse(meta["go_version"]).version >= (1, 24):
         assert any("AddCleanup" in r for r in meta["roots_missing"])

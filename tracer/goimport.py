@@ -32,6 +32,37 @@ What comes from where:
 - pages: from the residency file written by tracer/go/gctraceres (without
   it there are no pages and the analyzer says residency was assumed).
 
+Go releases. The heap dump's format has not changed since Go 1.7, but what
+it holds has; the importer reads the release and its GOEXPERIMENTs from the
+dump's params record (``go1.24.11 X:noswissmap``; meta also keeps the
+binary's runtime.buildVersion and warns when they differ) and the map layout
+from DWARF, for Go 1.19 and 1.21 to 1.27:
+
+- Malloc headers (1.22+): a scan object of 513 B..32 KiB starts with an
+  8-byte pointer to its type, and its value (a bucket array, a groups array)
+  starts after it (``_Heap.hdr``). Untyped objects get the type the header
+  names, through DW_AT_go_runtime_type (``_type_by_header``).
+- Tail slots (1.22+): dumpobjs dumps npages*8192/size slots per span, but a
+  span holds only nelems objects; the slots past nelems are the heap bitmap
+  of small scan spans (1.22+) and the inline mark bits of Green Tea (1.26+),
+  and from 1.24 the 8-byte ones even carry all-ones "pointers". They are
+  dropped (``_phantoms``, counted in meta.phantom_slots), so the objects
+  add up to MemStats exactly. No pointer >= 2^63 is ever written
+  (meta.pointers_refused).
+- Maps: the classic hmap (1.19 to 1.23, and GOEXPERIMENT=noswissmap; its
+  field offsets from DWARF, 1.24 adds clearSeq) or the Swiss table (1.24+):
+  ``map<K,V>``, its directory of ``*table<K,V>``, each table's groups array
+  of ``noalg.map.group[K]V``: a control word, then 8 slots of {key, elem},
+  or 8 keys and 8 elems with Go 1.27's GOEXPERIMENT=mapsplitgroup. Every
+  offset is read from DWARF; a layout that DWARF does not show as one of
+  these is a warning (meta.warnings, one line after the import), never a
+  silent "maps: 0". Map records follow docs/dump-format.md ("Swiss-table
+  maps"); the objects get kinds ``swiss_map``, ``swiss_directory``,
+  ``swiss_table`` and ``swiss_groups``, and the keys and elems of full slots
+  are walked like the classic buckets' (maps nested in maps included).
+- Roots: from Go 1.24, runtime.AddCleanup closures and weak-pointer handles
+  are roots the heap dump does not list (meta.roots_missing).
+
 Pointer-free buckets. When neither key nor elem holds pointers the runtime
 gives the bucket type no pointers, so the collector never scans bucket
 arrays and the heap dump lists no pointer fields in them, although DWARF
@@ -874,6 +905,9 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
     rt = GoRuntime.parse(hd.params.get("version"))
     heap = _Heap(hd, rt)
     typer = _Typer(heap, binary)
+    built = binary.build_version()
+    if built is not None and rt.text and built != rt.text:
+        typer.warn(f"the binary says {built}, the heap dump {rt.text}: is it the program that wrote the dump?")
     if rt.version is None:
         typer.warn(f"Go version {rt.text!r} is not a release gctrace knows: tail slots of small spans "
                    f"(Go 1.22+) and malloc headers are not accounted for")
@@ -983,6 +1017,7 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
         "heapdump": os.path.abspath(str(dump_path)),
         "go_version": hd.params.get("version"),
         "go_experiments": sorted(rt.experiments),
+        "binary_go_version": built,
         "map_impl": sorted({m.get("impl", "hmap") for m in maps}),
         "arch": hd.params.get("arch"),
         "arena": [hd.params.get("arena_start"), hd.params.get("arena_end")],

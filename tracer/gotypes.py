@@ -332,5 +332,25 @@ class Binary:
         return ({c.attributes["DW_AT_name"].value.decode(): c.attributes["DW_AT_data_member_location"].value
                  for c in d.iter_children() if c.tag == "DW_TAG_member"}, d.attributes["DW_AT_byte_size"].value)
 
+    def build_version(self) -> str | None:
+        """build_version returns runtime.buildVersion, the Go release the binary was built with, or None."""
+        sym = next((s for s in self._syms if s[2] == "runtime.buildVersion"), None)
+        if sym is None:
+            return None
+        hdr = self._read(sym[0], 16)
+        if hdr is None:
+            return None
+        ptr, n = int.from_bytes(hdr[:8], "little"), int.from_bytes(hdr[8:], "little")
+        text = self._read(ptr, n) if 0 < n < 256 else None
+        return text.decode("utf-8", "replace") if text is not None else None
+
+    def _read(self, addr: int, n: int):
+        """_read returns n bytes at a virtual address from the section holding it, or None (bss, unmapped)."""
+        for sec in self.elf.iter_sections():
+            a, size = sec["sh_addr"], sec["sh_size"]
+            if a and a <= addr and addr + n <= a + size and sec["sh_type"] != "SHT_NOBITS":
+                return sec.data()[addr - a:addr - a + n]
+        return None
+
     def close(self):
         self._f.close()
