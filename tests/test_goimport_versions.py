@@ -275,3 +275,28 @@ def test_a_span_with_only_tail_slots_dumped():
     # AND one tail slot alone can only be a noscan span's object (a scan span dumps its whole tail)
     addr, size, fields = _span(0xc000010000, 48, [169], False)
     assert _phantoms(addr, size, fields, rt).tolist() == [False]
+
+
+RELEASES = {"go1.19", "go1.21", "go1.22", "go1.23", "go1.24", "go1.25", "go1.26", "go1.27"}
+
+
+def test_fixtures_cover_every_release():
+    if not CASES:
+        pytest.skip(f"no {VERSIONS}/go1.*: the per-release fixtures are committed by the gofix branch "
+                    "(or set $GCTRACE_GO_VERSIONS)")
+    assert RELEASES <= set(CASES)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c in ("go1.22", "go1.26")])
+def test_spans_read_wrong_are_a_warning_not_a_silent_count(case, monkeypatch):
+    # GIVEN an importer that gets a span's nelems wrong (as it would for a future runtime)
+    monkeypatch.setattr(GoRuntime, "nelems", lambda self, size, scan: _all_slots(size))
+    d = VERSIONS / case
+    doc = import_heapdump(d / "heapdump.gz", d / "mapsdemo")
+    # THEN the objects exceed MemStats, and meta says so in one line
+    assert len(doc["objects"]) > doc["meta"]["memstats"]["HeapObjects"]
+    assert [w for w in doc["meta"]["warnings"] if "MemStats" in w]
+
+
+def _all_slots(size):
+    return 8192 // size

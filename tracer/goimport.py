@@ -100,6 +100,7 @@ HMAP_LAYOUT = {"count": 0, "flags": 8, "B": 9, "noverflow": 10, "hash0": 12, "bu
                "oldbuckets": 24, "nevacuate": 32, "extra": 40}  # Go 1.19's; read from DWARF (1.24 adds clearSeq)
 MAPEXTRA_LAYOUT = {"overflow": 0, "oldoverflow": 8, "nextOverflow": 16}
 
+NEWEST_KNOWN = (1, 27)  # the newest Go release whose runtime this importer was checked against
 PAGE = 8192  # runtime: pageSize; every size class up to 512 B has one-page spans (sizeclasses.go)
 MIN_SIZE_FOR_MALLOC_HEADER = 512  # runtime: minSizeForMallocHeader (goarch.PtrSize * ptrBits)
 MAX_SMALL_SIZE = 32768  # runtime: maxSmallSize; larger objects keep their type in the span
@@ -908,6 +909,9 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
     built = binary.build_version()
     if built is not None and rt.text and built != rt.text:
         typer.warn(f"the binary says {built}, the heap dump {rt.text}: is it the program that wrote the dump?")
+    if rt.version is not None and rt.version > NEWEST_KNOWN:
+        typer.warn(f"{rt.text} is newer than the Go releases gctrace knows (up to 1.{NEWEST_KNOWN[1]}): "
+                   f"spans and malloc headers are taken to be as in 1.{NEWEST_KNOWN[1]}")
     if rt.version is None:
         typer.warn(f"Go version {rt.text!r} is not a release gctrace knows: tail slots of small spans "
                    f"(Go 1.22+) and malloc headers are not accounted for")
@@ -1008,6 +1012,10 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
         maps.append(m)
 
     ms = {k: v for k, v in hd.memstats.items() if k != "PauseNs"}
+    nbytes = sum(heap.size)
+    if ms and (len(objects), nbytes) != (ms.get("HeapObjects"), ms.get("HeapAlloc")):
+        typer.warn(f"{len(objects)} objects of {nbytes} B, but the dump's MemStats say {ms.get('HeapObjects')} "
+                   f"objects of {ms.get('HeapAlloc')} B: spans of this Go release are not read right")
     meta = {
         "page_size": res["page_size"] if res else 4096,
         "ptr_size": 8,
