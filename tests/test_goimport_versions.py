@@ -299,4 +299,5 @@ def test_spans_read_wrong_are_a_warning_not_a_silent_count(case, monkeypatch):
 
 
 def _all_slots(size):
+    """_all_slots is dumpobjs' slot count of a one-page span, blind to every reserve."""
     return 8192 // size
