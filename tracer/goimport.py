@@ -152,7 +152,7 @@ class GoRuntime:
     def malloc_headers(self) -> bool:
         """malloc_headers reports whether scan objects of 513 B..32 KiB start with a type header (Go 1.22+)."""
         v = self.version
-        return v is not None and v >= (1, 22) and not (v < (1, 24) and "noallocheaders" in self.experiments)
+        return v is not None and v >= (1, 22) and not (v == (1, 22) and "noallocheaders" in self.experiments)
 
     @property
     def green_tea(self) -> bool:
