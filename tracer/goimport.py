@@ -336,6 +336,7 @@ class _Typer:
         self.work = deque()
         self.warnings = {}  # message -> None, in the order first met
         self._swiss = {}  # (key name, elem name) -> _SwissLayout or None
+        self._hmap, self._hmap_read = None, False  # runtime.hmap's layout, read from DWARF on first use
 
     def run(self, globals_):
         for g in globals_:
@@ -408,8 +409,8 @@ class _Typer:
 
     def hmap_layout(self):
         """hmap_layout returns ({field: (offset, bytes)}, size) of runtime.hmap from DWARF, or None (warned)."""
-        if not hasattr(self, "_hmap"):
-            self._hmap = None
+        if not self._hmap_read:
+            self._hmap_read = True
             off = self.b.struct_by_name.get("runtime.hmap")
             m = self.b.members(off) if off is not None else {}
             lack = [f for f in HMAP_LAYOUT if f not in m]
