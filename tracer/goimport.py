@@ -32,6 +32,37 @@ What comes from where:
 - pages: from the residency file written by tracer/go/gctraceres (without
   it there are no pages and the analyzer says residency was assumed).
 
+Go releases. The heap dump's format has not changed since Go 1.7, but what
+it holds has; the importer reads the release and its GOEXPERIMENTs from the
+dump's params record (``go1.24.11 X:noswissmap``; meta also keeps the
+binary's runtime.buildVersion and warns when they differ) and the map layout
+from DWARF, for Go 1.19 and 1.21 to 1.27:
+
+- Malloc headers (1.22+): a scan object of 513 B..32 KiB starts with an
+  8-byte pointer to its type, and its value (a bucket array, a groups array)
+  starts after it (``_Heap.hdr``). Untyped objects get the type the header
+  names, through DW_AT_go_runtime_type (``_type_by_header``).
+- Tail slots (1.22+): dumpobjs dumps npages*8192/size slots per span, but a
+  span holds only nelems objects; the slots past nelems are the heap bitmap
+  of small scan spans (1.22+) and the inline mark bits of Green Tea (1.26+),
+  and from 1.24 the 8-byte ones even carry all-ones "pointers". They are
+  dropped (``_phantoms``, counted in meta.phantom_slots), so the objects
+  add up to MemStats exactly. No pointer >= 2^63 is ever written
+  (meta.pointers_refused).
+- Maps: the classic hmap (1.19 to 1.23, and GOEXPERIMENT=noswissmap; its
+  field offsets from DWARF, 1.24 adds clearSeq) or the Swiss table (1.24+):
+  ``map<K,V>``, its directory of ``*table<K,V>``, each table's groups array
+  of ``noalg.map.group[K]V``: a control word, then 8 slots of {key, elem},
+  or 8 keys and 8 elems with Go 1.27's GOEXPERIMENT=mapsplitgroup. Every
+  offset is read from DWARF; a layout that DWARF does not show as one of
+  these is a warning (meta.warnings, one line after the import), never a
+  silent "maps: 0". Map records follow docs/dump-format.md ("Swiss-table
+  maps"); the objects get kinds ``swiss_map``, ``swiss_directory``,
+  ``swiss_table`` and ``swiss_groups``, and the keys and elems of full slots
+  are walked like the classic buckets' (maps nested in maps included).
+- Roots: from Go 1.24, runtime.AddCleanup closures and weak-pointer handles
+  are roots the heap dump does not list (meta.roots_missing).
+
 Pointer-free buckets. When neither key nor elem holds pointers the runtime
 gives the bucket type no pointers, so the collector never scans bucket
 arrays and the heap dump lists no pointer fields in them, although DWARF
@@ -50,11 +81,14 @@ from __future__ import annotations
 import bisect
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from collections import deque
+from dataclasses import dataclass
 
+import numpy as np
 import orjson
 
 from gctrace import atomicfile
@@ -65,16 +99,161 @@ from .gotypes import Binary, KIND_MAP
 MIN_TOPHASH = 5  # runtime/map.go: minTopHash; 0..4 are emptyRest, emptyOne, evacuatedX/Y/Empty
 BUCKET_CNT = 8
 HMAP_LAYOUT = {"count": 0, "flags": 8, "B": 9, "noverflow": 10, "hash0": 12, "buckets": 16,
-               "oldbuckets": 24, "nevacuate": 32, "extra": 40}
+               "oldbuckets": 24, "nevacuate": 32, "extra": 40}  # Go 1.19's; read from DWARF (1.24 adds clearSeq)
 MAPEXTRA_LAYOUT = {"overflow": 0, "oldoverflow": 8, "nextOverflow": 16}
+
+NEWEST_KNOWN = (1, 27)  # the newest Go release whose runtime this importer was checked against
+PAGE = 8192  # runtime: pageSize; every size class up to 512 B has one-page spans (sizeclasses.go)
+MIN_SIZE_FOR_MALLOC_HEADER = 512  # runtime: minSizeForMallocHeader (goarch.PtrSize * ptrBits)
+MAX_SMALL_SIZE = 32768  # runtime: maxSmallSize; larger objects keep their type in the span
+MALLOC_HEADER = 8
+INLINE_MARK_BITS = 128  # unsafe.Sizeof(spanInlineMarkBits{}), Go 1.26's Green Tea collector
+PTR_LIMIT = 1 << 63  # the dump format's integers lie in [0, 2^63)
+
+# internal/runtime/maps (Go 1.24+): the fields the importer reads, checked against DWARF
+SWISS_MAP_FIELDS = ("used", "seed", "dirPtr", "dirLen", "globalDepth", "globalShift", "clearSeq")
+SWISS_TABLE_FIELDS = ("used", "capacity", "growthLeft", "localDepth", "index", "groups")
+SWISS_GROUPREF_FIELDS = ("data", "lengthMask")
+SWISS_SLOTS = 8  # abi.MapGroupSlots
+CTRL_EMPTY, CTRL_DELETED = 0x80, 0xFE  # ctrlEmpty, ctrlDeleted; a full slot's byte is 0b0xxxxxxx
+
+
+@dataclass(frozen=True)
+class GoRuntime:
+    """GoRuntime is what the importer needs to know about the Go release that wrote a dump.
+
+    ``version`` is (major, minor), None when the version string is not a
+    release; ``experiments`` the GOEXPERIMENT names the version string lists
+    (``go1.24.11 X:noswissmap``, ``go1.27.3-X:mapsplitgroup``).
+    """
+
+    text: str
+    version: tuple | None
+    experiments: frozenset
+
+    @classmethod
+    def parse(cls, text):
+        """parse reads a runtime.Version() string.
+
+        >>> r = GoRuntime.parse("go1.24.11 X:noswissmap,nogreenteagc")
+        >>> r.version, sorted(r.experiments), r.malloc_headers, r.green_tea
+        ((1, 24), ['nogreenteagc', 'noswissmap'], True, False)
+        >>> GoRuntime.parse("go1.27.3-X:mapsplitgroup").green_tea
+        True
+        >>> GoRuntime.parse("go1.21.13").malloc_headers
+        False
+        """
+        text = text or ""
+        m = re.match(r"go(\d+)\.(\d+)", text)
+        exps = set()
+        for group in re.findall(r"X:([\w,]+)", text):
+            exps.update(e for e in group.split(",") if e)
+        return cls(text, (int(m.group(1)), int(m.group(2))) if m else None, frozenset(exps))
+
+    @property
+    def malloc_headers(self) -> bool:
+        """malloc_headers reports whether scan objects of 513 B..32 KiB start with a type header (Go 1.22+)."""
+        v = self.version
+        return v is not None and v >= (1, 22) and not (v == (1, 22) and "noallocheaders" in self.experiments)
+
+    @property
+    def green_tea(self) -> bool:
+        """green_tea reports whether small-object spans keep inline mark bits (Go 1.26+, 1.25 by experiment)."""
+        v = self.version
+        if v is None:
+            return False
+        if v >= (1, 26):
+            return "nogreenteagc" not in self.experiments
+        return v == (1, 25) and "greenteagc" in self.experiments
+
+    def nelems(self, size: int, scan: bool) -> int:
+        """nelems is the object count of a one-page span of size-class size, as mheap.initSpan computes it.
+
+        >>> GoRuntime.parse("go1.22.10").nelems(48, True), GoRuntime.parse("go1.22.10").nelems(48, False)
+        (168, 170)
+        >>> GoRuntime.parse("go1.26.6").nelems(48, True), GoRuntime.parse("go1.26.6").nelems(48, False)
+        (165, 168)
+        >>> GoRuntime.parse("go1.26.6").nelems(8, False), GoRuntime.parse("go1.21.13").nelems(512, True)
+        (1024, 16)
+        """
+        reserve = 0
+        if self.green_tea and 16 <= size <= MIN_SIZE_FOR_MALLOC_HEADER:  # gcUsesSpanInlineMarkBits
+            reserve += INLINE_MARK_BITS
+        if self.malloc_headers and scan and size <= MIN_SIZE_FOR_MALLOC_HEADER:  # heapBitsInSpan
+            reserve += PAGE // 8 // 8
+        return (PAGE - reserve) // size
+
+    @property
+    def roots_missing(self) -> list:
+        """roots_missing lists the collector's roots that a heap dump of this release does not carry."""
+        if self.version is None or self.version < (1, 24):
+            return []
+        return ["runtime.AddCleanup cleanups (their closures and arguments are roots)",
+                "weak pointer handles (weak.Make)"]
+
+
+def _phantoms(addr, size, has_fields, rt: GoRuntime):
+    """_phantoms marks the objects of the dump that are not objects: the tail slots of small spans.
+
+    heapdump.go's dumpobjs dumps every slot of npages*8192/size, but only the
+    first nelems exist: since Go 1.22 a scan span of objects up to 512 B keeps
+    its heap bitmap in its last 128 bytes, and since Go 1.26 every span of
+    16..512-byte objects keeps 128 bytes of inline mark bits. Slots past nelems
+    are always dumped (the free marks stop at nelems), so they look allocated.
+    The arrays are sorted by address. A span is the page an object lies in
+    (one page for sizes up to 512 B); it is a scan span when one of its real
+    slots has pointer fields (the heap bits of a pointerful type set at least
+    one). A span with no real slot dumped at all is a scan span only when
+    every tail slot is there, as dumpobjs writes them for a scan span.
+    Returns a boolean array.
+    """
+    out = np.zeros(len(addr), dtype=bool)
+    if not (rt.malloc_headers or rt.green_tea) or not len(addr):
+        return out
+    sizes = np.unique(size[size <= MIN_SIZE_FOR_MALLOC_HEADER])
+    small = size <= MIN_SIZE_FOR_MALLOC_HEADER
+    page = addr & ~np.uint64(PAGE - 1)
+    idx = np.zeros(len(addr), dtype=np.int64)
+    idx[small] = ((addr[small] - page[small]) // size[small]).astype(np.int64)
+    ns_scan = np.zeros(len(addr), dtype=np.int64)
+    ns_noscan = np.zeros(len(addr), dtype=np.int64)
+    for z in sizes.tolist():
+        sel = size == z
+        ns_scan[sel], ns_noscan[sel] = rt.nelems(z, True), rt.nelems(z, False)
+    tail = small & (idx >= ns_scan)
+    if not tail.any():
+        return out
+    real = small & ~tail
+    scan_pages = np.unique(page[real & has_fields])
+    real_pages = np.unique(page[real])
+    scan = np.isin(page, scan_pages)
+    unknown = tail & ~np.isin(page, real_pages)
+    for p in np.unique(page[unknown]).tolist():
+        sel = unknown & (page == p)
+        z = int(size[sel][0])
+        if int(sel.sum()) == PAGE // z - rt.nelems(z, True):
+            scan |= sel
+    out = tail & np.where(scan, idx >= ns_scan, idx >= ns_noscan)
+    return out
 
 
 class _Heap:
     """_Heap answers address questions about the dump's objects and segments."""
 
-    def __init__(self, hd: HeapDump):
+    def __init__(self, hd: HeapDump, rt: GoRuntime):
         self.hd = hd
+        self.rt = rt
+        self.headers = rt.malloc_headers
         order = sorted(range(len(hd.obj_addr)), key=hd.obj_addr.__getitem__)
+        addr = np.fromiter((hd.obj_addr[i] for i in order), dtype=np.uint64, count=len(order))
+        size = np.fromiter((hd.obj_size[i] for i in order), dtype=np.uint64, count=len(order))
+        has_fields = np.fromiter((bool(hd.obj_fields[i]) for i in order), dtype=bool, count=len(order))
+        drop = _phantoms(addr, size, has_fields, rt)
+        self.phantoms = int(drop.sum())
+        self.phantom_bytes = int(size[drop].sum())
+        self.phantom_pointers = int((drop & has_fields).sum())
+        if self.phantoms:
+            order = [i for i, d in zip(order, drop.tolist()) if not d]
         self.order = order
         self.addr = [hd.obj_addr[i] for i in order]
         self.size = [hd.obj_size[i] for i in order]
@@ -111,6 +290,36 @@ class _Heap:
         s = self.off[k] + o
         return self.hd.raw[s:s + n]
 
+    def uint(self, a: int, n: int) -> int:
+        """uint returns the n-byte little-endian integer at address a of a heap object (0 outside)."""
+        k = self.find(a)
+        if k < 0 or a + n > self.addr[k] + self.size[k]:
+            return 0
+        return int.from_bytes(self.bytes_at(k, a - self.addr[k], n), "little")
+
+    def hdr(self, k: int) -> int:
+        """hdr returns the bytes of the malloc header object k starts with (8 or 0).
+
+        Since Go 1.22 a scan object of 513 B..32 KiB starts with a pointer to
+        its type; the value begins after it. The header word is not one of the
+        object's pointer fields, which begin after it.
+        """
+        if (self.headers and MIN_SIZE_FOR_MALLOC_HEADER < self.size[k] <= MAX_SMALL_SIZE
+                and self.fields[k] and self.fields[k][0] >= MALLOC_HEADER):
+            return MALLOC_HEADER
+        return 0
+
+    def base(self, k: int) -> int:
+        """base returns the address of object k's value: its start, after the malloc header if any."""
+        return self.addr[k] + self.hdr(k)
+
+    def is_base(self, k: int, a: int) -> bool:
+        """is_base reports whether a is the address of object k's value (base, without computing it for small objects)."""
+        o = a - self.addr[k]
+        if self.size[k] <= MIN_SIZE_FOR_MALLOC_HEADER:
+            return o == 0
+        return o == self.hdr(k)
+
 
 class _Typer:
     """_Typer follows pointers from typed globals, typing objects and decoding maps."""
@@ -127,6 +336,9 @@ class _Typer:
         self.owner = {}  # object index -> hmap, for buckets recognised among the garbage
         self.seen = set()
         self.work = deque()
+        self.warnings = {}  # message -> None, in the order first met
+        self._swiss = {}  # (key name, elem name) -> _SwissLayout or None
+        self._hmap, self._hmap_read = None, False  # runtime.hmap's layout, read from DWARF on first use
 
     def run(self, globals_):
         for g in globals_:
@@ -180,7 +392,7 @@ class _Typer:
         k = self.h.find(w)
         if k < 0 or elem is None:
             return
-        if w == self.h.addr[k]:
+        if self.h.is_base(k, w):
             self.settype(k, self.b.name(elem), kind)
         self.push(w, elem)
 
@@ -189,7 +401,7 @@ class _Typer:
         if k < 0 or elem is None:
             return
         es = self.b.size(elem)
-        if w == self.h.addr[k]:
+        if self.h.is_base(k, w):
             self.settype(k, f"[{n}]{self.b.name(elem)}")
         if es <= 0 or not self.b.has_pointers(elem):
             return
@@ -197,21 +409,45 @@ class _Typer:
         for i in range(min(n, (end - w) // es)):
             self.push(w + i * es, elem)
 
+    def hmap_layout(self):
+        """hmap_layout returns ({field: (offset, bytes)}, size) of runtime.hmap from DWARF, or None (warned)."""
+        if not self._hmap_read:
+            self._hmap_read = True
+            off = self.b.struct_by_name.get("runtime.hmap")
+            m = self.b.members(off) if off is not None else {}
+            lack = [f for f in HMAP_LAYOUT if f not in m]
+            if lack:
+                self.warn(f"classic maps: runtime.hmap in DWARF lacks {', '.join(lack)}; they are not decoded")
+            else:
+                fields = {f: (m[f][0], m[f][2]) for f in (*HMAP_LAYOUT, "clearSeq") if f in m}
+                self._hmap = (fields, self.b.size(off))
+        return self._hmap
+
+    def warn(self, message):
+        self.warnings.setdefault(message, None)
+
     def map(self, w, mtype):
-        """map decodes the hmap at w (a map of typedef mtype) and types its buckets."""
-        h, b = self.h, self.b
+        """map decodes the map header at w (a map of typedef mtype) in the layout DWARF declares."""
         if w in self.maps:
             return
+        layout = self.b.map_layout(mtype)
+        if layout == "swiss":
+            self.swiss_map(w, mtype)
+        elif layout == "hmap":
+            self.hmap(w, mtype)
+        else:
+            self.warn(f"map type {self.b.name(mtype)}: its layout is unknown to gctrace (DWARF has neither "
+                      f"bucket<K,V> nor map<K,V>); its maps are not decoded")
+
+    def hmap(self, w, mtype):
+        """hmap decodes the classic hmap at w (a map of typedef mtype) and types its buckets."""
+        h, b = self.h, self.b
         k = h.find(w)
-        if k < 0 or w != h.addr[k] or h.size[k] < 48:
+        lay = self.hmap_layout()
+        if lay is None or k < 0 or w != h.addr[k] or h.size[k] < lay[1]:
             return
-        raw = h.bytes_at(k, 0, 48)
-        hdr = {"hmap": w, "count": int.from_bytes(raw[0:8], "little"), "flags": raw[8], "B": raw[9],
-               "noverflow": int.from_bytes(raw[10:12], "little"),
-               "hash0": int.from_bytes(raw[12:16], "little")}
-        for f in ("buckets", "oldbuckets", "nevacuate", "extra"):
-            o = HMAP_LAYOUT[f]
-            hdr[f] = int.from_bytes(raw[o:o + 8], "little")
+        hdr = {"hmap": w, "impl": "hmap"}
+        hdr.update({f: h.uint(w + off, n) for f, (off, n) in lay[0].items()})
         key, elem, bucket = b.map_types(mtype)
         self.settype(k, f"hash<{b.name(key)},{b.name(elem)}>", "hmap")
         self.kind[k] = "hmap"
@@ -242,15 +478,16 @@ class _Typer:
             j = h.find(a)
             if j < 0 or j in self.bucketsize:
                 return
-            if (a - h.addr[j]) % bs:
+            hd = h.hdr(j)
+            if (a - h.addr[j] - hd) % bs:
                 return
             self.bucketsize[j] = bs
             self.kind[j] = kind
             self.type[j] = bname
             if noscan:
                 self.noscan.add(j)
-            for i in range(h.size[j] // bs):
-                pending.append(h.addr[j] + i * bs)
+            for i in range((h.size[j] - hd) // bs):
+                pending.append(h.addr[j] + hd + i * bs)
 
         for f in ("buckets", "oldbuckets"):
             if hdr[f]:
@@ -291,6 +528,107 @@ class _Typer:
                 if vtype is not None and b.has_pointers(vslot):
                     self.slot(bk + voff + i * vsz, vslot, vpk)
 
+    def swiss_layout(self, key, elem):
+        """swiss_layout reads from DWARF where a Swiss map of key and elem types keeps its fields (cached)."""
+        kn, vn = self.b.name(key), self.b.name(elem)
+        if (kn, vn) not in self._swiss:
+            lay, problem = _SwissLayout.read(self.b, kn, vn)
+            if problem:
+                self.warn(f"Swiss map map[{kn}]{vn}: {problem}; its maps are not decoded")
+            self._swiss[kn, vn] = lay
+        return self._swiss[kn, vn]
+
+    def settag(self, k, name, kind):
+        """settag gives object k a map-structure kind and type, over any type met earlier."""
+        self.kind[k] = kind
+        self.type[k] = name
+
+    def swiss_map(self, w, mtype):
+        """swiss_map decodes the Swiss-table map at w: its Map, directory, tables and groups (Go 1.24+)."""
+        h, b = self.h, self.b
+        key, elem, _ = b.map_types(mtype)
+        lay = self.swiss_layout(key, elem)
+        k = h.find(w)
+        if lay is None or k < 0 or w != h.addr[k] or h.size[k] < lay.map_size:
+            return
+        f = {name: h.uint(w + off, n) for name, (off, n) in lay.map.items()}
+        self.settag(k, lay.names["map"], "swiss_map")
+        rec = {"hmap": w, "impl": "swiss", "count": f["used"], "dir_ptr": f["dirPtr"], "dir_len": f["dirLen"],
+               "global_depth": f["globalDepth"], "clear_seq": f["clearSeq"], "slot_size": lay.slot_size,
+               "group_size": lay.group_size, "seed": f["seed"], "global_shift": f["globalShift"],
+               "key_size": lay.key_size, "elem_size": lay.elem_size, "type": b.name(mtype)}
+        if "tombstonePossible" in f:
+            rec["tombstone_possible"] = bool(f["tombstonePossible"])
+        rec["tables"] = []
+        self.maps[w] = rec
+        if f["dirLen"] == 0:
+            if f["dirPtr"]:
+                ctrl = self.groups(f["dirPtr"], 1, lay, f"{lay.names['group']}")
+                if ctrl is not None:
+                    rec["small"] = {"ctrl": ctrl[0]}
+            return
+        d = h.find(f["dirPtr"])
+        if d < 0:
+            return
+        self.settag(d, f"[{f['dirLen']}]*{lay.names['table']}", "swiss_directory")
+        seen = set()
+        for i in range(f["dirLen"]):
+            t = h.word(f["dirPtr"] + 8 * i)
+            if not t or t in seen:
+                continue
+            seen.add(t)
+            j = h.find(t)
+            if j < 0:
+                continue
+            self.settag(j, lay.names["table"], "swiss_table")
+            tf = {name: h.uint(t + off, n) for name, (off, n) in lay.table.items()}
+            data, mask = tf["data"], tf["lengthMask"]
+            index = tf["index"] - (1 << 64) if tf["index"] >= 1 << 63 else tf["index"]
+            ctrl = self.groups(data, mask + 1, lay, f"[{mask + 1}]{lay.names['group']}") if data else None
+            rec["tables"].append({"addr": t, "capacity": tf["capacity"], "used": tf["used"],
+                                  "growth_left": tf["growthLeft"], "local_depth": tf["localDepth"],
+                                  "index": index, "groups": data, "groups_len": mask + 1,
+                                  "ctrl": ctrl if ctrl is not None else []})
+
+    def groups(self, a, n, lay, name):
+        """groups types the n groups at a, walks the keys and elems of their full slots, returns their ctrl counts."""
+        h, b = self.h, self.b
+        j = h.find(a)
+        if j < 0 or a + n * lay.group_size > h.addr[j] + h.size[j]:
+            return None
+        self.settag(j, name, "swiss_groups")
+        raw = h.bytes_at(j, a - h.addr[j], n * lay.group_size)
+        gs, co = lay.group_size, lay.ctrl_off
+        kp, vp = b.has_pointers(lay.key_type), b.has_pointers(lay.elem_type)
+        # a slot holding a pointer (a pointer key or elem, or one stored indirectly) types its target directly
+        kpoint = b._ref(b.resolve(lay.key_type)) if lay.key_kind else None
+        vpoint = b._ref(b.resolve(lay.elem_type)) if lay.elem_kind else None
+        out = []
+        for g in range(n):
+            ctrl = raw[g * gs + co:g * gs + co + SWISS_SLOTS]
+            deleted = ctrl.count(CTRL_DELETED)
+            empty = ctrl.count(CTRL_EMPTY)
+            out.append([SWISS_SLOTS - deleted - empty, deleted, empty])
+            if not (kp or vp) or deleted + empty == SWISS_SLOTS:
+                continue
+            for i, c in enumerate(ctrl):
+                if c & 0x80:
+                    continue
+                if kp:
+                    self._slot(raw, a, g * gs + lay.key_at(i), lay.key_type, kpoint, lay.key_kind)
+                if vp:
+                    self._slot(raw, a, g * gs + lay.elem_at(i), lay.elem_type, vpoint, lay.elem_kind)
+        return out
+
+    def _slot(self, raw, a, o, t, target, kind):
+        """_slot walks the key or elem at offset o of the groups (raw from address a); target types a pointer slot."""
+        if target is None:
+            self.push(a + o, t)
+            return
+        w = int.from_bytes(raw[o:o + 8], "little")
+        if w:
+            self.pointer(w, target, kind)
+
     def slot(self, a, t, kind):
         if kind is not None:  # the slot holds a pointer: type (and name) what it points to
             w = self.h.word(a)
@@ -298,6 +636,82 @@ class _Typer:
                 self.pointer(w, self.b._ref(self.b.resolve(t)), kind)
         else:
             self.push(a, t)
+
+
+@dataclass
+class _SwissLayout:
+    """_SwissLayout is where one Swiss map type keeps its fields, all read from DWARF.
+
+    ``map``/``table`` give {field: (offset, bytes)} (a table's ``groups``
+    is split into ``data`` and ``lengthMask``). A group is a control word and
+    either 8 slots of {key, elem} (``slots``, Go 1.24+) or 8 keys then 8
+    elems (``keys``/``elems``, Go 1.27's GOEXPERIMENT=mapsplitgroup).
+    """
+
+    names: dict
+    map: dict
+    map_size: int
+    table: dict
+    group_size: int
+    ctrl_off: int
+    key_type: int | None
+    elem_type: int | None
+    key_size: int
+    elem_size: int
+    slot_size: int
+    key_kind: str | None  # "key" when the slot holds a pointer to the key (stored indirectly)
+    elem_kind: str | None
+    _key: tuple = (0, 0)  # (offset of slot 0's key in the group, stride)
+    _elem: tuple = (0, 0)
+
+    def key_at(self, i):
+        return self._key[0] + i * self._key[1]
+
+    def elem_at(self, i):
+        return self._elem[0] + i * self._elem[1]
+
+    @classmethod
+    def read(cls, b, kn, vn):
+        """read returns (layout, None), or (None, what DWARF lacks)."""
+        names = {"map": f"map<{kn},{vn}>", "table": f"table<{kn},{vn}>", "ref": f"groupReference<{kn},{vn}>",
+                 "group": f"noalg.map.group[{kn}]{vn}"}
+        dies = {k: b.struct_by_name.get(n) for k, n in names.items()}
+        missing = [names[k] for k, d in dies.items() if d is None]
+        if missing:
+            return None, f"DWARF has no {', '.join(missing)}"
+        m, t, r, g = (b.members(dies[k]) for k in ("map", "table", "ref", "group"))
+        lack = ([f"map.{x}" for x in SWISS_MAP_FIELDS if x not in m]
+                + [f"table.{x}" for x in SWISS_TABLE_FIELDS if x not in t]
+                + [f"groupReference.{x}" for x in SWISS_GROUPREF_FIELDS if x not in r])
+        if "ctrl" not in g or g["ctrl"][2] != 8:
+            lack.append("group.ctrl (8 bytes)")
+        if lack:
+            return None, f"layout unknown to gctrace (no {', '.join(lack)})"
+        fields = {x: (m[x][0], m[x][2]) for x in (*SWISS_MAP_FIELDS, "tombstonePossible") if x in m}
+        tfields = {x: (t[x][0], t[x][2]) for x in SWISS_TABLE_FIELDS if x != "groups"}
+        go = t["groups"][0]
+        tfields.update({x: (go + r[x][0], r[x][2]) for x in SWISS_GROUPREF_FIELDS})
+        gsize = b.size(dies["group"])
+        if "slots" in g:  # [8]struct{key K; elem V}
+            slot = b.elem(g["slots"][1])
+            sm = b.members(slot) if slot is not None else {}
+            if "key" not in sm or "elem" not in sm:
+                return None, "layout unknown to gctrace (group slots without key and elem)"
+            ss = b.size(slot)
+            ktype, vtype = sm["key"][1], sm["elem"][1]
+            kat, vat = (g["slots"][0] + sm["key"][0], ss), (g["slots"][0] + sm["elem"][0], ss)
+        elif "keys" in g and "elems" in g:  # mapsplitgroup: [8]K then [8]V
+            ktype, vtype = b.elem(g["keys"][1]), b.elem(g["elems"][1])
+            ss = (gsize - 8) // SWISS_SLOTS
+            kat, vat = (g["keys"][0], b.size(ktype)), (g["elems"][0], b.size(vtype))
+        else:
+            return None, f"layout unknown to gctrace (group fields {sorted(g)})"
+
+        def kind(t, what):
+            return what if t is not None and b.resolve(t).tag == "DW_TAG_pointer_type" else None
+
+        return cls(names, fields, b.size(dies["map"]), tfields, gsize, g["ctrl"][0], ktype, vtype,
+                   b.size(ktype), b.size(vtype), ss, kind(ktype, "key"), kind(vtype, "value"), kat, vat), None
 
 
 def _garbage_buckets(heap: _Heap, typer: _Typer):
@@ -352,11 +766,12 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
         if k in claimed or not heap.fields[k]:
             continue
         size, fields = heap.size[k], heap.fields[k]
+        hd = heap.hdr(k)
         for (bs, offs), cands in sig.items():
-            n = size // bs
+            n = (size - hd) // bs
             if n == 0 or len(fields) != n * len(offs) or len(cands) != 1 and n > 1:
                 continue
-            if fields == tuple(i * bs + o for i in range(n) for o in offs):
+            if fields == tuple(hd + i * bs + o for i in range(n) for o in offs):
                 kind = "overflow" if size < 2 * bs else "buckets"
                 claim(k, cands[0][0], cands[0][1], bs, kind, False)
                 break
@@ -374,7 +789,7 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
             continue
         # elements that point at a preallocated bucket in the tail of a known array are fine
         inarray = [j in typer.bucketsize and typer.kind.get(j) == "buckets"
-                   and (w - heap.addr[j]) % typer.bucketsize[j] == 0 for j, w in zip(js, targets)]
+                   and (w - heap.base(j)) % typer.bucketsize[j] == 0 for j, w in zip(js, targets)]
         js = [j for j, ok in zip(js, inarray) if not ok]
         targets = [w for w, ok in zip(targets, inarray) if not ok]
         if not js or any(heap.addr[j] != w or j in claimed or heap.fields[j] for j, w in zip(js, targets)):
@@ -391,10 +806,11 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
 
 
 def _slots(heap: _Heap, k: int, bs: int):
-    """_slots counts the occupied slots (tophash >= minTopHash) of each bucket in object k."""
+    """_slots counts the occupied slots (tophash >= minTopHash) of each bucket in object k (after its header)."""
     out = []
-    for i in range(heap.size[k] // bs):
-        top = heap.bytes_at(k, i * bs, BUCKET_CNT)
+    hd = heap.hdr(k)
+    for i in range((heap.size[k] - hd) // bs):
+        top = heap.bytes_at(k, hd + i * bs, BUCKET_CNT)
         out.append(sum(1 for t in top if t >= MIN_TOPHASH))
     return out
 
@@ -460,23 +876,52 @@ def import_heapdump(dump_path, binary_path, residency_path=None) -> dict:
         binary.close()
 
 
+def _type_by_header(heap: _Heap, typer: _Typer):
+    """_type_by_header types the untyped objects whose malloc header names their type (Go 1.22+).
+
+    The header is the address of the runtime type, which DWARF maps back to
+    a type through DW_AT_go_runtime_type. An object holds one value of it, or
+    an array of them.
+    """
+    if not heap.rt.malloc_headers:
+        return
+    b = typer.b
+    for k, z in enumerate(heap.size):
+        if not MIN_SIZE_FOR_MALLOC_HEADER < z <= MAX_SMALL_SIZE or k in typer.type or not heap.hdr(k):
+            continue
+        t = b.type_by_runtime.get(int.from_bytes(heap.bytes_at(k, 0, 8), "little"))
+        if t is None:
+            continue
+        ts = b.size(t)
+        n = (z - MALLOC_HEADER) // ts if ts > 0 else 1
+        typer.type[k] = b.name(t) if n <= 1 else f"[{n}]{b.name(t)}"
+
+
 def _check_binary(hd: HeapDump, binary: Binary, binary_path):
     data = binary.elf.get_section_by_name(".data")
     if hd.data is not None and data is not None and hd.data.addr != data["sh_addr"]:
         raise HeapDumpError(binary_path, f"does not match the heap dump: its .data is at {data['sh_addr']:#x}, "
                                          f"the dump's data segment at {hd.data.addr:#x}")
-    hm = binary.struct_layout("runtime.hmap")
-    if hm is not None and hm[0] != HMAP_LAYOUT:
-        raise HeapDumpError(binary_path, f"runtime.hmap layout {hm[0]} is not Go 1.19's")
 
 
 def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
     _check_binary(hd, binary, binary_path)
-    heap = _Heap(hd)
+    rt = GoRuntime.parse(hd.params.get("version"))
+    heap = _Heap(hd, rt)
     typer = _Typer(heap, binary)
+    built = binary.build_version()
+    if built is not None and rt.text and built != rt.text:
+        typer.warn(f"the binary says {built}, the heap dump {rt.text}: is it the program that wrote the dump?")
+    if rt.version is not None and rt.version > NEWEST_KNOWN:
+        typer.warn(f"{rt.text} is newer than the Go releases gctrace knows (up to 1.{NEWEST_KNOWN[1]}): "
+                   f"spans and malloc headers are taken to be as in 1.{NEWEST_KNOWN[1]}")
+    if rt.version is None:
+        typer.warn(f"Go version {rt.text!r} is not a release gctrace knows: tail slots of small spans "
+                   f"(Go 1.22+) and malloc headers are not accounted for")
     globals_ = binary.typed_globals()
     typer.run(globals_)
     _garbage_buckets(heap, typer)
+    _type_by_header(heap, typer)
     names = {}  # hmap -> the global that holds it
     for g in globals_:
         for p in binary.layout(g.type):
@@ -523,22 +968,29 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
         root(desc, "other", t)
 
     objects = []
+    refused = 0  # pointer fields whose word is no address (>= 2^63): never written
+    raw = hd.raw
     for k in range(len(heap.addr)):
         a = heap.addr[k]
         ptrs = []
-        for off in heap.fields[k]:
-            w = heap.word(a + off)
+        base = heap.off[k]
+        for off in heap.fields[k]:  # the parser checked that every field lies inside its object
+            w = int.from_bytes(raw[base + off:base + off + 8], "little")
             if w:
+                if w >= PTR_LIMIT:
+                    refused += 1
+                    continue
                 ptrs.append([off, w])
         o = {"addr": a, "size": heap.size[k], "kind": typer.kind.get(k, "other")}
         bs = typer.bucketsize.get(k)
         if bs:
             if k in typer.noscan:
                 have = {p[0] for p in ptrs}
-                for i in range(heap.size[k] // bs):
-                    off = i * bs + bs - 8
+                start = heap.hdr(k)
+                for i in range((heap.size[k] - start) // bs):
+                    off = start + i * bs + bs - 8
                     w = heap.word(a + off)
-                    if w and off not in have:
+                    if w and w < PTR_LIMIT and off not in have:
                         ptrs.append([off, w])
                 ptrs.sort()
                 o["noscan"] = True
@@ -553,14 +1005,20 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
     maps = []
     for w in sorted(typer.maps):
         m = dict(typer.maps[w])
-        if not m.get("bucketsize"):
+        if m.get("impl") != "swiss" and not m.get("bucketsize"):
             continue
         m.pop("extra", None)
+        if "clearSeq" in m:
+            m["clear_seq"] = m.pop("clearSeq")
         if w in names:
             m["name"] = names[w]
         maps.append(m)
 
     ms = {k: v for k, v in hd.memstats.items() if k != "PauseNs"}
+    nbytes = sum(heap.size)
+    if ms and (len(objects), nbytes) != (ms.get("HeapObjects"), ms.get("HeapAlloc")):
+        typer.warn(f"{len(objects)} objects of {nbytes} B, but the dump's MemStats say {ms.get('HeapObjects')} "
+                   f"objects of {ms.get('HeapAlloc')} B: spans of this Go release are not read right")
     meta = {
         "page_size": res["page_size"] if res else 4096,
         "ptr_size": 8,
@@ -569,6 +1027,9 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
         "binary": os.path.abspath(str(binary_path)),
         "heapdump": os.path.abspath(str(dump_path)),
         "go_version": hd.params.get("version"),
+        "go_experiments": sorted(rt.experiments),
+        "binary_go_version": built,
+        "map_impl": sorted({m.get("impl", "hmap") for m in maps}),
         "arch": hd.params.get("arch"),
         "arena": [hd.params.get("arena_start"), hd.params.get("arena_end")],
         "memstats": ms,
@@ -577,7 +1038,15 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
         "roots_outside_heap": outside,
         "pointer_free_overflow": "overflow word added as a ptr field of noscan bucket objects "
                                  "(see tracer/goimport.py)",
+        "phantom_slots": {"objects": heap.phantoms, "bytes": heap.phantom_bytes,
+                          "with_pointer_fields": heap.phantom_pointers,
+                          "why": "tail slots of small spans past nelems (heap bits, inline mark bits): "
+                                 "dumped by heapdump.go, not objects; dropped"},
+        "pointers_refused": refused,
+        "warnings": list(typer.warnings),
     }
+    if rt.roots_missing:
+        meta["roots_missing"] = rt.roots_missing
     doc = {"format": "gctrace.dump", "version": 1, "meta": meta, "objects": objects, "roots": roots,
            "maps": maps}
     if res:
@@ -633,6 +1102,7 @@ def summary(doc: dict) -> dict:
         "maps": len(doc["maps"]),
         "typed objects": doc["meta"]["typed_objects"],
         "pages": doc["meta"]["page_state"],
+        **({"warning": "; ".join(doc["meta"]["warnings"])} if doc["meta"].get("warnings") else {}),
     }
 
 

@@ -213,6 +213,21 @@ class Binary:
         bucket = self.struct_by_name.get(f"bucket<{self.name(k)},{self.name(v)}>")
         return k, v, bucket
 
+    def map_layout(self, off: int) -> str:
+        """map_layout says how the map typedef at off is stored: "hmap", "swiss" or "unknown".
+
+        Go names the classic map's bucket struct ``bucket<K,V>`` (Go 1.19 to
+        1.23, and 1.24/1.25 built with GOEXPERIMENT=noswissmap) and the Swiss
+        map's header struct ``map<K,V>`` (Go 1.24 and later).
+        """
+        d = self.die(off)
+        kv = f"<{self.name(self._goref(d, DW_AT_go_key))},{self.name(self._goref(d, DW_AT_go_elem))}>"
+        if "map" + kv in self.struct_by_name:
+            return "swiss"
+        if "bucket" + kv in self.struct_by_name:
+            return "hmap"
+        return "unknown"
+
     def has_pointers(self, off: int | None) -> bool:
         """has_pointers reports whether a value of the type holds any pointer."""
         if off is None:
@@ -292,6 +307,22 @@ class Binary:
         out.sort(key=lambda g: g.addr)
         return out
 
+    def members(self, off: int) -> dict:
+        """members returns {name: (offset, type DIE offset, byte size)} of a struct DIE's members."""
+        out = {}
+        for c in self.resolve(off).iter_children():
+            if c.tag != "DW_TAG_member" or "DW_AT_name" not in c.attributes:
+                continue
+            loc = c.attributes.get("DW_AT_data_member_location")
+            t = self._ref(c)
+            out[c.attributes["DW_AT_name"].value.decode()] = (loc.value if loc else 0, t,
+                                                             self.size(t) if t is not None else 0)
+        return out
+
+    def elem(self, off: int):
+        """elem returns the element type DIE of an array or pointer type DIE (behind typedefs)."""
+        return self._ref(self.resolve(off))
+
     def struct_layout(self, name: str):
         """struct_layout returns {member: offset} and the size of a named struct, or None."""
         off = self.struct_by_name.get(name)
@@ -300,6 +331,26 @@ class Binary:
         d = self.die(off)
         return ({c.attributes["DW_AT_name"].value.decode(): c.attributes["DW_AT_data_member_location"].value
                  for c in d.iter_children() if c.tag == "DW_TAG_member"}, d.attributes["DW_AT_byte_size"].value)
+
+    def build_version(self) -> str | None:
+        """build_version returns runtime.buildVersion, the Go release the binary was built with, or None."""
+        sym = next((s for s in self._syms if s[2] == "runtime.buildVersion"), None)
+        if sym is None:
+            return None
+        hdr = self._read(sym[0], 16)
+        if hdr is None:
+            return None
+        ptr, n = int.from_bytes(hdr[:8], "little"), int.from_bytes(hdr[8:], "little")
+        text = self._read(ptr, n) if 0 < n < 256 else None
+        return text.decode("utf-8", "replace") if text is not None else None
+
+    def _read(self, addr: int, n: int):
+        """_read returns n bytes at a virtual address from the section holding it, or None (bss, unmapped)."""
+        for sec in self.elf.iter_sections():
+            a, size = sec["sh_addr"], sec["sh_size"]
+            if a and a <= addr and addr + n <= a + size and sec["sh_type"] != "SHT_NOBITS":
+                return sec.data()[addr - a:addr - a + n]
+        return None
 
     def close(self):
         self._f.close()
