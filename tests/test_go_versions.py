@@ -12,8 +12,7 @@ Two kinds of tests:
   MemStats: these hold the ground truth itself to account;
 - the importer against the facts: every map found with the same header,
   objects and bytes equal to MemStats, and `gctrace analyze` accepting the
-  import. Where today's importer falls short, the test is a strict xfail
-  naming what is missing, so that it turns into an error once it is fixed.
+  import, on every version.
 """
 
 from __future__ import annotations
@@ -231,35 +230,6 @@ def test_residency_adds_up_to_memstats(version):
 
 # --- the importer against the facts -----------------------------------------
 
-# What today's importer (tracer/goimport.py, Go 1.19 hmap only) gets wrong,
-# per version and check; each becomes a strict xfail.
-MISSING_MAPS = {
-    "go1.22": "importer: bucket arrays of 513 B-32 KiB start 8 bytes into their object (malloc header), "
-              "so main.nested's buckets are rejected and its inner maps never found",
-    "go1.23": "importer: bucket arrays of 513 B-32 KiB start 8 bytes into their object (malloc header), "
-              "so main.nested's buckets are rejected and its inner maps never found",
-    "go1.24-noswissmap": "importer: refuses Go 1.24's hmap layout (clearSeq before extra)",
-    **{v: "importer: no Swiss-table maps (Go 1.24+): maps: 0" for v in SWISS},
-}
-PHANTOMS = "importer: phantom slots (Go 1.22+ spans of objects up to 512 B reserve their tail; dumpobjs dumps them)"
-MISSING_OBJECTS = {
-    **{v: PHANTOMS for v in ("go1.22", "go1.23", "go1.24", "go1.25", "go1.26", "go1.27")},
-    "go1.24-noswissmap": "importer: refuses Go 1.24's hmap layout (clearSeq before extra)",
-}
-REFUSED_BY_ANALYZE = {
-    # Today's importer writes the phantom slots' pointer 0xffffffffffffffff; with the goimport
-    # branch (d01d9a2) the loader still refuses Swiss map records ("missing required key 'B'").
-    **{v: "importer: phantom slots of 8-byte scan spans carry the pointer 0xffffffffffffffff (Go 1.24+); "
-          "analyzer: the loader does not yet take impl swiss map records" for v in SWISS},
-    "go1.24-noswissmap": "importer: refuses Go 1.24's hmap layout (clearSeq before extra)",
-}
-
-
-def xfail_where(missing: dict):
-    return [pytest.param(v, marks=pytest.mark.xfail(strict=True, reason=missing[v])) if v in missing else v
-            for v in VERSIONS]
-
-
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
     """imported(version) runs `gctrace import go-heapdump` on a version's dump and returns (exit code, output, dump dict)."""
@@ -302,7 +272,7 @@ def header_mismatches(want: dict, got: dict | None) -> list:
     return out
 
 
-@pytest.mark.parametrize("version", xfail_where(MISSING_MAPS))
+@pytest.mark.parametrize("version", VERSIONS)
 def test_import_finds_every_map_with_the_programs_header(imported, version):
     # GIVEN the headers mapsdemo read through unsafe at the moment of its dump
     code, output, doc, _, _ = imported(version)
@@ -314,7 +284,7 @@ def test_import_finds_every_map_with_the_programs_header(imported, version):
     assert {k: v for k, v in wrong.items() if v} == {}
 
 
-@pytest.mark.parametrize("version", xfail_where(MISSING_OBJECTS))
+@pytest.mark.parametrize("version", VERSIONS)
 def test_import_objects_equal_memstats(imported, version):
     code, output, doc, _, _ = imported(version)
     assert code == 0, output
@@ -322,7 +292,7 @@ def test_import_objects_equal_memstats(imported, version):
     assert (len(doc["objects"]), sum(o["size"] for o in doc["objects"])) == (ms["HeapObjects"], ms["HeapAlloc"])
 
 
-@pytest.mark.parametrize("version", xfail_where(REFUSED_BY_ANALYZE))
+@pytest.mark.parametrize("version", VERSIONS)
 def test_analyze_accepts_the_import(imported, version):
     code, output, _, out, _ = imported(version)
     assert code == 0, output
@@ -331,7 +301,7 @@ def test_analyze_accepts_the_import(imported, version):
     assert json.loads(r.output)["residency"] == "measured"
 
 
-@pytest.mark.parametrize("version", xfail_where({"go1.24-noswissmap": MISSING_MAPS["go1.24-noswissmap"]}))
+@pytest.mark.parametrize("version", VERSIONS)
 def test_record_go_runs_each_versions_binary(imported, version, tmp_path):
     # GIVEN mapsdemo as built by this Go version (gctraceres reads $GCTRACE_HEAPDUMP/$GCTRACE_RESIDENCY)
     exe = imported(version)[4]

@@ -9,7 +9,9 @@ directory of the same layout. The unit tests at the end need no Go at all.
 
 from __future__ import annotations
 
+import gzip
 import json
+import tempfile
 import os
 from pathlib import Path
 
@@ -28,6 +30,21 @@ CASES = sorted(p.name for p in VERSIONS.glob("go1.*") if (p / "facts.json").is_f
 FACT_ONLY = {"name", "go_type", "history", "len", "addr"}  # what the program says that a map record does not
 
 
+_BINARIES = {}
+
+
+def _binary(d: Path) -> Path:
+    """_binary is the case's program: mapsdemo, or mapsdemo.gz (as committed) unpacked once into a temp dir."""
+    if (d / "mapsdemo").is_file():
+        return d / "mapsdemo"
+    if d not in _BINARIES:
+        out = Path(tempfile.mkdtemp(prefix="gctrace-mapsdemo-")) / "mapsdemo"
+        out.write_bytes(gzip.decompress((d / "mapsdemo.gz").read_bytes()))
+        out.chmod(0o755)
+        _BINARIES[d] = out
+    return _BINARIES[d]
+
+
 def _residency(d: Path):
     p = d / "residency.json"
     if p.is_file() and "pages" in json.loads(p.read_text()):
@@ -44,7 +61,7 @@ def imported(tmp_path_factory):
     def get(case):
         if case not in out:
             d = VERSIONS / case
-            doc = import_heapdump(d / "heapdump.gz", d / "mapsdemo", _residency(d))
+            doc = import_heapdump(d / "heapdump.gz", _binary(d), _residency(d))
             path = tmp / f"{case}.jsonl.gz"
             write_dump(doc, path)
             out[case] = (doc, path, json.loads((d / "facts.json").read_text()))
@@ -55,29 +72,6 @@ def imported(tmp_path_factory):
 
 def _is_swiss(facts):
     return facts.get("map_impl") == "swiss"
-
-
-def _loader_reads_swiss() -> bool:
-    """_loader_reads_swiss reports whether the analyzer's loader accepts a Swiss map record (the contract's example)."""
-    from gctrace.analysis.load import DumpError, load_dump
-    import tempfile
-
-    doc = {"format": "gctrace.dump", "version": 1, "meta": {"page_size": 4096},
-           "objects": [{"addr": 4096, "size": 48, "kind": "swiss_map"},
-                       {"addr": 8192, "size": 144, "kind": "swiss_groups"}],
-           "roots": [{"name": "m", "kind": "global", "target": 4096}],
-           "maps": [{"hmap": 4096, "impl": "swiss", "count": 1, "dir_ptr": 8192, "dir_len": 0,
-                     "global_depth": 0, "clear_seq": 0, "slot_size": 16, "group_size": 136,
-                     "small": {"ctrl": [1, 0, 7]}, "tables": []}]}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(doc, f)
-    try:
-        load_dump(f.name)
-        return True
-    except DumpError:
-        return False
-    finally:
-        os.unlink(f.name)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -124,10 +118,6 @@ def test_dropped_slots_are_the_dumps_excess_and_no_pointer_is_refused(imported, 
 @pytest.mark.parametrize("case", CASES)
 def test_analyze_accepts_every_import(imported, case, request):
     doc, path, facts = imported(case)
-    if _is_swiss(facts) and not _loader_reads_swiss():
-        # The loader learns the Swiss record in its own branch (issue 11's analyzer side); until it
-        # is merged this case must fail, and strict xfail says so as soon as it no longer does.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="analysis/load.py has no Swiss map record yet"))
     r = CliRunner().invoke(cli, ["analyze", str(path), "--json"])
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
@@ -198,7 +188,7 @@ def test_version_warnings_and_missing_roots_in_meta(imported, case):
 def test_a_swiss_layout_gctrace_does_not_know_is_one_warning(case, monkeypatch, tmp_path):
     # GIVEN a binary whose DWARF lost the table<K,V> structs (a future Go renaming them)
     d = VERSIONS / case
-    b = Binary(d / "mapsdemo")
+    b = Binary(_binary(d))
     for name in [n for n in b.struct_by_name if n.startswith("table<")]:
         del b.struct_by_name[name]
     doc = import_heapdump(d / "heapdump.gz", b)
@@ -292,7 +282,7 @@ def test_spans_read_wrong_are_a_warning_not_a_silent_count(case, monkeypatch):
     # GIVEN an importer that gets a span's nelems wrong (as it would for a future runtime)
     monkeypatch.setattr(GoRuntime, "nelems", lambda self, size, scan: _all_slots(size))
     d = VERSIONS / case
-    doc = import_heapdump(d / "heapdump.gz", d / "mapsdemo")
+    doc = import_heapdump(d / "heapdump.gz", _binary(d))
     # THEN the objects exceed MemStats, and meta says so in one line
     assert len(doc["objects"]) > doc["meta"]["memstats"]["HeapObjects"]
     assert [w for w in doc["meta"]["warnings"] if "MemStats" in w]
