@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-native: analysis/libfastparse.so analysis/libheapgraph.so  ## build the tracer's C library (tracer/libgcmap.so), the loader's C parser and the heap graph's C loops
+native: analysis/libfastparse.so analysis/libheapgraph.so  ## build the tracer's C library (tracer/libgcmap.so) and Go heap-dump scanner, the loader's C parser and the heap graph's C loops
 	$(MAKE) -s -C tracer
 
 # The loader's optional C parser (analysis/fastparse.py loads it; without it the loader reads in Python).
