@@ -11,7 +11,9 @@ model.freeze), so a cached load costs milliseconds and the pages come from
 the page cache as the analysis touches them.
 
 - Where: ``$GCTRACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/gctrace``, else
-  ``~/.cache/gctrace``. ``GCTRACE_CACHE=0`` turns the cache off.
+  ``~/.cache/gctrace`` (gctrace.cachedir). ``GCTRACE_CACHE=0`` turns the
+  cache off. Entries are the directories named by a 32-hex-digit key; the
+  rest of that directory (the importer's ``dwarf-v1/``) is not this cache's.
 - Keyed by the dump's real path, size and modification time, and by a hash
   of the loader's own source: a changed dump or a changed gctrace never
   reads a stale entry.
@@ -36,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gctrace.cachedir import cache_root
+
 from . import model
 from .load import load_dump
 from .model import Heap, freeze
@@ -50,12 +54,12 @@ _LOADER_SOURCES = ("load.py", "model.py", "fastparse.py", "_fastparse.c", "heapc
 
 def cache_dir() -> Path | None:
     """cache_dir returns where entries live, or None when the cache is off (GCTRACE_CACHE=0)."""
-    if os.environ.get("GCTRACE_CACHE", "1") == "0":
-        return None
-    if os.environ.get("GCTRACE_CACHE_DIR"):
-        return Path(os.environ["GCTRACE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gctrace"
+    return cache_root()
+
+
+def _is_entry(p: Path) -> bool:
+    """_is_entry reports whether p is one of this cache's entries (named by _entry), not another cache's part."""
+    return p.is_dir() and len(p.name) == 32 and all(c in "0123456789abcdef" for c in p.name)
 
 
 def load_heap(path, progress: bool = False) -> Heap:
@@ -91,7 +95,7 @@ def list_entries() -> list[Entry]:
         return []
     out = []
     for p in where.iterdir():
-        if p.name.startswith(".") or not p.is_dir():
+        if not _is_entry(p):
             continue
         try:
             skeleton = json.loads((p / "skeleton.json").read_text())
@@ -111,8 +115,8 @@ def clear() -> int:
         return 0
     n = 0
     for p in where.iterdir():
-        if p.is_dir():
-            n += not p.name.startswith(".")
+        if _is_entry(p) or p.is_dir() and p.name.startswith(".tmp-"):
+            n += _is_entry(p)
             shutil.rmtree(p, ignore_errors=True)
     return n
 
@@ -173,7 +177,7 @@ def _write(entry: Path, heap: Heap) -> None:
         (tmp / "skeleton.json").write_text(json.dumps(skeleton))  # last: an entry without it is broken
         os.rename(tmp, entry)  # atomic; fails if another process stored the same entry first
         tmp = None
-        old = sorted((p for p in entry.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        old = sorted((p for p in entry.parent.iterdir() if _is_entry(p)),
                      key=lambda p: p.stat().st_mtime_ns, reverse=True)[KEEP:]
         for p in old:
             shutil.rmtree(p, ignore_errors=True)
