@@ -42,12 +42,13 @@ test: $(STAMP) native  ## run the test suite (pytest; slow fuzzing excluded)
 test-slow: $(STAMP) native  ## run the slow fuzz tests too
 	$(PY) -m pytest -q
 
-bench: $(STAMP) native  ## print speed and memory figures (not asserted); dumps cached in out/bench
+bench: $(STAMP) native  ## print speed and memory figures (not asserted), the Go import's too; dumps cached in out/bench
 	@mkdir -p $(OUT)/bench
 	$(PY) bench/scale_bench.py --sizes 1,10 --dir $(OUT)/bench
 	$(PY) bench/render_bench.py
 	$(PY) bench/barrier_bench.py
 	$(PY) tracer/bench.py
+	$(PY) bench/import_bench.py --dir $(OUT)/bench
 
 goldens: $(STAMP)  ## regenerate the golden reports; review the diff before committing
 	GCTRACE_REGEN_GOLDENS=1 $(PY) -m pytest -q tests/test_goldens.py
