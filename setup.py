@@ -40,6 +40,12 @@ setup(
             optional=True,
         ),
         Extension(
+            "gctrace.tracer._gowrite",
+            sources=["tracer/_gowrite.c"],
+            extra_compile_args=["-std=c11", "-O2"],
+            optional=True,
+        ),
+        Extension(
             "gctrace.analysis._heapgraph",
             sources=["analysis/_heapgraph.c"],
             extra_compile_args=["-std=c11", "-O2"],

@@ -48,6 +48,25 @@ n = len(hd.obj_addr); del hd
 s = time.perf_counter(); b = Binary(binary); t["dwarf"] = time.perf_counter() - s
 s = time.perf_counter(); doc = import_heapdump(dump, b); t["import"] = time.perf_counter() - s
 s = time.perf_counter(); write_dump(doc, out); t["write"] = time.perf_counter() - s
+from gctrace.tracer import gowrite
+if gowrite.available():  # the prototype writer, with the kinds and types the importer chose
+    import numpy as np, orjson
+    hd = read_heapdump(dump)
+    by_addr = {o["addr"]: o for o in doc["objects"]}
+    names = sorted({o["kind"] for o in doc["objects"]} | {o["type"] for o in doc["objects"] if "type" in o})
+    code = {x: i for i, x in enumerate(names)}
+    objs = [by_addr.get(a) for a in hd.obj_addr]
+    kind = np.array([code[o["kind"]] if o else 0 for o in objs], np.int32)
+    type_ = np.array([code[o["type"]] if o and "type" in o else -1 for o in objs], np.int32)
+    owner = np.array([o.get("map", 0) if o else 0 for o in objs], np.uint64)
+    keys = ("addr", "size", "kind", "ptrs", "map", "type")
+    plain = np.array([o is not None and [k for k in o if k in keys] == list(o) for o in objs])
+    s = time.perf_counter()
+    with open(out + ".gowrite", "wb") as f:
+        gowrite.write_objects(f, hd, kind, type_, owner, names, plain,
+                              lambda k: orjson.dumps({"object": objs[k]}) if objs[k] else None)
+    t["gowrite"] = time.perf_counter() - s
+    t["gowrite_plain"] = int(plain.sum())
 print(json.dumps({"objects": n, "steps": t}))
 """
 
@@ -133,6 +152,9 @@ def main():
     print(f"  steps: parse {s['parse']:.2f} s (+ the obj_* lists {s['lists']:.2f} s), DWARF {s['dwarf']:.2f} s, "
           f"typing and maps (goimport._build) {s['import'] - s['parse'] - s['lists']:.2f} s, "
           f"write_dump {s['write']:.2f} s")
+    if "gowrite" in s:
+        print(f"  prototype tracer/gowrite.py (C, from the dump's arrays): the object lines in {s['gowrite']:.2f} s "
+              f"({s['gowrite_plain']} of {st['objects']} objects plain, written by C)")
 
 
 if __name__ == "__main__":
