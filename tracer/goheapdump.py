@@ -43,6 +43,14 @@ not exactly this grammar (bad header, a varint longer than 10 bytes or over
 64 bits, a string running past the end, an unknown tag, a field outside its
 record, a missing eof, bytes after eof) with a ``HeapDumpError`` naming the
 file, the byte offset and the record.
+
+Object records are nearly all of a big dump (a million in a 100 MB dump), so
+when the optional C scanner is built (``_goheapdump.c``, through goscan) it
+reads runs of them into arrays, and stops at every other record, and at any
+object record it does not take, for ``_record_reader`` to read: the Python
+reader stays the one reference, and its messages the only ones (the tests
+hold both paths to the same answer on random and damaged dumps). A 1M-object
+dump parses in about 0.5 s that way, 10 s without.
 """
 
 from __future__ import annotations
