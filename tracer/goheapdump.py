@@ -243,7 +243,7 @@ def parse(raw: bytes, path="<heapdump>", progress: bool | None = None) -> HeapDu
     d = HeapDump(path=str(path), raw=raw)
     end = len(raw)
     pos = len(HEADER)
-    record, fields_of = _record_reader(d, raw, path)
+    record, objects_read = _record_reader(d, raw, path)
     seen_eof = False
     with bar(end, "reading the heap dump", progress, unit="B") as pb:
         if goscan.available():
@@ -274,7 +274,7 @@ def parse(raw: bytes, path="<heapdump>", progress: bool | None = None) -> HeapDu
                 if tag == 0:
                     seen_eof = True
                     break
-            cols = fields_of()
+            cols = objects_read()
     if not seen_eof:
         raise HeapDumpError(path, f"offset {end}: eof record: truncated: the file ends before the eof record")
     if pos != end:
