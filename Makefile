@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-native: analysis/libfastparse.so analysis/libheapgraph.so  ## build the tracer's C library (tracer/libgcmap.so), the loader's C parser and the heap graph's C loops
+native: analysis/libfastparse.so analysis/libheapgraph.so  ## build the tracer's C library (tracer/libgcmap.so) and Go heap-dump scanner, the loader's C parser and the heap graph's C loops
 	$(MAKE) -s -C tracer
 
 # The loader's optional C parser (analysis/fastparse.py loads it; without it the loader reads in Python).
@@ -49,13 +49,14 @@ test: deps-test $(STAMP) native  ## run the test suite (pytest; slow fuzzing exc
 test-slow: deps-test $(STAMP) native  ## run the slow fuzz tests too
 	$(PY) -m pytest -q
 
-bench: $(STAMP) native  ## print speed and memory figures (not asserted); dumps cached in out/bench
+bench: $(STAMP) native  ## print speed and memory figures (not asserted), the Go import's too; dumps cached in out/bench
 	@mkdir -p $(OUT)/bench
 	$(PY) bench/scale_bench.py --sizes 1,10 --dir $(OUT)/bench
 	$(PY) bench/render_bench.py
 	$(PY) bench/barrier_bench.py
 	$(PY) tracer/bench.py
 	$(PY) -m gctrace.tracer.loadfactor
+	$(PY) bench/import_bench.py --dir $(OUT)/bench
 
 goldens: $(STAMP)  ## regenerate the golden reports; review the diff before committing
 	GCTRACE_REGEN_GOLDENS=1 $(PY) -m pytest -q tests/test_goldens.py

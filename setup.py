@@ -9,7 +9,9 @@ there; ``gctrace record`` then says the native tracer is missing
 record parser (analysis/_fastparse.c, loaded by analysis/fastparse.py): without
 it the loader reads every record in Python, only slower; and for the heap
 graph's loops (analysis/_heapgraph.c, loaded by analysis/heapgraph.py):
-without it numpy, scipy and Python resolve, mark and dominate, only slower.
+without it numpy, scipy and Python resolve, mark and dominate, only slower; and
+for the Go heap-dump importer's scanner of object records (tracer/_goheapdump.c,
+loaded by tracer/goscan.py): without it the importer reads them in Python.
 """
 
 from setuptools import Extension, setup
@@ -28,6 +30,18 @@ setup(
         Extension(
             "gctrace.analysis._fastparse",
             sources=["analysis/_fastparse.c"],
+            extra_compile_args=["-std=c11", "-O2"],
+            optional=True,
+        ),
+        Extension(
+            "gctrace.tracer._goheapdump",
+            sources=["tracer/_goheapdump.c"],
+            extra_compile_args=["-std=c11", "-O2"],
+            optional=True,
+        ),
+        Extension(
+            "gctrace.tracer._gowrite",
+            sources=["tracer/_gowrite.c"],
             extra_compile_args=["-std=c11", "-O2"],
             optional=True,
         ),

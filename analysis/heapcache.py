@@ -71,6 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gctrace.cachedir import cache_root
 from gctrace.errors import UsageError
 
 from . import model
@@ -101,12 +102,7 @@ class _Untrusted(Exception):
 
 def cache_dir() -> Path | None:
     """cache_dir returns the user's cache directory, or None when the cache is off (GCTRACE_CACHE=0)."""
-    if os.environ.get("GCTRACE_CACHE", "1") == "0":
-        return None
-    if os.environ.get("GCTRACE_CACHE_DIR"):
-        return Path(os.environ["GCTRACE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gctrace"
+    return cache_root()
 
 
 def store_dir() -> Path | None:

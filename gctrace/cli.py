@@ -112,6 +112,22 @@ def _stage(desc: str, quiet: bool, heap):
         pb.update(1)
 
 
+@contextmanager
+def _import_steps(quiet: bool, output: str):
+    """_import_steps names an import's two steps on a terminal; the parse and the DWARF reading inside the
+    first show bars of their own (gctrace.progress.showing). It yields the call that starts the second."""
+    from gctrace.progress import bar, showing
+
+    show = _progress(quiet)
+    with showing(show), bar(2, "importing: parse, DWARF, types, maps", show, unit="step") as pb:
+        def writing():
+            pb.update(1)
+            pb.set_description(f"writing {os.path.basename(output)}")
+
+        yield writing
+        pb.update(1)
+
+
 def _json(obj) -> str:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n"
 
@@ -525,7 +541,8 @@ def import_group():
               help="The residency file gctraceres wrote with the dump (else residency is assumed).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Dump file (.json, .jsonl, optionally .gz).")
-def import_go_heapdump_cmd(heapdump, binary, residency, output):
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def import_go_heapdump_cmd(heapdump, binary, residency, output, quiet):
     """Import a Go heap dump (runtime/debug.WriteHeapDump, gzip accepted) typed with DWARF.
 
     \b
@@ -536,8 +553,10 @@ def import_go_heapdump_cmd(heapdump, binary, residency, output):
 
     inputs = (heapdump, binary, residency)
     _refuse_inputs((output,), inputs)
-    doc = import_heapdump(heapdump, binary, residency)
-    write_dump(doc, output, inputs)
+    with _import_steps(quiet, output) as next_step:
+        doc = import_heapdump(heapdump, binary, residency)
+        next_step()
+        write_dump(doc, output, inputs)
     for k, v in summary(doc).items():
         click.echo(f"{k}: {v}", err=True)
 
@@ -548,16 +567,20 @@ def import_go_heapdump_cmd(heapdump, binary, residency, output):
               help="Dump file (.json, .jsonl, optionally .gz).")
 @click.option("--keep", type=click.Path(file_okay=False), default=None,
               help="Keep the raw heap dump and residency file in this directory.")
-def record_go_cmd(argv, output, keep):
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def record_go_cmd(argv, output, keep, quiet):
     """Run a Go program built with tracer/go/gctraceres and import its dump.
 
     \b
     Example:
       gctrace record-go -o d.jsonl -- ./prog args
     """
+    from gctrace.progress import showing
     from gctrace.tracer.goimport import record_go
 
-    for k, v in record_go(list(argv), output, keep).items():
+    with showing(_progress(quiet)):
+        facts = record_go(list(argv), output, keep)
+    for k, v in facts.items():
         click.echo(f"{k}: {v}", err=True)
 
 

@@ -8,8 +8,8 @@ import pytest
 from dumps import ROOT
 
 
-def run_sanitized(tmp_path, driver: str, what: str, args=(), timeout=300) -> subprocess.CompletedProcess:
-    """run_sanitized compiles ``driver`` (which #includes a file of analysis/) under ASan and UBSan and runs it.
+def run_sanitized(tmp_path, driver: str, what: str, args=(), timeout=300, include="analysis") -> subprocess.CompletedProcess:
+    """run_sanitized compiles ``driver`` (which #includes a file of ``include``/) under ASan and UBSan and runs it.
 
     Without a C compiler the test is skipped, saying loudly what was not done.
     """
@@ -19,7 +19,7 @@ def run_sanitized(tmp_path, driver: str, what: str, args=(), timeout=300) -> sub
     (tmp_path / "driver.c").write_text(driver)
     exe = tmp_path / "driver"
     build = subprocess.run([cc, "-std=c11", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                            "-fno-omit-frame-pointer", "-I", str(ROOT / "analysis"), "-o", str(exe),
+                            "-fno-omit-frame-pointer", "-I", str(ROOT / include), "-o", str(exe),
                             str(tmp_path / "driver.c")], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout,

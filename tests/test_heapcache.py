@@ -163,3 +163,19 @@ def test_the_cache_command_lists_and_clears_entries(cache_everything, write_dump
     assert cleared.exit_code == 0 and "deleted 2 entries" in cleared.output and entries() == []
     cache_everything.setenv("GCTRACE_CACHE", "0")
     assert CliRunner().invoke(main, ["cache"]).output == "heap cache: off (GCTRACE_CACHE=0)\n"
+
+
+def test_another_caches_part_of_the_directory_is_left_alone(cache_everything, write_dump):
+    # GIVEN the importer's DWARF index beside the heap cache's entries
+    theirs = heapcache.cache_dir() / "dwarf-v1"
+    theirs.mkdir(parents=True)
+    (theirs / "x.json").write_text("{}")
+    paths = [write_dump(dump_doc([{"addr": 0x1000, "size": 16 * (k + 1)}]), f"d{k}.json")
+             for k in range(heapcache.KEEP + 2)]
+    # WHEN more dumps than it keeps are cached, listed and cleared
+    for p in paths:
+        heapcache.load_heap(p)
+    assert len(heapcache.list_entries()) == heapcache.KEEP
+    assert heapcache.clear() == heapcache.KEEP
+    # THEN the other cache's directory and file are still there, never evicted, listed or cleared
+    assert (theirs / "x.json").read_text() == "{}"

@@ -83,3 +83,18 @@ def test_recording_a_scenario_shows_its_phases_on_a_terminal(tmp_path):
     # THEN both phases had a bar; quietly, only the summary (scenario: ..., count: 0) is written, no bar
     assert b"\rfill:" in seen and b"\rdelete:" in seen, seen[-300:]
     assert b"|" not in quiet and b"\r" not in quiet.replace(b"\r\n", b"") and b"count: 0" in quiet
+
+
+def test_an_import_shows_its_steps_on_a_terminal(tmp_path):
+    # GIVEN a real Go heap dump and its binary, the DWARF not cached yet (each test has a cache of its own)
+    from test_goheapdump import BINARY, DUMPS
+
+    args = ["import", "go-heapdump", str(DUMPS / "grow.heapdump.gz"), "--binary", str(BINARY),
+            "-o", str(tmp_path / "d.jsonl")]
+    # WHEN it is imported on a terminal THEN each long step is named there
+    _, seen = run_on_terminal(args)
+    for step in (b"importing", b"reading the heap dump", b"reading DWARF", b"writing d.jsonl"):
+        assert step in seen, (step, seen[-500:])
+    # AND with --quiet the terminal stays clean (the summary lines aside)
+    _, seen = run_on_terminal(args + ["--quiet"])
+    assert b"importing" not in seen and b"reading" not in seen and b"objects: " in seen

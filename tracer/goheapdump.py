@@ -43,16 +43,30 @@ not exactly this grammar (bad header, a varint longer than 10 bytes or over
 64 bits, a string running past the end, an unknown tag, a field outside its
 record, a missing eof, bytes after eof) with a ``HeapDumpError`` naming the
 file, the byte offset and the record.
+
+Object records are nearly all of a big dump (a million in a 100 MB dump), so
+when the optional C scanner is built (``_goheapdump.c``, through goscan) it
+reads runs of them into arrays, and stops at every other record, and at any
+object record it does not take, for ``_record_reader`` to read: the Python
+reader stays the one reference, and its messages the only ones (the tests
+hold both paths to the same answer on random and damaged dumps). A 1M-object
+dump parses in about 0.5 s that way, 10 s without.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
 import zlib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from gctrace.errors import GctraceError
+from gctrace.progress import bar
+
+from . import goscan
 
 HEADER = b"go1.7 heap dump\n"
 
@@ -108,22 +122,37 @@ class Frame:
 
 
 @dataclass
+class ObjectArrays:
+    """ObjectArrays is every object record as columns, in file order, for consumers that work on arrays.
+
+    Object i starts at ``addr[i]`` (uint64) with ``size[i]`` bytes of contents
+    at ``raw[off[i]:off[i] + size[i]]``; its fields are
+    ``field_start[i]:field_start[i + 1]`` of ``field_kind`` (1 pointer, 2
+    iface, 3 eface) and ``field_off`` (the field's offset as the dump gives
+    it: for an iface or eface, the offset of its first word).
+    """
+
+    addr: np.ndarray
+    off: np.ndarray
+    size: np.ndarray
+    field_start: np.ndarray
+    field_kind: np.ndarray
+    field_off: np.ndarray
+
+
+@dataclass
 class HeapDump:
     """HeapDump is everything one heap dump says, objects kept columnar.
 
     Object i starts at ``obj_addr[i]`` with ``obj_size[i]`` bytes whose contents
     are ``raw[obj_off[i] : obj_off[i] + obj_size[i]]``; its pointer fields are
     ``obj_fields[i]``, a tuple of offsets (iface/eface fields are given as the
-    offset of their data word).
+    offset of their data word). ``objects`` holds the same as arrays.
     """
 
     path: str
     raw: bytes
     params: dict = field(default_factory=dict)
-    obj_addr: list = field(default_factory=list)
-    obj_size: list = field(default_factory=list)
-    obj_off: list = field(default_factory=list)
-    obj_fields: list = field(default_factory=list)
     data: Segment | None = None
     bss: Segment | None = None
     frames: list = field(default_factory=list)
@@ -140,6 +169,35 @@ class HeapDump:
     allocsamples: list = field(default_factory=list)
     memstats: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)  # record name -> how many
+    objects: ObjectArrays | None = field(default=None, compare=False, repr=False)
+
+    # The object columns as Python lists, made on first use (a second at 1M objects) for the code that
+    # works object by object; array code reads ``objects``.
+    @functools.cached_property
+    def obj_addr(self) -> list:
+        return self.objects.addr.tolist() if self.objects is not None else []
+
+    @functools.cached_property
+    def obj_size(self) -> list:
+        return self.objects.size.tolist() if self.objects is not None else []
+
+    @functools.cached_property
+    def obj_off(self) -> list:
+        return self.objects.off.tolist() if self.objects is not None else []
+
+    @functools.cached_property
+    def obj_fields(self) -> list:
+        """obj_fields is each object's pointer fields, a tuple of offsets; an iface's is its data word's
+        (its offset plus the params' pointer size: Go writes the params before any object)."""
+        o = self.objects
+        if o is None:
+            return []
+        data_off = (o.field_off + np.where(o.field_kind == FIELD_PTR, 0, self.ptr_size)).tolist()
+        fields = [()] * len(o.addr)
+        starts = o.field_start.tolist()
+        for i in np.flatnonzero(np.diff(o.field_start)).tolist():
+            fields[i] = tuple(data_off[starts[i]:starts[i + 1]])
+        return fields
 
     @property
     def ptr_size(self) -> int:
@@ -151,7 +209,7 @@ class HeapDump:
         return int.from_bytes(buf[off:off + n], "big" if self.params.get("bigendian") else "little")
 
 
-def read_heapdump(path) -> HeapDump:
+def read_heapdump(path, progress: bool | None = None) -> HeapDump:
     """read_heapdump reads and parses a heap dump file, gzip-compressed or not."""
     try:
         with open(path, "rb") as f:
@@ -163,11 +221,16 @@ def read_heapdump(path) -> HeapDump:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
             raise HeapDumpError(path, f"bad gzip data: {e}") from None
-    return parse(raw, path)
+    return parse(raw, path, progress)
 
 
-def parse(raw: bytes, path="<heapdump>") -> HeapDump:
+def parse(raw: bytes, path="<heapdump>", progress: bool | None = None) -> HeapDump:
     """parse reads every record of a heap dump held in memory.
+
+    Object records go to the C scanner (goscan) when it is built, every other
+    record to ``_record_reader``; without the scanner that reads them all.
+    Both give the same HeapDump, or the same HeapDumpError. ``progress``
+    shows a bar on a terminal (None: as gctrace.progress.showing says).
 
     >>> d = parse(HEADER + bytes([6, 0, 8, 0, 0, 5]) + b"amd64" + bytes([0, 1, 0]))
     >>> d.params["arch"], d.params["ptrsize"], d.counts
@@ -180,8 +243,69 @@ def parse(raw: bytes, path="<heapdump>") -> HeapDump:
     d = HeapDump(path=str(path), raw=raw)
     end = len(raw)
     pos = len(HEADER)
+    record, objects_read = _record_reader(d, raw, path)
+    seen_eof = False
+    with bar(end, "reading the heap dump", progress, unit="B") as pb:
+        if goscan.available():
+            scanner = goscan.Scanner(raw, end // 64)
+            step = max(end // 100, 1 << 20)
+            while pos < end:
+                status, at = scanner.scan(pos, pos + step, d.params.get("ptrsize", 8))
+                pb.update(at - pos)
+                pos = at
+                if status == goscan.OTHER:
+                    tag, pos = record(pos)
+                    pb.update(pos - at)
+                    if tag == 1:
+                        raise AssertionError(f"BUG: the C scanner left a good object record at {at} to Python")
+                    if tag == 0:
+                        seen_eof = True
+                        break
+            cols = scanner.columns()
+            if len(cols["addr"]):
+                d.counts["object"] = d.counts.get("object", 0) + len(cols["addr"])
+        else:
+            done = pos
+            while pos < end:
+                tag, pos = record(pos)
+                if pos - done >= 1 << 20:
+                    pb.update(pos - done)
+                    done = pos
+                if tag == 0:
+                    seen_eof = True
+                    break
+            cols = objects_read()
+    if not seen_eof:
+        raise HeapDumpError(path, f"offset {end}: eof record: truncated: the file ends before the eof record")
+    if pos != end:
+        raise HeapDumpError(path, f"offset {pos}: eof record: {end - pos} bytes after the eof record")
+    if not d.params:
+        raise HeapDumpError(path, "no dumpparams record")
+    _set_objects(d, cols)
+    return d
+
+
+def _set_objects(d: HeapDump, cols: dict) -> None:
+    """_set_objects gives d its object columns as ObjectArrays (``objects``)."""
+    field_start = np.zeros(len(cols["addr"]) + 1, np.int64)
+    field_start[1:] = cols["field_end"]
+    d.objects = ObjectArrays(addr=cols["addr"], off=cols["off"], size=cols["size"], field_start=field_start,
+                             field_kind=cols["field_kind"], field_off=cols["field_off"])
+
+
+def _record_reader(d: HeapDump, raw: bytes, path):
+    """_record_reader returns ``record(pos) -> (tag, next pos)``, which reads one record into d, and
+    ``objects()``, the columns of the object records it has read.
+
+    ``record`` refuses anything that is not exactly the grammar with a
+    HeapDumpError naming the offset and the record.
+    """
+    end = len(raw)
+    pos = 0
     rec_name = "header"
     rec_start = pos
+    obj = {name: [] for name in ("addr", "off", "size", "field_end", "field_kind", "field_off")}
+    field_kind, field_off = obj["field_kind"], obj["field_off"]
 
     def fail(problem, at=None):
         raise HeapDumpError(path, f"offset {rec_start if at is None else at}: {rec_name} record: {problem}")
@@ -218,7 +342,7 @@ def parse(raw: bytes, path="<heapdump>") -> HeapDump:
         s, n = memrange()
         return raw[s:s + n].decode("utf-8", "replace")
 
-    def fields(size):
+    def fields(size, kinds=None):
         out = []
         while True:
             kind = uv()
@@ -234,12 +358,16 @@ def parse(raw: bytes, path="<heapdump>") -> HeapDump:
             if off % ptr or off + width * ptr > size:
                 fail(f"field at offset {off} lies outside the {size}-byte contents")
             out.append(data_off)
+            if kinds is not None:
+                field_kind.append(kind)
+                field_off.append(off)
 
     ptr = 8
     counts = d.counts
-    seen_eof = False
-    while pos < end:
-        rec_start = pos
+
+    def record(at):
+        nonlocal pos, rec_start, rec_name, ptr
+        pos = rec_start = at
         rec_name = "record tag"
         tag = uv()
         rec_name = TAG_NAMES.get(tag)
@@ -252,13 +380,13 @@ def parse(raw: bytes, path="<heapdump>") -> HeapDump:
             s, n = memrange()
             if addr == 0 or n == 0:
                 fail(f"object at {addr:#x} with {n} bytes")
-            d.obj_addr.append(addr)
-            d.obj_size.append(n)
-            d.obj_off.append(s)
-            d.obj_fields.append(tuple(fields(n)))
+            fields(n, True)
+            obj["addr"].append(addr)
+            obj["off"].append(s)
+            obj["size"].append(n)
+            obj["field_end"].append(len(field_off))
         elif tag == 0:
-            seen_eof = True
-            break
+            pass
         elif tag == 5:
             sp, depth, child = uv(), uv(), uv()
             s, n = memrange()
@@ -314,14 +442,12 @@ def parse(raw: bytes, path="<heapdump>") -> HeapDump:
             d.memprof.append((bucket, size, stk, uv(), uv()))
         elif tag == 17:
             d.allocsamples.append((uv(), uv()))
-    if not seen_eof:
-        rec_start, rec_name = end, "eof"
-        fail("truncated: the file ends before the eof record")
-    if pos != end:
-        fail(f"{end - pos} bytes after the eof record", pos)
-    if not d.params:
-        raise HeapDumpError(path, "no dumpparams record")
-    return d
+        return tag, pos
+
+    def objects():
+        return {name: np.array(obj[name], dtype) for name, dtype, _ in goscan.COLUMNS}
+
+    return record, objects
 
 
 def le_words(buf: bytes, n: int, ptr_size: int = 8):

@@ -11,8 +11,9 @@ type is a typedef ``map[K]V`` of ``*hash<K,V>`` (runtime.hmap's layout), and
 its bucket type is the struct ``bucket<K,V>`` (tophash, keys, values,
 overflow).
 
-``Binary`` loads this once (one pass over the DWARF, ~2 s for a small Go
-program) and answers: which symbol holds an address, the typed globals, and
+``Binary`` loads this once (one pass over the DWARF, ~3 s for a small Go
+program, kept by build ID in the DWARF cache, tracer/dwarfcache.py, so the
+next import of the same binary skips it) and answers: which symbol holds an address, the typed globals, and
 ``layout(type)``: where the pointers of a value of that type are, and what
 each points to, so the importer can follow pointers from typed globals as
 viewcore does.
@@ -21,8 +22,12 @@ viewcore does.
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass
 
+from gctrace.progress import bar
+
+from . import dwarfcache
 from .goheapdump import HeapDumpError
 
 DW_AT_go_kind = 0x2900
@@ -80,16 +85,33 @@ class Binary:
             raise HeapDumpError(path, f"cannot read: {e.strerror or e}") from None
         try:
             self.elf = ELFFile(self._f)
-            self._load_symbols()
+            cached = self._cached_index()
+            if not cached:
+                before = set(vars(self))
+                self._load_symbols()
             if not self.elf.has_dwarf_info():
                 raise HeapDumpError(path, "no DWARF in the binary (built with -ldflags=-w or stripped?)")
             self.dwarf = self.elf.get_dwarf_info()
-            self._index_dwarf()
+            if not cached:
+                with bar(1, "reading DWARF", None, unit="step") as pb:
+                    self._index_dwarf()
+                    pb.update()
+                dwarfcache.store(self.elf, os.fstat(self._f.fileno()).st_size,
+                                 {k: getattr(self, k) for k in set(vars(self)) - before - {"dwarf"}})
         except (ELFError, ValueError, KeyError, IndexError, AssertionError) as e:
             raise HeapDumpError(path, f"not a readable ELF/DWARF file: {e}") from None
         self._dies = {}
         self._layouts = {}
         self._hasptr = {}
+
+    def _cached_index(self) -> bool:
+        """_cached_index sets what _load_symbols and _index_dwarf derive from the DWARF cache; False on a miss."""
+        attrs = dwarfcache.load(self.path, self.elf, os.fstat(self._f.fileno()).st_size)
+        if attrs is None:
+            return False
+        for k, v in attrs.items():
+            setattr(self, k, v)
+        return True
 
     def _load_symbols(self):
         symtab = self.elf.get_section_by_name(".symtab")

@@ -1,0 +1,3 @@
+module bigmap
+
+go 1.21

@@ -1,0 +1,24 @@
+"""cachedir says where gctrace keeps its caches: one root, a part of it per cache.
+
+``$GCTRACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/gctrace``, else
+``~/.cache/gctrace``; ``GCTRACE_CACHE=0`` turns every cache off. The root
+is the user's: gctrace never deletes in it. The analyzer's heap cache
+(analysis/heapcache.py) keeps its entries in ``gctrace-heapcache-v1/``, the
+importer's DWARF index (tracer/dwarfcache.py) in ``dwarf-v1/``; each touches
+only what it made.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path | None:
+    """cache_root returns gctrace's cache directory, or None when caching is off (GCTRACE_CACHE=0)."""
+    if os.environ.get("GCTRACE_CACHE", "1") == "0":
+        return None
+    if os.environ.get("GCTRACE_CACHE_DIR"):
+        return Path(os.environ["GCTRACE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gctrace"
