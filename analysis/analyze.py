@@ -4,19 +4,25 @@ It composes mark, page classes and the map audit into one Analysis, and
 turns the numbers into findings: data that says which cause of resident
 memory applies (``never_shrinks``, ``oldbuckets_pinned``, ...) with the
 figures that prove it. Words are the report's job.
+
+The Analysis also holds what the reporters and renderers derive from those
+results (the object-to-object edges, each object's page span, the map
+headers by address, per-map retained sizes), each computed once, on first
+use: report, html, render and the CLI read them and never recompute.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from .mark import Marking, mark
+from .mark import Marking, followed_edges, mark, retained_by
 from .maps import MapAudit, Orphans, SwissAudit, audit, orphans
 from .model import Heap
-from .pages import PageClasses, classify
+from .pages import PageClasses, classify, object_pages
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,50 @@ class Analysis:
     def reachable(self) -> np.ndarray:
         """reachable is the per-object reachability mask."""
         return self.marking.reachable
+
+    # Derived data, computed once on first use (cached_property writes the
+    # instance's __dict__, which a frozen dataclass allows).
+
+    @cached_property
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """edges is (src, dst), the object-to-object pointer edges the mark followed (mark.followed_edges)."""
+        return followed_edges(self.heap, self.marking.ptr_dest)
+
+    @cached_property
+    def object_pages(self) -> tuple[np.ndarray, np.ndarray]:
+        """object_pages is each object's first page and one past its last page (pages.object_pages)."""
+        return object_pages(self.heap)
+
+    @cached_property
+    def map_index(self) -> dict:
+        """map_index maps an hmap (or Swiss map header) address to its index in ``maps``."""
+        return {m.header.hmap: j for j, m in enumerate(self.maps)}
+
+    def map_at(self, addr: int):
+        """map_at returns the audit of the map whose header is at ``addr``, or None."""
+        j = self.map_index.get(addr)
+        return None if j is None else self.maps[j]
+
+    @cached_property
+    def _retained(self) -> dict:
+        return {}
+
+    def map_retained(self, maps=None) -> dict:
+        """map_retained returns, per hmap address, the bytes that dropping the map would free.
+
+        That is the hmap's retained size: its buckets, oldbuckets, overflow
+        buckets and whatever only the map keeps alive (mark.retained_by, one
+        bounded re-mark per map rather than a dominator tree of the whole
+        heap). An unreachable map frees nothing more when dropped: 0. ``maps``
+        limits the answer to some of ``maps``; each map's size is computed at
+        most once per Analysis, however many reporters ask.
+        """
+        maps = self.maps if maps is None else maps
+        todo = [m for m in maps if m.header.hmap not in self._retained]
+        if todo:
+            idx = self.heap.find([m.header.hmap for m in todo])
+            self._retained.update(zip((m.header.hmap for m in todo), retained_by(self.heap, self.marking, idx)))
+        return {m.header.hmap: self._retained[m.header.hmap] for m in maps}
 
 
 STEPS = ("mark", "pages", "maps")

@@ -46,9 +46,8 @@ from scipy.sparse import csr_matrix
 from gctrace.errors import MissingToolError, UsageError
 
 from .analyze import Analysis
-from .mark import followed_edges
 from .pagemap_svg import CLASS_COLORS
-from .pages import CLASSES, FLAGGED, object_pages
+from .pages import CLASSES, FLAGGED
 from .report import fmt_bytes, map_brief, map_label
 
 DEFAULT_MAX_NODES = 300
@@ -105,7 +104,7 @@ def flagged_class(a: Analysis) -> np.ndarray:
     pc = a.pages
     sel = pc.flagged_mask
     f_first, f_end, f_cls = pc.first[sel], (pc.first + pc.n)[sel], pc.cls[sel].astype(np.int64)
-    p0, p1 = object_pages(a.heap)
+    p0, p1 = a.object_pages
     if not len(f_first):
         return np.full(a.heap.n_objects, -1, np.int64)
     k = np.searchsorted(f_end, p0, side="right")
@@ -132,7 +131,7 @@ def map_owner(a: Analysis) -> np.ndarray:
         sel = np.concatenate(parts)
         owner[sel[sel >= 0]] = j
     struct = np.isin(heap.obj_kind, [heap.kind_code(k) for k in STRUCTURE if heap.kind_code(k) >= 0])
-    src, dest = followed_edges(heap, a.marking.ptr_dest)
+    src, dest = a.edges
     take = (owner[src] >= 0) & struct[src] & (owner[dest] < 0)
     # Lowest-indexed owner wins when two maps point at one object: assign in reverse order.
     order = np.flatnonzero(take)[::-1]
@@ -143,7 +142,7 @@ def map_owner(a: Analysis) -> np.ndarray:
 def neighbourhood(a: Analysis, obj: int, depth: int) -> np.ndarray:
     """neighbourhood returns each object's distance in pointer hops (either direction) from ``obj``, -1 beyond ``depth``."""
     n = a.heap.n_objects
-    src, dst = followed_edges(a.heap, a.marking.ptr_dest)
+    src, dst = a.edges
     g = csr_matrix((np.ones(2 * len(src), bool), (np.concatenate([src, dst]), np.concatenate([dst, src]))),
                    shape=(n, n))
     dist = np.full(n, -1, np.int64)
@@ -193,7 +192,7 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
     fcls = flagged_class(a)
     if opts.cluster == "page":
         pc = a.pages
-        p0, _ = object_pages(heap)
+        p0, _ = a.object_pages
         run = np.searchsorted(pc.first, p0, side="right") - 1
         used = np.unique(run[universe])
         if len(used) > max(opts.max_nodes // 4, 1):
@@ -338,8 +337,8 @@ def _node_attrs(a: Analysis, sel: _Selection, k: int) -> tuple[str, dict, int]:
         size = int(heap.obj_size[first])
         role = sel.roles.get(first, kind)
         if kind in ("hmap", "swiss_map"):  # the map's name, as the text report gives it
-            role = next((f"map {m.header.name}" for m in a.maps
-                         if m.header.hmap == heap.obj_addr[first] and m.header.name), role)
+            m = a.map_at(int(heap.obj_addr[first]))
+            role = f"map {m.header.name}" if m is not None and m.header.name else role
         label = f"{role}\\n{heap.obj_addr[first]:#x}\\n{fmt_bytes(size)}"
         shape = "component" if kind in ("hmap", "swiss_map") else "box"
         attrs = dict(id=f"obj-{heap.obj_addr[first]:#x}", shape=shape, style="filled,rounded", fillcolor=fill,
@@ -439,7 +438,7 @@ def build_graph(a: Analysis, opts: RenderOptions = RenderOptions()) -> RenderedG
                 dot.edge(rid, f"n{t}")
                 edge_count += 1
     # Pointer edges between drawn nodes, counted.
-    src, dst = followed_edges(heap, a.marking.ptr_dest)
+    src, dst = a.edges
     s, d = sel.node_of[src], sel.node_of[dst]
     keep = (s >= 0) & (d >= 0)
     s, d = s[keep], d[keep]

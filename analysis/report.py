@@ -13,7 +13,7 @@ import numpy as np
 
 from .analyze import Analysis, Finding
 from .barrier import Hide, Replay
-from .pages import CLASSES, object_pages
+from .pages import CLASSES
 
 REPORT_FORMAT = "gctrace.report"
 REPORT_VERSION = 2  # 2: flagged lists runs of pages ({addr, n, class}), not every page
@@ -21,14 +21,11 @@ DEFAULT_RUNS = 10
 SWISS_FIX = "replace the map (m = make(map[K]V)) or drop it (m = nil) to release them"
 
 
-def json_report(a: Analysis, barrier: Replay | None = None, retained: dict | None = None) -> dict:
-    """json_report returns the spec's report (version 2); ``barrier`` adds its ``barrier`` key.
-
-    ``retained`` is map_retained_bytes(a), when the caller has it already.
-    """
+def json_report(a: Analysis, barrier: Replay | None = None) -> dict:
+    """json_report returns the spec's report (version 2); ``barrier`` adds its ``barrier`` key."""
     heap, reach, pc = a.heap, a.reachable, a.pages
     size = heap.obj_size
-    retained = map_retained_bytes(a) if retained is None else retained
+    retained = a.map_retained()
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -99,25 +96,6 @@ def map_json(m, retained: int, findings: list[Finding]) -> dict:
         "retained_bytes": retained,
         "findings": [finding_json(f) for f in findings],
     }
-
-
-def map_retained_bytes(a: Analysis, maps=None) -> dict:
-    """map_retained_bytes returns, per hmap address, the bytes that dropping the map would free.
-
-    That is the hmap's retained size: its buckets, oldbuckets, overflow
-    buckets and whatever only the map keeps alive (mark.retained_by, one
-    bounded re-mark per map rather than a dominator tree of the whole heap).
-    An unreachable map frees nothing more when dropped: 0. ``maps`` limits
-    the work to some of ``a.maps``.
-    """
-    maps = a.maps if maps is None else maps
-    if not maps:
-        return {}
-    from .mark import retained_by
-
-    idx = a.heap.find([m.header.hmap for m in maps])
-    sizes = retained_by(a.heap, a.marking, idx)
-    return {m.header.hmap: size for m, size in zip(maps, sizes)}
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -271,8 +249,12 @@ def describe_heap_finding(f: Finding) -> str:
 
 
 def run_kinds(a: Analysis, first: int, n: int) -> str:
-    """run_kinds lists the kinds of the objects touching pages [first, first+n), with counts."""
-    p0, p1 = object_pages(a.heap)
+    """run_kinds lists the kinds of the objects touching pages [first, first+n), with counts.
+
+    Objects are in address order, so their page spans (Analysis.object_pages,
+    computed once) are sorted and two binary searches find the run's objects.
+    """
+    p0, p1 = a.object_pages
     lo = np.searchsorted(p1, first, side="right")
     hi = np.searchsorted(p0, first + n, side="left")
     if hi <= lo:
@@ -292,12 +274,11 @@ def map_label(h) -> str:
     return f"{h.name} ({h.hmap:#x})" if h.name else f"{h.hmap:#x}"
 
 
-def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | None = None,
-                retained: dict | None = None) -> str:
+def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | None = None) -> str:
     """text_report renders the analysis for a person; ``runs=None`` lists every flagged run.
 
-    ``retained`` is map_retained_bytes(a), when the caller has it already; else
-    it is computed for the maps the report describes.
+    Retained sizes (Analysis.map_retained) are asked for the maps the report
+    describes only: the quiet ones never cost a re-mark.
 
     With ``barrier`` (a replay of the last mark) the Heap section counts its
     floating objects and a "Write barrier" section tells each lost object's story.
@@ -326,7 +307,7 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
         lines.append("  (the dump has no maps)")
     quiet = []
     loud = [m for m in a.maps if a.map_findings.get(m.header.hmap)]
-    retained = map_retained_bytes(a, loud) if retained is None else retained
+    retained = a.map_retained(loud)
     for m in a.maps:
         h = m.header
         name = map_label(h)

@@ -199,7 +199,7 @@ def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, 
       gctrace analyze d.jsonl --json -o report.json --html report.html
       gctrace analyze d.jsonl --fail-on flagged:1MiB   # exit 1 above 1 MiB flagged
     """
-    from gctrace.analysis.report import json_report, map_retained_bytes, text_report
+    from gctrace.analysis.report import json_report, text_report
 
     threshold = parse_fail_on(fail_on)
     _refuse_inputs((output, html_out), (dump,))
@@ -212,10 +212,9 @@ def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, 
 
         r = replay(a.heap, barrier, mark_rate)
     with _stage("report", quiet, a.heap):
-        # Per-map retained sizes are re-marks: computed once when the HTML page and the text both show them.
-        retained = map_retained_bytes(a) if html_out and not as_json else None
-        report = json_report(a, r, retained) if as_json or html_out else None
-        _emit(_json(report) if as_json else text_report(a, None if show_all else runs, r, retained), output,
+        # Per-map retained sizes are re-marks: the Analysis computes each once, whichever reporter asks first.
+        report = json_report(a, r) if as_json or html_out else None
+        _emit(_json(report) if as_json else text_report(a, None if show_all else runs, r), output,
               (dump,))
     if html_out:
         with _stage("HTML page", quiet, a.heap):
