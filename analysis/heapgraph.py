@@ -26,29 +26,14 @@ HERE = Path(__file__).resolve().parent
 VERSION = 3
 BAD_OFFSETS = -2  # HG_BAD_OFFSETS
 
-_lib = None
-_tried = False
-
 
 def _load():
-    global _lib, _tried
-    if not _tried:
-        _tried = True
-        path = native.library_path(HERE, "heapgraph", "GCTRACE_HEAPGRAPH_LIB")
-        try:
-            lib = ctypes.CDLL(str(path)) if path else None
-        except OSError:
-            lib = None
-        if lib is not None and lib.hg_version() == VERSION:
-            i64, arr = ctypes.c_int64, np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
-            lib.hg_find.argtypes = [i64, arr, arr, i64, arr, arr]
-            lib.hg_find.restype = ctypes.c_int
-            lib.hg_mark.argtypes = [i64, arr, arr, i64, arr, np.ctypeslib.ndpointer(np.bool_, flags="C_CONTIGUOUS")]
-            lib.hg_mark.restype = i64
-            lib.hg_dominators.argtypes = [i64, arr, arr, i64, arr, arr, arr, arr]
-            lib.hg_dominators.restype = i64
-            _lib = lib
-    return _lib
+    i64, arr = ctypes.c_int64, np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
+    return native.load(HERE, "heapgraph", "GCTRACE_HEAPGRAPH_LIB", {
+        "hg_find": (ctypes.c_int, [i64, arr, arr, i64, arr, arr]),
+        "hg_mark": (i64, [i64, arr, arr, i64, arr, np.ctypeslib.ndpointer(np.bool_, flags="C_CONTIGUOUS")]),
+        "hg_dominators": (i64, [i64, arr, arr, i64, arr, arr, arr, arr]),
+    }, ("hg_version", VERSION))
 
 
 def available() -> bool:
@@ -67,7 +52,7 @@ def find(obj_addr: np.ndarray, obj_size: np.ndarray, addrs: np.ndarray) -> np.nd
     size = np.ascontiguousarray(obj_size, np.int64)
     q = np.ascontiguousarray(addrs, np.int64)
     out = np.empty(len(q), np.int64)
-    if _lib.hg_find(len(addr), addr, size, len(q), q, out) != 0:
+    if _load().hg_find(len(addr), addr, size, len(q), q, out) != 0:
         return None
     return out
 
@@ -83,7 +68,7 @@ def reach(n: int, ptr_start: np.ndarray, dest: np.ndarray, roots: np.ndarray) ->
         return None
     ptr_start, dest, roots = _graph("reach", n, ptr_start, dest, roots)
     seen = np.empty(n, np.bool_)
-    if _check("reach", n, dest, _lib.hg_mark(n, ptr_start, dest, len(roots), roots, seen)) < 0:
+    if _check("reach", n, dest, _load().hg_mark(n, ptr_start, dest, len(roots), roots, seen)) < 0:
         return None
     return seen
 
@@ -104,7 +89,7 @@ def dominators(n: int, ptr_start: np.ndarray, dest: np.ndarray, roots: np.ndarra
         raise ValueError(f"dominators: {n} objects need {n} sizes, got {len(size)}")
     idom = np.empty(n, np.int64)
     retained = np.empty(n, np.int64)
-    if _check("dominators", n, dest, _lib.hg_dominators(n, ptr_start, dest, len(roots), roots, size, idom,
+    if _check("dominators", n, dest, _load().hg_dominators(n, ptr_start, dest, len(roots), roots, size, idom,
                                                         retained)) < 0:
         return None
     return idom, retained

@@ -26,6 +26,15 @@ class DumpError(GctraceError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class HeapDumpError(DumpError):
+    """HeapDumpError reports a Go heap dump, or a companion of one (the binary, a residency file), that cannot be read.
+
+    Its message names the file and, inside a dump, the offset and record:
+    ``heap.dump: offset 1234: object record: truncated``. The Go importer
+    raises it; gctrace.tracer.goheapdump re-exports the name.
+    """
+
+
 class UsageError(GctraceError):
     """UsageError reports a bad option value or an impossible request."""
 

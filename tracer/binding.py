@@ -132,10 +132,6 @@ def load():
             "compiler), or `pip install .` where a compiler exists, or point "
             "GCTRACE_NATIVE_LIB at a libgcmap.so"
         )
-    try:
-        lib = ctypes.CDLL(str(path))
-    except OSError as e:
-        raise MissingToolError(f"cannot load the native tracer library {path}: {e}") from e
     u64, i64, up, i, sz = ctypes.c_uint64, ctypes.c_int64, ctypes.c_uint64, ctypes.c_int, ctypes.c_size_t
     vp = ctypes.c_void_p
     protos = {
@@ -186,12 +182,11 @@ def load():
         "gm_smaps_arena": (i, [ctypes.POINTER(u64), ctypes.POINTER(u64)]),
         "gm_dump": (i, [ctypes.c_char_p, i, ctypes.c_char_p]),
     }
-    for name, (res, args) in protos.items():
-        f = getattr(lib, name)
-        f.restype = res
-        f.argtypes = args
-    _lib = lib
-    return lib
+    try:
+        _lib = native.open_library(path, protos)
+    except OSError as e:
+        raise MissingToolError(f"cannot load the native tracer library {path}: {e}") from e
+    return _lib
 
 
 def _shape_id(shape):

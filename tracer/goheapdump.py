@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gctrace.errors import GctraceError
+from gctrace.errors import HeapDumpError  # noqa: F401 (goimport, gotypes and the tests import it from here)
 from gctrace.progress import bar
 
 from . import goscan
@@ -85,15 +85,6 @@ MEMSTATS_FIELDS = (
 )
 
 FIELD_PTR, FIELD_IFACE, FIELD_EFACE = 1, 2, 3
-
-
-class HeapDumpError(GctraceError):
-    """HeapDumpError reports a Go heap dump (or its companions) that cannot be read: ``<file>: <problem>``."""
-
-    def __init__(self, path, problem):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 @dataclass

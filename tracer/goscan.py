@@ -40,26 +40,10 @@ class _Scan(ctypes.Structure):
         (n, ctypes.POINTER(_CTYPES[t])) for n, t, _ in COLUMNS]
 
 
-_lib = None
-_tried = False
-
-
 def _load():
-    global _lib, _tried
-    if not _tried:
-        _tried = True
-        path = native.library_path(HERE, "goheapdump", "GCTRACE_GOHEAPDUMP_LIB")
-        try:
-            lib = ctypes.CDLL(str(path)) if path else None
-        except OSError:
-            lib = None
-        if lib is not None:
-            lib.ghd_version.restype = ctypes.c_int64
-            if lib.ghd_version() == LAYOUT_VERSION * 1000 + ctypes.sizeof(_Scan):
-                lib.ghd_scan.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Scan)]
-                lib.ghd_scan.restype = ctypes.c_int
-                _lib = lib
-    return _lib
+    return native.load(HERE, "goheapdump", "GCTRACE_GOHEAPDUMP_LIB",
+                       {"ghd_scan": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(_Scan)])},
+                       ("ghd_version", LAYOUT_VERSION * 1000 + ctypes.sizeof(_Scan)))
 
 
 def available() -> bool:

@@ -25,10 +25,10 @@ import bisect
 import os
 from dataclasses import dataclass
 
+from gctrace.errors import HeapDumpError
 from gctrace.progress import bar
 
 from . import dwarfcache
-from .goheapdump import HeapDumpError
 
 DW_AT_go_kind = 0x2900
 DW_AT_go_key = 0x2901
