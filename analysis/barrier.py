@@ -118,7 +118,6 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
     A stack takes C (unbarriered), then the heap's last pointer to C is
     overwritten before the marker reaches it: Dijkstra loses C, Yuasa keeps it.
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> # the dump: global g -> A -> B -> P, stack s -> C; at gc_start s was nil and P -> C
     >>> h = with_events(tiny_heap([(0x1000, 16), (0x2000, 16), (0x3000, 16), (0x4000, 16)],
     ...                           ptrs=[(0, 0, 0x2000), (1, 0, 0x3000)], roots=[0x1000, 0x4000]),
@@ -439,45 +438,3 @@ def _hides(heap, w, in_mark, lost_i, scanned_at, born, src, fdest, keep, max_hid
                 hs = [Hide(None, "via", obj=a, off=int(vf[p]) - a)]
         out[int(heap.obj_addr[o])] = tuple(hs[-max_hides:])
     return out
-
-
-def with_events(heap: Heap, events, root_kinds=None, root_names=None) -> Heap:
-    """with_events returns ``heap`` with a literal event log (seq 1, 2, ...), for doctests and tests.
-
-    Each event is an op name (``"gc_start"``) or a tuple: ``("write", obj, off,
-    old, new)``, ``("write", 0, 0, old, new, root_name)``, ``("alloc", addr,
-    size)`` or ``("free", addr)``. ``root_kinds`` and ``root_names`` replace the
-    roots' kinds and names (tiny_heap's are global and r0, r1, ...).
-    """
-    from dataclasses import replace
-
-    from .model import Events, Roots
-
-    rows = [(e,) if isinstance(e, str) else tuple(e) for e in events]
-    strings: dict[str, int] = {}
-    cols = {k: [] for k in ("op", "a", "b", "old", "new", "text")}
-    for r in rows:
-        op, args = r[0], list(r[1:])
-        a = b = old = new = 0
-        text = -1
-        if op == "write":
-            a, b, old, new = args[:4]
-            if len(args) > 4:
-                text = strings.setdefault(args[4], len(strings))
-        elif op in ("alloc", "free"):
-            a = args[0]
-            b = args[1] if len(args) > 1 else 0
-        for k, v in zip(cols, (EVENT_OPS.index(op), a, b, old, new, text)):
-            cols[k].append(v)
-    n = len(rows)
-    events = Events(seq=np.arange(1, n + 1, dtype=np.int64), op=np.array(cols["op"], np.int8),
-                    a=np.array(cols["a"], np.int64), b=np.array(cols["b"], np.int64),
-                    old=np.array(cols["old"], np.int64), new=np.array(cols["new"], np.int64),
-                    text=np.array(cols["text"], np.int32), same_size=np.zeros(n, bool),
-                    strings=tuple(sorted(strings, key=strings.get)))
-    roots = heap.roots
-    if root_kinds is not None:
-        roots = Roots(roots.name, np.array([ROOT_KINDS.index(k) for k in root_kinds], np.int8), roots.target)
-    if root_names is not None:
-        roots = Roots(tuple(root_names), roots.kind, roots.target)
-    return replace(heap, events=events, roots=roots)

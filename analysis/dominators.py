@@ -211,7 +211,6 @@ def dominators(n: int, src: np.ndarray, dst: np.ndarray, starts: np.ndarray, siz
 def heap_dominators(heap, marking) -> Dominators:
     """heap_dominators computes the dominator tree of a marked heap (the marking's resolved edges and roots).
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> from gctrace.analysis.mark import mark
     >>> h = tiny_heap([(0x1000, 16), (0x2000, 32), (0x3000, 64)], ptrs=[(0, 0, 0x2008), (1, 0, 0x3000)],
     ...               roots=[0x1004])

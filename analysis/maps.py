@@ -195,7 +195,6 @@ def audit(heap: Heap, reachable: np.ndarray) -> list:
 def audit_swiss(heap: Heap, m: SwissMap, reachable: np.ndarray) -> SwissAudit:
     """audit_swiss accounts one Swiss map: the bytes of its directory, tables and groups, and its slots.
 
-    >>> from .model import tiny_heap
     >>> h = tiny_heap([(0x1000, 48, "swiss_map"), (0x1040, 8, "swiss_directory"), (0x1080, 32, "swiss_table"),
     ...                (0x1100, 272, "swiss_groups")])
     >>> ctrl = np.array([[5, 2, 1], [0, 0, 8]], np.int16)

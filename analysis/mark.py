@@ -47,7 +47,6 @@ def followed_edges(heap: Heap, ptr_dest: np.ndarray) -> tuple[np.ndarray, np.nda
 
     ``ptr_dest`` is each field's target object (a Marking's), -1 for the external ones, which are left out.
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> h = tiny_heap([(0x1000, 16), (0x2000, 16)], ptrs=[(0, 0, 0x2008), (1, 8, 0x9999)])
     >>> [e.tolist() for e in followed_edges(h, resolve(h)[0])]
     [[0], [1]]
@@ -85,7 +84,6 @@ def reach(n: int, src: np.ndarray, dst: np.ndarray, starts: np.ndarray) -> np.nd
 def mark(heap: Heap) -> Marking:
     """mark finds every object reachable from a root; interior pointers count, external ones do not.
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> h = tiny_heap([(0x1000, 16), (0x2000, 16), (0x3000, 16)],
     ...               ptrs=[(0, 0, 0x2004)], roots=[0x1008, 0, 0x7000])
     >>> m = mark(h)
@@ -107,7 +105,6 @@ def mark(heap: Heap) -> Marking:
 def resolve(heap: Heap) -> tuple[np.ndarray, np.ndarray]:
     """resolve returns (ptr_dest, root_dest): the object each pointer field and each root points into, -1 for none.
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> h = tiny_heap([(0x1000, 16), (0x2000, 16)], ptrs=[(0, 0, 0x200f), (0, 8, 0x2010)], roots=[0x1008, 0])
     >>> [d.tolist() for d in resolve(h)]
     [[1, -1], [0, -1]]
@@ -118,7 +115,6 @@ def resolve(heap: Heap) -> tuple[np.ndarray, np.ndarray]:
 def reach_objects(heap: Heap, ptr_dest: np.ndarray, root_dest: np.ndarray) -> np.ndarray:
     """reach_objects returns a bool per object: reachable from the roots' objects along resolved pointers.
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> h = tiny_heap([(0x1000, 16), (0x2000, 16), (0x3000, 16)], ptrs=[(1, 0, 0x3000)])
     >>> reach_objects(h, np.array([2]), np.array([1])).tolist()
     [False, True, True]
@@ -141,7 +137,6 @@ def retained_by(heap: Heap, marking: Marking, objs) -> list[int]:
     outside X cannot owe its life to the removed one). So the survivors are a
     BFS inside X from those entry points. An unreachable object retains 0.
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> h = tiny_heap([(0x1000, 8), (0x2000, 16), (0x3000, 32), (0x4000, 64)],
     ...               ptrs=[(0, 0, 0x2000), (0, 4, 0x4000), (1, 0, 0x3000), (3, 0, 0x3000)], roots=[0x1000])
     >>> retained_by(h, mark(h), [0, 1, 2, 3])

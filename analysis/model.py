@@ -302,33 +302,3 @@ def empty_events() -> Events:
     """empty_events returns an event log with no events."""
     z = np.zeros(0, np.int64)
     return Events(z, np.zeros(0, np.int8), z, z, z, z, np.zeros(0, np.int32), np.zeros(0, bool), ())
-
-
-def tiny_heap(objects, ptrs=(), roots=(), page_size=4096) -> Heap:
-    """tiny_heap builds a Heap from literals, for doctests and unit tests.
-
-    ``objects`` is ``[(addr, size)]`` or ``[(addr, size, kind)]`` sorted by
-    address, ``ptrs`` is ``[(src_index, offset, target)]``, ``roots`` is a list
-    of targets. No validation: the loader validates, this is for known-good data.
-    """
-    objects = [tuple(o) + ("other",) * (3 - len(o)) for o in objects]
-    kinds = tuple(sorted({o[2] for o in objects}))
-    n = len(objects)
-    ptrs = sorted(ptrs)
-    counts = np.bincount([p[0] for p in ptrs], minlength=n) if ptrs else np.zeros(n, np.int64)
-    z = np.zeros(n + 1, np.int64)
-    return Heap(
-        path="<literal>", page_size=page_size, ptr_size=8, meta={"page_size": page_size},
-        obj_addr=np.array([o[0] for o in objects], np.int64),
-        obj_size=np.array([o[1] for o in objects], np.int64),
-        obj_kind=np.array([kinds.index(o[2]) for o in objects], np.int16),
-        kinds=kinds,
-        ptr_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        ptr_off=np.array([p[1] for p in ptrs], np.int64),
-        ptr_target=np.array([p[2] for p in ptrs], np.int64),
-        slot_start=z, slot_count=np.zeros(0, np.int8), has_slots=np.zeros(n, bool),
-        roots=Roots(tuple(f"r{i}" for i in range(len(roots))),
-                    np.full(len(roots), ROOT_KINDS.index("global"), np.int8),
-                    np.array(roots, np.int64)),
-        pages=None, maps=(), events=empty_events(),
-    )

@@ -122,7 +122,6 @@ def object_pages(heap: Heap) -> tuple[np.ndarray, np.ndarray]:
 def classify(heap: Heap, reachable: np.ndarray) -> PageClasses:
     """classify assigns every page of the heap its class.
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> h = tiny_heap([(0x1000, 16), (0x2ff8, 16)])   # the second straddles two pages
     >>> pc = classify(h, np.array([True, False]))
     >>> [(int(f), int(n), CLASSES[c]) for f, n, c in zip(pc.first, pc.n, pc.cls)]

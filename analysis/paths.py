@@ -102,7 +102,6 @@ def _to_path(heap, marking, nodes, roots, n) -> tuple[RootPath, int]:
 def why(heap: Heap, marking: Marking, addr: int, k: int = 1, cap: int = DEFAULT_CAP) -> Why:
     """why finds up to ``k`` shortest root paths to the object containing ``addr``, shortest first.
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> from gctrace.analysis.mark import mark
     >>> h = tiny_heap([(0x1000, 16), (0x2000, 16), (0x3000, 16)],
     ...               ptrs=[(0, 8, 0x2004), (1, 0, 0x3000)], roots=[0x1000])

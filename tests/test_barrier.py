@@ -43,8 +43,8 @@ from click.testing import CliRunner
 from dumps import BASE, FIXTURES, dump_doc
 from gctrace.analysis.barrier import MODES, replay
 from gctrace.analysis.load import load_dump
-from gctrace.analysis.model import tiny_heap
-from gctrace.analysis.barrier import with_events
+from builders import tiny_heap
+from builders import with_events
 from gctrace.cli import BARRIER_MODES, main
 from gctrace.errors import DumpError
 

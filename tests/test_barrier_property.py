@@ -25,8 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gctrace.analysis.barrier import MODES, replay, with_events
-from gctrace.analysis.model import tiny_heap
+from builders import with_events
+from gctrace.analysis.barrier import MODES, replay
+from builders import tiny_heap
 
 NFIELDS = 3  # pointer fields per object, at offsets 0, 8, 16
 SIZE = 32

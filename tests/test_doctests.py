@@ -3,6 +3,9 @@
 pytest's --doctest-modules only sees tests/ (the package's directories map to
 gctrace.* through package-dir, which pytest's collector does not follow), so
 the modules are imported by their package names here and run with doctest.
+The test builders (tests/builders.py: tiny_heap, with_events) are handed to
+every example as globals: the examples build their heaps with them, and the
+builders ship with the tests, not the package.
 """
 
 import doctest
@@ -15,6 +18,7 @@ import pytest
 import gctrace
 import gctrace.analysis
 import gctrace.tracer
+from builders import tiny_heap, with_events
 
 ALL_MODULES = sorted(m.name for pkg in (gctrace, gctrace.analysis, gctrace.tracer)
                      for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")
@@ -37,6 +41,7 @@ def test_the_package_has_modules_with_examples():
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS,
+                             extraglobs={"tiny_heap": tiny_heap, "with_events": with_events})
     assert result.attempted > 0, f"{name}: no example ran"
     assert result.failed == 0

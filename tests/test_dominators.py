@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from dumps import FIXTURES
 from gctrace.analysis.dominators import dominators, heap_dominators, immediate_dominators
 from gctrace.analysis.mark import reach
-from gctrace.analysis.model import tiny_heap
+from builders import tiny_heap
 from gctrace.analysis.mark import mark
 from gctrace.cli import main
 

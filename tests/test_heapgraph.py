@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from gctrace.analysis import heapgraph
 from gctrace.analysis.dominators import dominators
 from gctrace.analysis.mark import mark, reach
-from gctrace.analysis.model import tiny_heap
+from builders import tiny_heap
 from sanitized import run_sanitized
 
 NEEDS_C = pytest.mark.skipif(not heapgraph.available(),

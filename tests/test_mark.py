@@ -3,7 +3,7 @@
 import pytest
 
 from gctrace.analysis.mark import mark
-from gctrace.analysis.model import tiny_heap
+from builders import tiny_heap
 
 
 def test_interior_root_and_interior_pointer_resolve_to_their_objects():

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from dumps import BASE, FIXTURES, dump_doc
 from gctrace.analysis.mark import mark
-from gctrace.analysis.model import tiny_heap
+from builders import tiny_heap
 from gctrace.analysis.paths import why
 from gctrace.cli import main
 from gctrace.errors import UsageError
