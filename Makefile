@@ -54,7 +54,7 @@ bench: $(STAMP) native  ## print speed and memory figures (not asserted), the Go
 	$(PY) bench/scale_bench.py --sizes 1,10 --dir $(OUT)/bench
 	$(PY) bench/render_bench.py
 	$(PY) bench/barrier_bench.py
-	$(PY) tracer/bench.py
+	$(PY) bench/record_bench.py
 	$(PY) -m gctrace.tracer.loadfactor
 	$(PY) bench/import_bench.py --dir $(OUT)/bench
 

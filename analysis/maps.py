@@ -32,9 +32,7 @@ import numpy as np
 
 from gctrace.errors import DumpError
 
-from .model import SWISS_MAX_LOAD, Heap, MapHeader, SwissMap
-
-SLOTS_PER_BUCKET = 8  # Go's bucketCnt
+from .model import SLOTS_PER_BUCKET, SWISS_MAX_LOAD, Heap, MapHeader, SwissMap
 
 
 @dataclass(frozen=True)

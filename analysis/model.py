@@ -161,7 +161,10 @@ class SwissMap:
         return full, deleted, empty
 
 
-SWISS_GROUP_SLOTS = 8  # Go's abi.MapGroupSlots
+# Go's map constants, declared once for the analyzer (the loader, the audit and
+# the findings import them from here).
+SLOTS_PER_BUCKET = 8  # Go's bucketCnt (abi.OldMapBucketCount): entries in a classic bucket
+SWISS_GROUP_SLOTS = 8  # Go's abi.MapGroupSlots: slots in a Swiss group
 SWISS_MAX_LOAD = (7, 8)  # Go's maxAvgGroupLoad / MapGroupSlots: a table grows at 7/8 full
 
 

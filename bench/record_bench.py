@@ -1,7 +1,7 @@
-"""bench measures what recording costs: ns per insert with and without the event log,
+"""record_bench measures what recording costs: ns per insert with and without the event log,
 for the classic and the Swiss map, and dump size per million entries. It prints; it asserts nothing.
 
-    python -m gctrace.tracer.bench [--n 1000000]
+    python bench/record_bench.py [--n 1000000]
 
 The target is recording < 3x unrecorded. Inserts run in native batches
 (Map.assign_many) so the figures are the core's, not ctypes'.
