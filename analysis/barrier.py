@@ -130,14 +130,46 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
         raise ValueError(f"unknown barrier mode {mode!r}: one of {', '.join(MODES)}")
     if mark_rate < 1:
         raise ValueError(f"mark_rate must be >= 1, got {mark_rate}")
+    window = _last_mark(heap)
+    if window is None:
+        return Replay(mode, mark_rate)
+    g, m = window
+    ev = heap.events
+    n_ev = len(ev.op)
+    born = _births(heap, g)  # event index of each object's alloc after gc_start, -1 = before
+    w = _Writes(heap, g, born)
+    fdest, rdest = _fields_at_start(heap, w)
+    in_mark = (w.idx > g) & (w.idx < m)
+    plan = _plan(heap, w, born, g, m, mode, in_mark)
+    color, fd, grey_l, black_l, scan_at = _mark_loop(born, w.fstart, fdest, rdest, plan, mark_rate)
+    fdest, src, keep, lost_i, float_i = _outcome(heap, w, in_mark, color, fd, rdest)
+    step_seq, grey, black, white = _timeline(heap, born, g, m, plan[0], grey_l, black_l)
+    hides = _hides(heap, w, in_mark, lost_i, np.array(scan_at, np.int64) + g, born, src, fdest, keep,
+                   max_hides, max_stories)
+    return Replay(
+        mode=mode, mark_rate=mark_rate, gc_start=int(ev.seq[g]),
+        mark_done=int(ev.seq[m]) if m < n_ev else None,
+        lost=heap.obj_addr[lost_i], floating=heap.obj_addr[float_i],
+        lost_bytes=int(heap.obj_size[lost_i].sum()), floating_bytes=int(heap.obj_size[float_i].sum()),
+        step_seq=step_seq, grey=grey, black=black, white=white, hides=hides,
+        unexplained_writes=w.unexplained, events_in_mark=m - g - 1,
+    )
+
+
+def _last_mark(heap: Heap) -> tuple[int, int] | None:
+    """_last_mark returns the event indices (gc_start, mark_done) of the log's last mark, None without one.
+
+    mark_done's index is past the end when the log stops mid-mark. A free
+    after that gc_start means the dump was taken after the sweep: the objects
+    the replay needs are gone, and it refuses (a DumpError, see docs/validation.md).
+    """
     ev = heap.events
     op = ev.op
     starts = np.flatnonzero(op == _GC_START)
     if len(starts) == 0:
-        return Replay(mode, mark_rate)
+        return None
     g = int(starts[-1])
-    n_ev = len(op)
-    later = slice(g + 1, n_ev)
+    later = slice(g + 1, len(op))
     frees = np.flatnonzero(op[later] == _FREE)
     if len(frees):
         f = g + 1 + int(frees[0])
@@ -146,13 +178,14 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
                                    "objects the write-barrier replay needs are gone; dump before the sweep "
                                    "(gctrace record SCENARIO --gc concurrent --at mark_done)")
     dones = np.flatnonzero(op[later] == _MARK_DONE)
-    m = g + 1 + int(dones[0]) if len(dones) else n_ev  # index of mark_done, or past the end
+    return g, (g + 1 + int(dones[0]) if len(dones) else len(op))
 
-    n = heap.n_objects
-    born = _births(heap, g)  # event index of each object's alloc after gc_start, -1 = before
-    w = _Writes(heap, g, born)
 
-    # Field values (as target object indices) at gc_start: the dump's, with every later write undone.
+def _fields_at_start(heap: Heap, w: "_Writes") -> tuple[np.ndarray, np.ndarray]:
+    """_fields_at_start returns each field's and each root's target object at gc_start (-1 none).
+
+    That is the dump's value with every later write undone: the first write's old value wins.
+    """
     fdest = np.full(w.n_fields, -1, np.int64)
     fdest[w.dump_fid] = heap.find(heap.ptr_target)
     heap_w = w.fid >= 0
@@ -162,10 +195,18 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
     root_w = ~heap_w
     first = _first_per_key(w.root[root_w])
     rdest[w.root[root_w][first]] = w.old_dest[root_w][first]
+    return fdest, rdest
 
-    # What the loop needs per event of the mark, as plain lists.
-    in_mark = (w.idx > g) & (w.idx < m)
+
+def _plan(heap: Heap, w: "_Writes", born: np.ndarray, g: int, m: int, mode: str, in_mark: np.ndarray):
+    """_plan returns what the loop does at each event of the mark, as arrays of m - g steps.
+
+    (kind, shade1, shade2, field, new): kind is 0 nothing, 1 a write (shade
+    the barrier's one or two objects, then set the field to ``new``), 2 an
+    alloc (``new`` is the object, born black). -1 means none.
+    """
     kinds = np.asarray(heap.roots.kind)
+    root_w = w.fid < 0
     barriered = np.ones(len(w.idx), bool)
     rk = kinds[np.maximum(w.root, 0)] if len(kinds) else np.zeros(len(w.idx), np.int8)
     unbarriered_codes = [ROOT_KINDS.index(k) for k in UNBARRIERED]
@@ -176,7 +217,7 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
     shade_old = np.where(barriered, shade_old, -1)
 
     span = m - g  # events from gc_start (inclusive) to mark_done (exclusive)
-    kind = np.zeros(span, np.int8)  # 0 nothing to do, 1 write, 2 alloc
+    kind = np.zeros(span, np.int8)
     sh1 = np.full(span, -1, np.int64)
     sh2 = np.full(span, -1, np.int64)
     fid = np.full(span, -1, np.int64)
@@ -188,13 +229,26 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
     new_objs = np.flatnonzero((born > g) & (born < m))
     kind[born[new_objs] - g] = 2
     nd[born[new_objs] - g] = new_objs  # an alloc's object rides in nd
+    return kind, sh1, sh2, fid, nd
 
+
+def _mark_loop(born: np.ndarray, fstart: np.ndarray, fdest: np.ndarray, rdest: np.ndarray, plan, mark_rate: int):
+    """_mark_loop runs the mark: per step the event's effect (with barrier), then K grey objects, oldest first.
+
+    It returns (colours, each field's target at the end, grey and black
+    counts per step, the step each object was scanned at, -1 never). Plain
+    lists and a bytearray: the loop is sequential, and list indexing is what
+    CPython does fastest.
+    """
+    n = len(born)
+    kind, sh1, sh2, fid, nd = plan
+    span = len(kind)
     # Index n is a sentinel for "no object" (nil or external), permanently
     # _ABSENT like the objects not allocated yet, so one colour test per
     # pointer decides whether to shade.
     none_ = n
     color = bytearray(np.where(born < 0, _WHITE, _ABSENT).astype(np.uint8).tobytes() + bytes([_ABSENT]))
-    fstart = w.fstart.tolist()
+    fstart = fstart.tolist()
     fd = np.where(fdest >= 0, fdest, none_).tolist()
     queue: list[int] = []
     grey_l = [0] * (span + 1)
@@ -205,7 +259,6 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
             color[r] = _GREY
             queue.append(r)
 
-    # The loop: effect (with barrier), then scan K grey objects, oldest first.
     head = 0
     nblack = 0
     K = mark_rate
@@ -248,11 +301,20 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
             nblack += 1
         grey_l[s] = len(queue) - head
         black_l[s] = nblack
+    return color, fd, grey_l, black_l, scan_at
 
-    # The graph as it stands at mark_done: the loop's fields, roots with the mark's writes applied.
+
+def _outcome(heap: Heap, w: "_Writes", in_mark: np.ndarray, color: bytearray, fd: list, rdest: np.ndarray):
+    """_outcome compares the mark with the graph as it stands at mark_done: what it lost, what floats.
+
+    The graph is the loop's fields and the roots with the mark's writes
+    applied. It returns (field targets, field owners, the fields both of whose
+    ends exist, lost object indices, floating object indices).
+    """
+    n = heap.n_objects
     fdest = np.array(fd, np.int64)
-    fdest[fdest == none_] = -1
-    in_mark_root = root_w & in_mark
+    fdest[fdest == n] = -1
+    in_mark_root = (w.fid < 0) & in_mark
     last = _last_per_key(w.root[in_mark_root])
     rdest[w.root[in_mark_root][last]] = w.new_dest[in_mark_root][last]
     colors = np.frombuffer(bytes(color), np.uint8)[:n]
@@ -264,11 +326,16 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
     starts_m = starts_m[present_m[starts_m]]
     reachable = reach(n, src[keep], fdest[keep], starts_m)
     marked = (colors == _GREY) | (colors == _BLACK)
-    lost_i = np.flatnonzero(reachable & ~marked)
-    float_i = np.flatnonzero(marked & ~reachable)
+    return fdest, src, keep, np.flatnonzero(reachable & ~marked), np.flatnonzero(marked & ~reachable)
+
+
+def _timeline(heap: Heap, born: np.ndarray, g: int, m: int, kind: np.ndarray, grey_l: list, black_l: list):
+    """_timeline returns (event seq, grey, black, white) per step of the mark, for the replay's chart."""
+    ev = heap.events
+    n_ev = len(ev.op)
+    span = m - g
     live_l = int((born < 0).sum()) + np.cumsum(kind == 2)
     live_l = np.append(live_l, live_l[-1])
-
     steps = np.arange(g, g + span + 1)
     step_seq = ev.seq[np.minimum(steps, n_ev - 1)]
     grey = np.array(grey_l, np.int64)
@@ -278,16 +345,7 @@ def replay(heap: Heap, mode: str = "hybrid", mark_rate: int = 1, max_hides: int 
         step_seq, grey, black, white = step_seq[:-1], grey[:-1], black[:-1], white[:-1]
         if len(grey):
             grey[-1], black[-1], white[-1] = grey_l[-1], black_l[-1], live_l[-1] - grey_l[-1] - black_l[-1]
-    hides = _hides(heap, w, in_mark, lost_i, np.array(scan_at, np.int64) + g, born, src, fdest, keep,
-                   max_hides, max_stories)
-    return Replay(
-        mode=mode, mark_rate=mark_rate, gc_start=int(ev.seq[g]),
-        mark_done=int(ev.seq[m]) if m < n_ev else None,
-        lost=heap.obj_addr[lost_i], floating=heap.obj_addr[float_i],
-        lost_bytes=int(heap.obj_size[lost_i].sum()), floating_bytes=int(heap.obj_size[float_i].sum()),
-        step_seq=step_seq, grey=grey, black=black, white=white, hides=hides,
-        unexplained_writes=w.unexplained, events_in_mark=span - 1,
-    )
+    return step_seq, grey, black, white
 
 
 class _Writes:
