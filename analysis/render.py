@@ -172,11 +172,24 @@ class _Selection:
 
 
 def _select(a: Analysis, opts: RenderOptions) -> _Selection:
-    heap, reach = a.heap, a.reachable
-    n = heap.n_objects
+    """_select chooses the display nodes: which objects are drawn alone, which share a group node, which roots show."""
     if opts.max_nodes < 1:
         raise UsageError(f"--max-nodes {opts.max_nodes}: draw at least one node")
-    # The universe: which objects may appear, and in which order of preference.
+    universe, rank, focus = _universe(a, opts)
+    fcls = flagged_class(a)
+    cluster, coarse = _clusters(a, opts, universe)
+    root_idx, root_mode, kinds_present, n_root_nodes = _root_plan(a, universe, opts.max_nodes)
+    members, key, roles = _group_keys(a, universe, rank, focus, cluster, fcls, root_idx)
+    node_of, nodes = _nodes(a.heap, members, key, opts.max_nodes - n_root_nodes)
+    roots = _root_nodes(a, root_idx, root_mode, kinds_present, n_root_nodes, node_of)
+    summarised = int(sum(len(x["objs"]) for x in nodes if x["kind"] != "single"))
+    return _Selection(node_of, nodes, roots, summarised, cluster, coarse, fcls, roles)
+
+
+def _universe(a: Analysis, opts: RenderOptions) -> tuple[np.ndarray, np.ndarray, int]:
+    """_universe returns which objects may appear, their order of preference (rank) and the focus object (-1)."""
+    heap = a.heap
+    n = heap.n_objects
     rank = np.arange(n, dtype=np.int64)
     universe = np.ones(n, bool)
     focus = -1
@@ -188,40 +201,54 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
         universe &= dist >= 0
         rank = dist * n + rank
     if opts.unreachable_only:
-        universe &= ~reach
-    fcls = flagged_class(a)
+        universe &= ~a.reachable
+    return universe, rank, int(focus)
+
+
+def _clusters(a: Analysis, opts: RenderOptions, universe: np.ndarray) -> tuple[np.ndarray, bool]:
+    """_clusters returns each object's cluster (its map, its page run, or with too many runs its page class)."""
     if opts.cluster == "page":
         pc = a.pages
         p0, _ = a.object_pages
         run = np.searchsorted(pc.first, p0, side="right") - 1
         used = np.unique(run[universe])
         if len(used) > max(opts.max_nodes // 4, 1):
-            cluster = pc.cls[run].astype(np.int64)  # too many runs: one cluster per class
-            coarse = True
-        else:
-            cluster, coarse = run, False
-    elif opts.cluster == "map":
-        cluster, coarse = map_owner(a), False
-    else:
-        raise UsageError(f"--cluster {opts.cluster!r}: expected map or page")
+            return pc.cls[run].astype(np.int64), True  # too many runs: one cluster per class
+        return run, False
+    if opts.cluster == "map":
+        return map_owner(a), False
+    raise UsageError(f"--cluster {opts.cluster!r}: expected map or page")
 
-    # Roots that land in the universe.
+
+def _root_plan(a: Analysis, universe: np.ndarray, budget: int):
+    """_root_plan returns the roots that land in the universe and how to draw them within a fifth of the budget.
+
+    (root indices, mode, root kinds present, root nodes): mode "each" draws
+    every root, "kind" one node per root kind, "one" a single node.
+    """
+    heap = a.heap
     rd = a.marking.root_dest
     root_idx = np.flatnonzero(rd >= 0)
     root_idx = root_idx[universe[rd[root_idx]]]
-    budget = opts.max_nodes
     root_budget = max(budget // 5, 1) if budget > 1 else 0
     kinds_present = sorted({int(k) for k in heap.roots.kind[root_idx]})
     if len(root_idx) <= root_budget:
-        root_mode = "each"
-        n_root_nodes = len(root_idx)
-    elif len(kinds_present) <= root_budget:
-        root_mode, n_root_nodes = "kind", len(kinds_present)
-    else:
-        root_mode, n_root_nodes = "one", 1 if root_budget else 0
-    budget -= n_root_nodes
+        return root_idx, "each", kinds_present, len(root_idx)
+    if len(kinds_present) <= root_budget:
+        return root_idx, "kind", kinds_present, len(kinds_present)
+    return root_idx, "one", kinds_present, 1 if root_budget else 0
 
-    # Group keys.
+
+def _group_keys(a: Analysis, universe, rank, focus: int, cluster, fcls, root_idx):
+    """_group_keys sorts the universe by group: same cluster, kind, reachability and flagged class share a key.
+
+    Map headers and the arrays they point at, root targets and the focus
+    each get a key of their own. It returns (members, keys, roles), members
+    in group order and by rank within a group.
+    """
+    heap, reach = a.heap, a.reachable
+    n = heap.n_objects
+    rd = a.marking.root_dest
     special = np.zeros(n, bool)
     special[heap.obj_kind == heap.kind_code("hmap")] = heap.kind_code("hmap") >= 0
     roles = {}
@@ -239,7 +266,12 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
     key = ((((cluster[members] + 1) * nk + heap.obj_kind[members]) * 2 + reach[members]) * 8 + fcls[members] + 1)
     key = np.where(special[members], -1 - members, key)
     order = np.lexsort((rank[members], key))
-    members, key = members[order], key[order]
+    return members[order], key[order], roles
+
+
+def _nodes(heap, members: np.ndarray, key: np.ndarray, budget: int) -> tuple[np.ndarray, list]:
+    """_nodes spends ``budget`` display nodes on the groups: (per object its node, -1 hidden; the nodes)."""
+    n = heap.n_objects
     starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else np.zeros(0, np.int64)
     ends = np.concatenate([starts[1:], [len(key)]]).astype(np.int64)
     counts = ends - starts
@@ -266,39 +298,44 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
         if budget and len(rest):
             objs = np.concatenate([members[starts[g]:ends[g]] for g in rest])
             add("more", objs, groups=len(rest))
-        cap = 0
-    else:
-        # Water-filling: the largest c such that every group shows up to c objects and one node for
-        # the rest (a group of c+1 shows all c+1): group costs min(m, c+1) nodes.
-        def cost(c):
-            return int(np.minimum(counts, c + 1).sum())
-        lo, hi = 0, int(counts.max(initial=0))
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if cost(mid) <= budget:
-                lo = mid
-            else:
-                hi = mid - 1
-        # A person reads a few examples of a group, not hundreds: at most PER_GROUP
-        # objects of a group are drawn one by one (with a focus, the nearest).
-        cap = min(lo, PER_GROUP)
-        for g in range(G):
-            objs = members[starts[g]:ends[g]]
-            m = len(objs)
-            if m == 1 or m <= cap + 1:
-                for o in objs.tolist():
-                    add("single", np.array([o]))
-            elif cap == 0:
-                add("group", objs)
-            else:
-                for o in objs[:cap].tolist():
-                    add("single", np.array([o]))
-                add("group", objs[cap:], rest=True)
+        return node_of, nodes
+    # Water-filling: the largest c such that every group shows up to c objects and one node for
+    # the rest (a group of c+1 shows all c+1): group costs min(m, c+1) nodes.
+    def cost(c):
+        return int(np.minimum(counts, c + 1).sum())
+    lo, hi = 0, int(counts.max(initial=0))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    # A person reads a few examples of a group, not hundreds: at most PER_GROUP
+    # objects of a group are drawn one by one (with a focus, the nearest).
+    cap = min(lo, PER_GROUP)
+    for g in range(G):
+        objs = members[starts[g]:ends[g]]
+        m = len(objs)
+        if m == 1 or m <= cap + 1:
+            for o in objs.tolist():
+                add("single", np.array([o]))
+        elif cap == 0:
+            add("group", objs)
+        else:
+            for o in objs[:cap].tolist():
+                add("single", np.array([o]))
+            add("group", objs[cap:], rest=True)
+    return node_of, nodes
 
-    roots = []
-    names, rkinds = heap.roots.name, heap.roots.kind
+
+def _root_nodes(a: Analysis, root_idx, root_mode: str, kinds_present, n_root_nodes: int, node_of) -> list:
+    """_root_nodes returns (label, node id, target nodes, class) per root node, as _root_plan chose to draw them."""
     from .model import ROOT_KINDS
 
+    heap = a.heap
+    rd = a.marking.root_dest
+    names, rkinds = heap.roots.name, heap.roots.kind
+    roots = []
     if root_mode == "each":
         for i in root_idx.tolist():
             roots.append((f"{names[i]}\\n({ROOT_KINDS[rkinds[i]]})", f"root-{i}", [int(node_of[rd[i]])], "root"))
@@ -309,8 +346,7 @@ def _select(a: Analysis, opts: RenderOptions) -> _Selection:
                           sorted(set(node_of[rd[sel]].tolist())), "root roots"))
     elif n_root_nodes:
         roots.append((f"{len(root_idx)} roots", "roots-all", sorted(set(node_of[rd[root_idx]].tolist())), "root roots"))
-    summarised = int(sum(len(x["objs"]) for x in nodes if x["kind"] != "single"))
-    return _Selection(node_of, nodes, roots, summarised, cluster, coarse, fcls, roles)
+    return roots
 
 
 # ---------------------------------------------------------------- drawing (graphviz)
