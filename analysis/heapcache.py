@@ -71,6 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gctrace import cachedir
 from gctrace.cachedir import cache_root
 from gctrace.errors import UsageError
 
@@ -311,19 +312,8 @@ def _racy(path: str, key: str, started: int) -> bool:
     return _key(path) != key or st.st_ctime_ns > started - RACY_NS
 
 
-_digest = None
-
-
 def _loader_digest() -> str:
-    global _digest
-    if _digest is None:
-        here = Path(__file__).resolve().parent
-        h = hashlib.sha256()
-        for name in _LOADER_SOURCES:
-            p = here / name
-            h.update(name.encode() + b"\0" + (p.read_bytes() if p.exists() else b"") + b"\0")
-        _digest = h.hexdigest()
-    return _digest
+    return cachedir.sources_digest(Path(__file__).resolve().parent, _LOADER_SOURCES)
 
 
 # --- reading -----------------------------------------------------------------------------------------------------

@@ -128,21 +128,11 @@ def open_output(out, inputs: Iterable = ()) -> Iterator[BinaryIO]:
         except OSError as e:
             raise _error(out, e) from None
         return
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(real), prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    with _beside(out, real) as (fd, _):
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())  # a full disk may only say so here (NFS, quotas)
-        os.chmod(tmp, _mode_for(real))  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, real)
-        tmp = None
-    except OSError as e:
-        raise _error(out, e) from None
-    finally:
-        if tmp is not None:
-            _unlink_quietly(tmp)
 
 
 def write_bytes(out, data: bytes, inputs: Iterable = ()) -> None:
@@ -176,9 +166,7 @@ def output_path(out, inputs: Iterable = ()) -> Iterator[str]:
                 raise _error(out, e) from None
         return
     real = _target(out)[0]
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(real), prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    with _beside(out, real) as (fd, tmp):
         os.close(fd)
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)
@@ -186,7 +174,21 @@ def output_path(out, inputs: Iterable = ()) -> Iterator[str]:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.chmod(tmp, _mode_for(real))
+
+
+@contextmanager
+def _beside(out, real) -> Iterator[tuple[int, str]]:
+    """_beside yields (fd, path) of a fresh temp file beside ``real`` and renames it onto ``real`` when the block ends.
+
+    The temp name is unique (mkstemp), so two writers never share one; it
+    gets the mode ``real`` would have, and is removed when the block raises.
+    An OSError, the block's included, becomes the OutputError of ``out``.
+    """
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(real), prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+        yield fd, tmp
+        os.chmod(tmp, _mode_for(real))  # mkstemp makes 0600; a report is an ordinary file
         os.replace(tmp, real)
         tmp = None
     except OSError as e:

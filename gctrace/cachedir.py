@@ -10,7 +10,9 @@ only what it made.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from functools import cache
 from pathlib import Path
 
 
@@ -22,3 +24,17 @@ def cache_root() -> Path | None:
         return Path(os.environ["GCTRACE_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "gctrace"
+
+
+@cache
+def sources_digest(directory: Path, names: tuple) -> str:
+    """sources_digest hashes the named source files of ``directory`` (a missing one as empty), once per process.
+
+    A cache puts it in its key, so that a gctrace whose code for that cache
+    changed never reads what an older one wrote.
+    """
+    h = hashlib.sha256()
+    for name in names:
+        p = Path(directory) / name
+        h.update(name.encode() + b"\0" + (p.read_bytes() if p.exists() else b"") + b"\0")
+    return h.hexdigest()

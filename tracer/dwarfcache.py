@@ -33,6 +33,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from gctrace import cachedir
 from gctrace.cachedir import cache_root
 
 FORMAT = "gctrace.dwarf-index"
@@ -84,18 +85,8 @@ def build_id(elf) -> str | None:
     return None
 
 
-_digest = None
-
-
 def _code_digest() -> str:
-    global _digest
-    if _digest is None:
-        here = Path(__file__).resolve().parent
-        h = hashlib.sha256()
-        for name in ("gotypes.py", "dwarfcache.py"):
-            h.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
-        _digest = h.hexdigest()
-    return _digest
+    return cachedir.sources_digest(Path(__file__).resolve().parent, ("gotypes.py", "dwarfcache.py"))
 
 
 def entry_path(bid: str) -> Path | None:
