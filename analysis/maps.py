@@ -119,6 +119,54 @@ def _slots_of(heap: Heap, m: MapHeader, buckets: np.ndarray):
     return heap.slot_count[heap.slot_start[obj] + j].astype(np.int64)
 
 
+def _chains(heap: Heap, m: MapHeader, next_of):
+    """_chains walks a classic map's overflow chains from its primary buckets, new and old.
+
+    It returns (new primary, old primary, every bucket, the primary index owning
+    each bucket, each primary's chain length) and raises DumpError for a
+    pointer that is not a whole bucket inside an object, or a chain that loops.
+    """
+    bs = m.bucketsize
+    new_primary = m.buckets + bs * np.arange(1 << m.B if m.buckets else 0, dtype=np.int64)
+    old_n = m.old_bucket_count
+    old_primary = m.oldbuckets + bs * np.arange(old_n if m.oldbuckets else 0, dtype=np.int64)
+    primary = np.concatenate([new_primary, old_primary])
+    chain_len = np.zeros(len(primary), dtype=np.int64)
+    visited = [primary]
+    owner = [np.arange(len(primary))]
+    cur, active = primary, np.arange(len(primary))
+    limit = len(primary) + int(heap.obj_size.sum() // bs) + 1
+    while len(cur):
+        nxt = next_of(cur, bs)
+        has = nxt != 0
+        cur, active = nxt[has], active[has]
+        if not len(cur):
+            break
+        chain_len[active] += 1
+        obj = heap.find(cur)
+        bad = np.flatnonzero((obj < 0) | (cur + bs > heap.obj_addr[obj] + heap.obj_size[obj]))
+        if len(bad):
+            raise DumpError(heap.path, f"map {m.hmap:#x}: overflow pointer {cur[bad[0]]:#x} does not "
+                                       f"point at a whole bucket of {bs} B inside an object")
+        if chain_len.max(initial=0) > limit:
+            raise DumpError(heap.path, f"map {m.hmap:#x}: the overflow chain through {cur[0]:#x} loops")
+        visited.append(cur)
+        owner.append(active)
+    return new_primary, old_primary, np.concatenate(visited), np.concatenate(owner), chain_len
+
+
+def check_chains(heap: Heap) -> None:
+    """check_chains raises DumpError unless every classic map's overflow chains end in whole buckets with slot counts.
+
+    The loader runs it (docs/validation.md), so that a loaded Heap is valid
+    for the audit too; the audit walks the same chains again to account them.
+    """
+    next_of = _overflow_lookup(heap)
+    for m in heap.maps:
+        if m.impl != "swiss":
+            _slots_of(heap, m, _chains(heap, m, next_of)[2])
+
+
 def audit(heap: Heap, reachable: np.ndarray) -> list:
     """audit accounts every map in the dump: buckets and overflow chains, or directory, tables and groups."""
     next_of = _overflow_lookup(heap)
@@ -130,33 +178,8 @@ def audit(heap: Heap, reachable: np.ndarray) -> list:
             continue
         (h,) = heap.find([m.hmap])
         bs = m.bucketsize
-        new_primary = m.buckets + bs * np.arange(1 << m.B if m.buckets else 0, dtype=np.int64)
-        old_n = m.old_bucket_count
-        old_primary = m.oldbuckets + bs * np.arange(old_n if m.oldbuckets else 0, dtype=np.int64)
+        new_primary, old_primary, all_buckets, all_owner, chain_len = _chains(heap, m, next_of)
         primary = np.concatenate([new_primary, old_primary])
-        chain_len = np.zeros(len(primary), dtype=np.int64)
-        visited = [primary]
-        owner = [np.arange(len(primary))]
-        cur, active = primary, np.arange(len(primary))
-        limit = len(primary) + int(heap.obj_size.sum() // bs) + 1
-        while len(cur):
-            nxt = next_of(cur, bs)
-            has = nxt != 0
-            cur, active = nxt[has], active[has]
-            if not len(cur):
-                break
-            chain_len[active] += 1
-            obj = heap.find(cur)
-            bad = np.flatnonzero((obj < 0) | (cur + bs > heap.obj_addr[obj] + heap.obj_size[obj]))
-            if len(bad):
-                raise DumpError(heap.path, f"map {m.hmap:#x}: overflow pointer {cur[bad[0]]:#x} does not "
-                                           f"point at a whole bucket of {bs} B inside an object")
-            if chain_len.max(initial=0) > limit:
-                raise DumpError(heap.path, f"map {m.hmap:#x}: the overflow chain through {cur[0]:#x} loops")
-            visited.append(cur)
-            owner.append(active)
-        all_buckets = np.concatenate(visited)
-        all_owner = np.concatenate(owner)
         chained = all_buckets[len(primary):]
         chained_obj = heap.find(chained)
         ovf = np.unique(chained_obj[heap.obj_kind[chained_obj] == overflow_kind]) if len(chained) else chained_obj
