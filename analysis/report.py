@@ -430,6 +430,13 @@ def _unshaded(action: str, mode: str) -> str:
     return f"{_BARRIER_NAMES[mode]} shades only the {which} pointer"
 
 
+def _listed(objs, limit: int | None, line) -> list[str]:
+    """_listed renders up to ``limit`` objects, one indented line each, and says how many more there are."""
+    shown = objs if limit is None else objs[:limit]
+    more = [f"    ... and {len(objs) - len(shown)} more; --all lists every one"] if len(shown) < len(objs) else []
+    return [f"    {line(x)}" for x in shown] + more
+
+
 def barrier_lines(r: Replay, heap, limit: int | None = DEFAULT_RUNS) -> list[str]:
     """barrier_lines is the text report's "Write barrier" section: lost objects with their story, floating ones."""
     if not r.replayed:
@@ -449,25 +456,19 @@ def barrier_lines(r: Replay, heap, limit: int | None = DEFAULT_RUNS) -> list[str
     else:
         out.append(f"  - LOST {_plural(len(r.lost), 'object')} ({fmt_bytes(r.lost_bytes)}): reachable at "
                    "mark_done but never marked, so the sweep would free live memory")
-        shown = r.lost if limit is None else r.lost[:limit]
-        for x in shown:
+        def story(x):
             hides = r.hides.get(int(x))
             if hides is None:
-                story = f"not traced (the replay traces the stories of the first {len(r.hides)} lost objects)"
-            else:
-                story = ", then ".join(describe_hide(h, r.mode) for h in hides) or "no event of the mark touched it"
-            out.append(f"    {label[int(x)]}: {story}")
-        if len(shown) < len(r.lost):
-            out.append(f"    ... and {len(r.lost) - len(shown)} more; --all lists every one")
+                return f"not traced (the replay traces the stories of the first {len(r.hides)} lost objects)"
+            return ", then ".join(describe_hide(h, r.mode) for h in hides) or "no event of the mark touched it"
+
+        out += _listed(r.lost, limit, lambda x: f"{label[int(x)]}: {story(x)}")
     if not len(r.floating):
         out.append("  - nothing floating: every marked object was still reachable at mark_done")
     else:
         out.append(f"  - floating {_plural(len(r.floating), 'object')} ({fmt_bytes(r.floating_bytes)}): marked "
                    "though unreachable at mark_done, resident until the next cycle")
-        shown = r.floating if limit is None else r.floating[:limit]
-        out += [f"    {label[int(x)]}" for x in shown]
-        if len(shown) < len(r.floating):
-            out.append(f"    ... and {len(r.floating) - len(shown)} more; --all lists every one")
+        out += _listed(r.floating, limit, lambda x: label[int(x)])
     return out
 
 
