@@ -79,13 +79,14 @@ and mapclear zeroes the array (overflow words included) when it drops them.
 from __future__ import annotations
 
 import bisect
-import gzip
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import zlib
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,7 +94,8 @@ import orjson
 
 from gctrace import atomicfile
 
-from .goheapdump import HeapDump, HeapDumpError, read_heapdump
+from . import gowrite
+from .goheapdump import FIELD_PTR, HeapDump, HeapDumpError, ObjectArrays, read_heapdump
 from .gotypes import Binary, KIND_MAP
 
 MIN_TOPHASH = 5  # runtime/map.go: minTopHash; 0..4 are emptyRest, emptyOne, evacuatedX/Y/Empty
@@ -244,24 +246,36 @@ class _Heap:
         self.hd = hd
         self.rt = rt
         self.headers = rt.malloc_headers
-        order = sorted(range(len(hd.obj_addr)), key=hd.obj_addr.__getitem__)
-        addr = np.fromiter((hd.obj_addr[i] for i in order), dtype=np.uint64, count=len(order))
-        size = np.fromiter((hd.obj_size[i] for i in order), dtype=np.uint64, count=len(order))
-        has_fields = np.fromiter((bool(hd.obj_fields[i]) for i in order), dtype=bool, count=len(order))
+        o = hd.objects
+        if o is None or not len(o.addr):
+            o = ObjectArrays(*(np.zeros(0, t) for t in (np.uint64, np.int64, np.int64)),
+                             np.zeros(1, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int64))
+        order = np.argsort(o.addr, kind="stable")
+        addr = o.addr[order]
+        size = o.size[order].astype(np.uint64)
+        has_fields = np.diff(o.field_start)[order] > 0
         drop = _phantoms(addr, size, has_fields, rt)
         self.phantoms = int(drop.sum())
         self.phantom_bytes = int(size[drop].sum())
         self.phantom_pointers = int((drop & has_fields).sum())
         if self.phantoms:
-            order = [i for i, d in zip(order, drop.tolist()) if not d]
+            keep = ~drop
+            order, addr, size, has_fields = order[keep], addr[keep], size[keep], has_fields[keep]
+        over = np.flatnonzero(addr[1:] < addr[:-1] + size[:-1])
+        if len(over):
+            k = int(over[0]) + 1
+            raise HeapDumpError(hd.path, f"object {int(addr[k]):#x} overlaps object {int(addr[k - 1]):#x}")
+        # object k (by address) is record order[k] of the dump; the arrays for batches, the lists for
+        # the code that goes object by object
         self.order = order
-        self.addr = [hd.obj_addr[i] for i in order]
-        self.size = [hd.obj_size[i] for i in order]
-        self.off = [hd.obj_off[i] for i in order]
-        self.fields = [hd.obj_fields[i] for i in order]
-        for k in range(1, len(self.addr)):
-            if self.addr[k] < self.addr[k - 1] + self.size[k - 1]:
-                raise HeapDumpError(hd.path, f"object {self.addr[k]:#x} overlaps object {self.addr[k - 1]:#x}")
+        self.addr_np, self.size_np, self.has_fields = addr, size.astype(np.int64), has_fields
+        self.addr = addr.tolist()
+        self.size = self.size_np.tolist()
+        self.off = o.off[order].tolist()
+        fields = hd.obj_fields
+        self.fields = [()] * len(self.addr)
+        for k, i in zip(np.flatnonzero(has_fields).tolist(), order[has_fields].tolist()):
+            self.fields[k] = fields[i]
         self.segs = [s for s in (hd.data, hd.bss) if s is not None]
 
     def find(self, a: int) -> int:
@@ -270,6 +284,20 @@ class _Heap:
         if k >= 0 and a < self.addr[k] + self.size[k]:
             return k
         return -1
+
+    def find_many(self, a: np.ndarray) -> np.ndarray:
+        """find_many is find for an array of addresses (uint64): the objects' indices, -1 where none.
+
+        >>> class H(_Heap):
+        ...     def __init__(self): self.addr_np, self.size_np = np.array([16, 64], np.uint64), np.array([16, 8])
+        >>> H().find_many(np.array([8, 16, 31, 32, 64, 71, 72], np.uint64)).tolist()
+        [-1, 0, 0, -1, 1, 1, -1]
+        """
+        k = np.searchsorted(self.addr_np, a, side="right").astype(np.int64) - 1
+        ok = k >= 0
+        kk = np.where(ok, k, 0)
+        ok &= (a - self.addr_np[kk]) < self.size_np[kk].astype(np.uint64) if len(self.addr_np) else False
+        return np.where(ok, k, -1)
 
     def word(self, a: int):
         """word returns the 8-byte word at address a (heap objects, data, bss), or None."""
@@ -815,6 +843,132 @@ def _slots(heap: _Heap, k: int, bs: int):
     return out
 
 
+class GoObjects(Sequence):
+    """GoObjects is an import's objects by address, a sequence of object records made when asked.
+
+    ``[k]`` and iteration give each object's record as a dict (``record``,
+    the one reference for what a line holds); ``write`` writes all their
+    lines, the plain ones (no bucket slots, no ``noscan``: nearly all) by C
+    straight from the heap dump's arrays when tracer/_gowrite.c is built
+    (gowrite), byte for byte what orjson writes for the records. At a million
+    objects the dicts would take gigabytes and most of the import's time;
+    nothing makes them unless asked. ``nbytes`` is the objects' total size,
+    ``refused`` the pointer fields whose word is no address (>= 2^63), which
+    are never written.
+    """
+
+    def __init__(self, heap: _Heap, typer: _Typer):
+        self.h, self.t = heap, typer
+        self.nbytes = int(heap.size_np.sum())
+        self.refused = int((_field_words(heap) >= PTR_LIMIT).sum())
+
+    def __len__(self):
+        return len(self.h.addr)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self.record(i) for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return self.record(k)
+
+    def __iter__(self):
+        return map(self.record, range(len(self)))
+
+    def record(self, k: int) -> dict:
+        """record returns object k's record: addr, size, kind, [noscan, slots], ptrs, [map], [type]."""
+        heap, typer, raw = self.h, self.t, self.h.hd.raw
+        a = heap.addr[k]
+        ptrs = []
+        base = heap.off[k]
+        for off in heap.fields[k]:  # the parser checked that every field lies inside its object
+            w = int.from_bytes(raw[base + off:base + off + 8], "little")
+            if w and w < PTR_LIMIT:
+                ptrs.append([off, w])
+        o = {"addr": a, "size": heap.size[k], "kind": typer.kind.get(k, "other")}
+        bs = typer.bucketsize.get(k)
+        if bs:
+            if k in typer.noscan:
+                have = {p[0] for p in ptrs}
+                start = heap.hdr(k)
+                for i in range((heap.size[k] - start) // bs):
+                    off = start + i * bs + bs - 8
+                    w = heap.word(a + off)
+                    if w and w < PTR_LIMIT and off not in have:
+                        ptrs.append([off, w])
+                ptrs.sort()
+                o["noscan"] = True
+            o["slots"] = _slots(heap, k, bs)
+        o["ptrs"] = ptrs
+        if k in typer.owner:
+            o["map"] = typer.owner[k]
+        if k in typer.type:
+            o["type"] = typer.type[k]
+        return o
+
+    def write(self, f, native: bool | None = None) -> None:
+        """write writes every object's line to the binary file f, by C when built (native=None: if available)."""
+        if native is None:
+            native = gowrite.available()
+        if not native:
+            buf = bytearray()
+            for o in self:
+                buf += orjson.dumps({"object": o})
+                buf += b"\n"
+                if len(buf) >= gowrite.BUFFER:
+                    f.write(buf)
+                    buf = bytearray()
+            f.write(buf)
+            return
+        t, n = self.t, len(self)
+        names = sorted({"other", *t.kind.values(), *t.type.values()})
+        code = {x: i for i, x in enumerate(names)}
+        kind = np.full(n, code["other"], np.int32)
+        type_ = np.full(n, -1, np.int32)
+        for d, col in ((t.kind, kind), (t.type, type_)):
+            if d:
+                col[np.fromiter(d.keys(), np.int64, len(d))] = np.fromiter(map(code.__getitem__, d.values()),
+                                                                            np.int32, len(d))
+        owner = np.zeros(n, np.uint64)
+        if t.owner:
+            owner[np.fromiter(t.owner.keys(), np.int64, len(t.owner))] = np.fromiter(t.owner.values(), np.uint64,
+                                                                                    len(t.owner))
+        plain = np.ones(n, bool)
+        if t.bucketsize:
+            plain[np.fromiter(t.bucketsize.keys(), np.int64, len(t.bucketsize))] = False
+        gowrite.write_objects(f, self.h.hd, self.h.order, kind, type_, owner, names, plain,
+                              lambda k: orjson.dumps({"object": self.record(k)}))
+
+
+def _le64(raw: bytes, pos: np.ndarray) -> np.ndarray:
+    """_le64 reads the little-endian 8-byte words of raw at the byte offsets pos (uint64).
+
+    >>> _le64(bytes(range(16)), np.array([0, 8])).tolist() == [0x0706050403020100, 0x0f0e0d0c0b0a0908]
+    True
+    """
+    buf = np.frombuffer(raw, np.uint8)
+    w = np.zeros(len(pos), np.uint64)
+    for j in range(8):
+        w |= buf[pos + j].astype(np.uint64) << np.uint64(8 * j)
+    return w
+
+
+def _field_words(heap: _Heap) -> np.ndarray:
+    """_field_words returns the word of every pointer field of the heap's objects (phantoms left out)."""
+    o = heap.hd.objects
+    if o is None or not len(o.field_off):
+        return np.zeros(0, np.uint64)
+    counts = np.diff(o.field_start)
+    kept = np.zeros(len(o.addr), bool)
+    kept[heap.order] = True
+    obj = np.repeat(np.arange(len(o.addr)), counts)
+    sel = kept[obj]
+    data_off = o.field_off + np.where(o.field_kind == FIELD_PTR, 0, heap.hd.ptr_size)
+    return _le64(heap.hd.raw, (o.off[obj] + data_off)[sel])
+
+
 def read_residency(path) -> dict:
     """read_residency loads a residency file of tracer/go/gctraceres and checks its shape."""
     try:
@@ -967,41 +1121,7 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
     for desc, t in hd.other_roots:
         root(desc, "other", t)
 
-    objects = []
-    refused = 0  # pointer fields whose word is no address (>= 2^63): never written
-    raw = hd.raw
-    for k in range(len(heap.addr)):
-        a = heap.addr[k]
-        ptrs = []
-        base = heap.off[k]
-        for off in heap.fields[k]:  # the parser checked that every field lies inside its object
-            w = int.from_bytes(raw[base + off:base + off + 8], "little")
-            if w:
-                if w >= PTR_LIMIT:
-                    refused += 1
-                    continue
-                ptrs.append([off, w])
-        o = {"addr": a, "size": heap.size[k], "kind": typer.kind.get(k, "other")}
-        bs = typer.bucketsize.get(k)
-        if bs:
-            if k in typer.noscan:
-                have = {p[0] for p in ptrs}
-                start = heap.hdr(k)
-                for i in range((heap.size[k] - start) // bs):
-                    off = start + i * bs + bs - 8
-                    w = heap.word(a + off)
-                    if w and w < PTR_LIMIT and off not in have:
-                        ptrs.append([off, w])
-                ptrs.sort()
-                o["noscan"] = True
-            o["slots"] = _slots(heap, k, bs)
-        o["ptrs"] = ptrs
-        if k in typer.owner:
-            o["map"] = typer.owner[k]
-        if k in typer.type:
-            o["type"] = typer.type[k]
-        objects.append(o)
-
+    objects = GoObjects(heap, typer)
     maps = []
     for w in sorted(typer.maps):
         m = dict(typer.maps[w])
@@ -1015,7 +1135,7 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
         maps.append(m)
 
     ms = {k: v for k, v in hd.memstats.items() if k != "PauseNs"}
-    nbytes = sum(heap.size)
+    nbytes = objects.nbytes
     if ms and (len(objects), nbytes) != (ms.get("HeapObjects"), ms.get("HeapAlloc")):
         typer.warn(f"{len(objects)} objects of {nbytes} B, but the dump's MemStats say {ms.get('HeapObjects')} "
                    f"objects of {ms.get('HeapAlloc')} B: spans of this Go release are not read right")
@@ -1042,7 +1162,7 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
                           "with_pointer_fields": heap.phantom_pointers,
                           "why": "tail slots of small spans past nelems (heap bits, inline mark bits): "
                                  "dumped by heapdump.go, not objects; dropped"},
-        "pointers_refused": refused,
+        "pointers_refused": objects.refused,
         "warnings": list(typer.warnings),
     }
     if rt.roots_missing:
@@ -1075,28 +1195,54 @@ def write_dump(doc: dict, path, inputs=()) -> None:
 
     The file is written whole or not at all, never onto one of ``inputs``
     (the heap dump it came from), and a device or FIFO is written through
-    (gctrace.atomicfile).
+    (gctrace.atomicfile). JSON Lines are streamed: the objects' lines by
+    GoObjects.write (by C from the heap dump's arrays when it is built), the
+    rest a line at a time, so a million objects never sit in memory as
+    JSON. The gzip stream is the one gzip.compress(data, 6, mtime=0) gives (``_Gzip``).
     """
     path = str(path)
     gz = path.endswith(".gz")
     base = path[:-3] if gz else path
-    if base.endswith(".jsonl"):
-        lines = [orjson.dumps({"format": doc["format"], "version": doc["version"], "meta": doc["meta"]})]
-        for section, one in (("objects", "object"), ("roots", "root"), ("pages", "page"), ("maps", "map")):
-            lines.extend(orjson.dumps({one: r}) for r in doc.get(section, ()))
-        data = b"\n".join(lines) + b"\n"
-    else:
-        data = orjson.dumps(doc) + b"\n"
-    if gz:
-        data = gzip.compress(data, compresslevel=6, mtime=0)
-    atomicfile.write_bytes(path, data, inputs)
+    with atomicfile.open_output(path, inputs) as out:
+        f = _Gzip(out) if gz else out
+        if base.endswith(".jsonl"):
+            f.write(orjson.dumps({"format": doc["format"], "version": doc["version"], "meta": doc["meta"]}) + b"\n")
+            objects = doc.get("objects", ())
+            if isinstance(objects, GoObjects):
+                objects.write(f)
+            else:
+                f.write(b"".join(orjson.dumps({"object": r}) + b"\n" for r in objects))
+            for section, one in (("roots", "root"), ("pages", "page"), ("maps", "map")):
+                f.write(b"".join(orjson.dumps({one: r}) + b"\n" for r in doc.get(section, ())))
+        else:
+            if isinstance(doc.get("objects"), GoObjects):
+                doc = {**doc, "objects": list(doc["objects"])}
+            f.write(orjson.dumps(doc) + b"\n")
+        if gz:
+            f.close()  # writes the gzip trailer; out stays open for open_output to commit
+
+
+class _Gzip:
+    """_Gzip is a binary file that gzips what is written to it into out, as gzip.compress(data, 6, mtime=0) does."""
+
+    def __init__(self, out):
+        self.out = out
+        self.z = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip header and trailer, mtime 0
+
+    def write(self, data) -> None:
+        self.out.write(self.z.compress(data))
+
+    def close(self) -> None:
+        self.out.write(self.z.flush())
 
 
 def summary(doc: dict) -> dict:
     """summary returns the figures worth a line each after an import."""
     ms = doc["meta"]["memstats"]
+    objs = doc["objects"]
+    nbytes = objs.nbytes if isinstance(objs, GoObjects) else sum(o["size"] for o in objs)
     return {
-        "objects": f"{len(doc['objects'])} ({sum(o['size'] for o in doc['objects'])} B; "
+        "objects": f"{len(objs)} ({nbytes} B; "
                    f"MemStats: {ms.get('HeapObjects')} objects, HeapAlloc {ms.get('HeapAlloc')} B)",
         "roots": len(doc["roots"]),
         "maps": len(doc["maps"]),
