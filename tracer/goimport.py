@@ -111,6 +111,7 @@ MAX_SMALL_SIZE = 32768  # runtime: maxSmallSize; larger objects keep their type 
 MALLOC_HEADER = 8
 INLINE_MARK_BITS = 128  # unsafe.Sizeof(spanInlineMarkBits{}), Go 1.26's Green Tea collector
 PTR_LIMIT = 1 << 63  # the dump format's integers lie in [0, 2^63)
+BATCH = True  # walk a map's pointer slots as one batch (the tests turn it off to compare with slot by slot)
 
 # internal/runtime/maps (Go 1.24+): the fields the importer reads, checked against DWARF
 SWISS_MAP_FIELDS = ("used", "seed", "dirPtr", "dirLen", "globalDepth", "globalShift", "clearSeq")
@@ -514,8 +515,7 @@ class _Typer:
             self.type[j] = bname
             if noscan:
                 self.noscan.add(j)
-            for i in range((h.size[j] - hd) // bs):
-                pending.append(h.addr[j] + hd + i * bs)
+            pending.append(j)
 
         for f in ("buckets", "oldbuckets"):
             if hdr[f]:
@@ -541,20 +541,25 @@ class _Typer:
                         ov = h.word(arr + 8 * i)
                         if ov:
                             claim(ov, "overflow")
-        while pending:
-            bk = pending.popleft()
-            ov = h.word(bk + bs - 8)
-            if ov:
-                claim(ov, "overflow")
-            j = h.find(bk)
-            top = h.bytes_at(j, bk - h.addr[j], BUCKET_CNT)
-            for i, th in enumerate(top):
-                if th < MIN_TOPHASH:
-                    continue
-                if ktype is not None and b.has_pointers(kslot):
-                    self.slot(bk + koff + i * ksz, kslot, kpk)
-                if vtype is not None and b.has_pointers(vslot):
-                    self.slot(bk + voff + i * vsz, vslot, vpk)
+        kwalk = ktype is not None and b.has_pointers(kslot)
+        vwalk = vtype is not None and b.has_pointers(vslot)
+        ktarget = b._ref(b.resolve(kslot)) if kpk else None
+        vtarget = b._ref(b.resolve(vslot)) if vpk else None
+        while pending:  # each claimed object's buckets: first the overflow buckets they chain to, then slots
+            j = pending.popleft()
+            hd = h.hdr(j)
+            buf = np.frombuffer(h.hd.raw, np.uint8, count=h.size[j], offset=h.off[j])
+            starts = hd + np.arange((h.size[j] - hd) // bs) * bs
+            for ov in _le64(buf, starts + bs - 8).tolist():
+                if ov:
+                    claim(ov, "overflow")
+            bi, si = np.nonzero(buf[starts[:, None] + np.arange(BUCKET_CNT)] >= MIN_TOPHASH)
+            sides = []
+            if kwalk:
+                sides.append((starts[bi] + koff + si * ksz, kslot, ktarget, kpk))
+            if vwalk:
+                sides.append((starts[bi] + voff + si * vsz, vslot, vtarget, vpk))
+            self.slots(buf, h.addr[j], sides)
 
     def swiss_layout(self, key, elem):
         """swiss_layout reads from DWARF where a Swiss map of key and elem types keeps its fields (cached)."""
@@ -625,45 +630,82 @@ class _Typer:
         if j < 0 or a + n * lay.group_size > h.addr[j] + h.size[j]:
             return None
         self.settag(j, name, "swiss_groups")
-        raw = h.bytes_at(j, a - h.addr[j], n * lay.group_size)
         gs, co = lay.group_size, lay.ctrl_off
-        kp, vp = b.has_pointers(lay.key_type), b.has_pointers(lay.elem_type)
+        o = h.off[j] + a - h.addr[j]
+        buf = np.frombuffer(h.hd.raw, np.uint8, count=n * gs, offset=o)  # the groups, not copied
+        ctrl = buf[(np.arange(n) * gs + co)[:, None] + np.arange(SWISS_SLOTS)]
+        deleted = (ctrl == CTRL_DELETED).sum(axis=1)
+        empty = (ctrl == CTRL_EMPTY).sum(axis=1)
+        out = np.stack([SWISS_SLOTS - deleted - empty, deleted, empty], axis=1).tolist()
+        g, i = np.nonzero(ctrl < 0x80)  # the full slots, group by group
+        sides = []
         # a slot holding a pointer (a pointer key or elem, or one stored indirectly) types its target directly
-        kpoint = b._ref(b.resolve(lay.key_type)) if lay.key_kind else None
-        vpoint = b._ref(b.resolve(lay.elem_type)) if lay.elem_kind else None
-        out = []
-        for g in range(n):
-            ctrl = raw[g * gs + co:g * gs + co + SWISS_SLOTS]
-            deleted = ctrl.count(CTRL_DELETED)
-            empty = ctrl.count(CTRL_EMPTY)
-            out.append([SWISS_SLOTS - deleted - empty, deleted, empty])
-            if not (kp or vp) or deleted + empty == SWISS_SLOTS:
-                continue
-            for i, c in enumerate(ctrl):
-                if c & 0x80:
-                    continue
-                if kp:
-                    self._slot(raw, a, g * gs + lay.key_at(i), lay.key_type, kpoint, lay.key_kind)
-                if vp:
-                    self._slot(raw, a, g * gs + lay.elem_at(i), lay.elem_type, vpoint, lay.elem_kind)
+        if b.has_pointers(lay.key_type):
+            kpoint = b._ref(b.resolve(lay.key_type)) if lay.key_kind else None
+            sides.append((g * gs + lay.key_at(i), lay.key_type, kpoint, lay.key_kind))
+        if b.has_pointers(lay.elem_type):
+            vpoint = b._ref(b.resolve(lay.elem_type)) if lay.elem_kind else None
+            sides.append((g * gs + lay.elem_at(i), lay.elem_type, vpoint, lay.elem_kind))
+        self.slots(buf, a, sides)
         return out
 
-    def _slot(self, raw, a, o, t, target, kind):
-        """_slot walks the key or elem at offset o of the groups (raw from address a); target types a pointer slot."""
-        if target is None:
-            self.push(a + o, t)
-            return
-        w = int.from_bytes(raw[o:o + 8], "little")
-        if w:
-            self.pointer(w, target, kind)
+    def slots(self, buf, a, sides):
+        """slots walks the keys or elems of a map's full slots, in slot order, each slot's key before its elem.
 
-    def slot(self, a, t, kind):
-        if kind is not None:  # the slot holds a pointer: type (and name) what it points to
-            w = self.h.word(a)
-            if w:
-                self.pointer(w, self.b._ref(self.b.resolve(t)), kind)
-        else:
-            self.push(a, t)
+        buf holds the bytes from address a on; each of ``sides`` is (offsets in
+        buf, type, target, kind): a slot holding a pointer (target not None)
+        types the object it points to as target (``pointer``), another is
+        walked as a value of its type. One side of pointers (``map[K]*V``,
+        the big maps) goes as one batch (``pointers``); with BATCH off, or
+        any other shape, slot by slot.
+        """
+        if not sides or not len(sides[0][0]):
+            return
+        if BATCH and len(sides) == 1 and sides[0][2] is not None:
+            offs, _, target, kind = sides[0]
+            self.pointers(_le64(buf, offs), target, kind)
+            return
+        cols = []
+        for offs, t, target, kind in sides:
+            if target is None:
+                cols.append((t, None, None, (offs + a).tolist()))
+            else:
+                cols.append((t, target, kind, _le64(buf, offs).tolist()))
+        for i in range(len(sides[0][0])):
+            for t, target, kind, vals in cols:
+                if target is None:
+                    self.push(vals[i], t)
+                elif vals[i]:
+                    self.pointer(vals[i], target, kind)
+
+    def pointers(self, ws, elem, kind=None):
+        """pointers is ``pointer`` for every word of ws (uint64, nil words ignored), as one batch.
+
+        Each object a word points into is pushed for a walk as elem, and typed
+        elem (and given kind, unless it has one) when the word points at its
+        value; as ``pointer`` does, the first type an object gets stays. A
+        value of a type without pointer fields is not pushed: its walk would
+        do nothing.
+        """
+        if elem is None:
+            return
+        h = self.h
+        ws = ws[ws != 0]
+        ks = h.find_many(ws)
+        hit = ks >= 0
+        ws, ks = ws[hit], ks[hit]
+        small = h.size_np[ks] <= MIN_SIZE_FOR_MALLOC_HEADER
+        base = small & (ws == h.addr_np[ks])
+        big = np.flatnonzero(~small)
+        if len(big):
+            base[big] = [h.is_base(k, w) for k, w in zip(ks[big].tolist(), ws[big].tolist())]
+        typed = set(ks[base].tolist())
+        self.type.update(dict.fromkeys(typed.difference(self.type), self.b.name(elem)))
+        if kind is not None:
+            self.kind.update(dict.fromkeys(typed.difference(self.kind), kind))
+        if self.b.layout(elem):
+            for w in ws.tolist():
+                self.push(w, elem)
 
 
 @dataclass
@@ -942,13 +984,13 @@ class GoObjects(Sequence):
                               lambda k: orjson.dumps({"object": self.record(k)}))
 
 
-def _le64(raw: bytes, pos: np.ndarray) -> np.ndarray:
-    """_le64 reads the little-endian 8-byte words of raw at the byte offsets pos (uint64).
+def _le64(raw, pos: np.ndarray) -> np.ndarray:
+    """_le64 reads the little-endian 8-byte words of raw (bytes or a uint8 array) at the byte offsets pos (uint64).
 
     >>> _le64(bytes(range(16)), np.array([0, 8])).tolist() == [0x0706050403020100, 0x0f0e0d0c0b0a0908]
     True
     """
-    buf = np.frombuffer(raw, np.uint8)
+    buf = raw if isinstance(raw, np.ndarray) else np.frombuffer(raw, np.uint8)
     w = np.zeros(len(pos), np.uint64)
     for j in range(8):
         w |= buf[pos + j].astype(np.uint64) << np.uint64(8 * j)
