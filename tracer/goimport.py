@@ -86,7 +86,7 @@ import subprocess
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -350,14 +350,76 @@ class _Heap:
         return o == self.hdr(k)
 
 
+class _Names(MutableMapping):
+    """_Names maps object indices to names (a type, a kind), kept as an array of codes for batches.
+
+    A dict of a million entries took most of a big import to fill; here
+    ``fill`` names a whole batch at once.
+
+    >>> n = _Names(4); n[2] = "T"; n.fill(np.array([0, 2]), "U"); dict(n), 1 in n, n.get(1, "-")
+    ({0: 'U', 2: 'T'}, False, '-')
+    """
+
+    def __init__(self, n: int):
+        self.code = np.full(n, -1, np.int32)
+        self.names = []
+        self._index = {}
+
+    def _code(self, name: str) -> int:
+        c = self._index.get(name)
+        if c is None:
+            c = self._index[name] = len(self.names)
+            self.names.append(name)
+        return c
+
+    def __getitem__(self, k):
+        c = self.code[k]
+        if c < 0:
+            raise KeyError(k)
+        return self.names[c]
+
+    def __setitem__(self, k, name):
+        self.code[k] = self._code(name)
+
+    def __delitem__(self, k):
+        if self.code[k] < 0:
+            raise KeyError(k)
+        self.code[k] = -1
+
+    def __contains__(self, k):
+        return self.code[k] >= 0
+
+    def __iter__(self):
+        return iter(np.flatnonzero(self.code >= 0).tolist())
+
+    def __len__(self):
+        return int(np.count_nonzero(self.code >= 0))
+
+    def get(self, k, default=None):
+        c = self.code[k]
+        return default if c < 0 else self.names[c]
+
+    def setdefault(self, k, name):
+        c = self.code[k]
+        if c < 0:
+            self.code[k] = c = self._code(name)
+        return self.names[c]
+
+    def fill(self, ks: np.ndarray, name: str) -> None:
+        """fill names the objects ks (an index array) that have no name yet."""
+        ks = ks[self.code[ks] < 0]
+        if len(ks):
+            self.code[ks] = self._code(name)
+
+
 class _Typer:
     """_Typer follows pointers from typed globals, typing objects and decoding maps."""
 
     def __init__(self, heap: _Heap, binary: Binary):
         self.h = heap
         self.b = binary
-        self.type = {}  # object index -> type name
-        self.kind = {}  # object index -> kind
+        self.type = _Names(len(heap.addr))  # object index -> type name
+        self.kind = _Names(len(heap.addr))  # object index -> kind
         self.maps = {}  # hmap address -> header dict
         self.bucketsize = {}  # object index -> bucket size (arrays and overflow objects)
         self.noscan = set()  # object indices holding pointer-free buckets
@@ -699,10 +761,9 @@ class _Typer:
         big = np.flatnonzero(~small)
         if len(big):
             base[big] = [h.is_base(k, w) for k, w in zip(ks[big].tolist(), ws[big].tolist())]
-        typed = set(ks[base].tolist())
-        self.type.update(dict.fromkeys(typed.difference(self.type), self.b.name(elem)))
+        self.type.fill(ks[base], self.b.name(elem))
         if kind is not None:
-            self.kind.update(dict.fromkeys(typed.difference(self.kind), kind))
+            self.kind.fill(ks[base], kind)
         if self.b.layout(elem):
             for w in ws.tolist():
                 self.push(w, elem)
@@ -810,7 +871,8 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
     bucket size apart.
     """
     b = typer.b
-    claimed = set(typer.bucketsize) | set(typer.type)
+    claimed = typer.type.code >= 0  # object index -> typed or a bucket already
+    claimed[list(typer.bucketsize)] = True
     sig = {}
     free_sizes = {}
     for bucket, hmaps in typer.bucket_types.items():
@@ -826,15 +888,13 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
         typer.bucketsize[k] = bs
         typer.kind[k] = kind
         typer.type[k] = b.name(bucket)
-        claimed.add(k)
+        claimed[k] = True
         if noscan:
             typer.noscan.add(k)
         if owner is not None:
             typer.owner[k] = owner
 
-    for k in range(len(heap.addr)):
-        if k in claimed or not heap.fields[k]:
-            continue
+    for k in np.flatnonzero(heap.has_fields & ~claimed).tolist() if sig else ():  # claim marks only k
         size, fields = heap.size[k], heap.fields[k]
         hd = heap.hdr(k)
         for (bs, offs), cands in sig.items():
@@ -847,9 +907,9 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
                 break
     if not free_sizes:
         return
-    for k in range(len(heap.addr)):
+    for k in np.flatnonzero(heap.has_fields & ~claimed).tolist():
         size, fields = heap.size[k], heap.fields[k]
-        if k in claimed or not fields or fields != tuple(range(0, len(fields) * 8, 8)):
+        if claimed[k] or fields != tuple(range(0, len(fields) * 8, 8)):  # claim(j) below marks others
             continue
         targets = [w for w in (heap.word(heap.addr[k] + o) for o in fields) if w]
         if not targets:
@@ -862,7 +922,7 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
                    and (w - heap.base(j)) % typer.bucketsize[j] == 0 for j, w in zip(js, targets)]
         js = [j for j, ok in zip(js, inarray) if not ok]
         targets = [w for w, ok in zip(targets, inarray) if not ok]
-        if not js or any(heap.addr[j] != w or j in claimed or heap.fields[j] for j, w in zip(js, targets)):
+        if not js or any(heap.addr[j] != w or claimed[j] or heap.fields[j] for j, w in zip(js, targets)):
             continue
         sizes = {heap.size[j] for j in js}
         fit = [(bs, c) for bs, c in free_sizes.items() if all(bs <= z < 2 * bs for z in sizes)]
@@ -870,7 +930,7 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
             continue
         bs, ((bucket, owner),) = fit[0]
         typer.type.setdefault(k, f"[{len(fields)}]*{b.name(bucket)}")
-        claimed.add(k)
+        claimed[k] = True
         for j in js:
             claim(j, bucket, owner, bs, "overflow", True)
 
@@ -902,7 +962,7 @@ class GoObjects(Sequence):
     def __init__(self, heap: _Heap, typer: _Typer):
         self.h, self.t = heap, typer
         self.nbytes = int(heap.size_np.sum())
-        self.refused = int((_field_words(heap) >= PTR_LIMIT).sum())
+        self.refused = _refused(heap)
 
     def __len__(self):
         return len(self.h.addr)
@@ -965,14 +1025,9 @@ class GoObjects(Sequence):
             f.write(buf)
             return
         t, n = self.t, len(self)
-        names = sorted({"other", *t.kind.values(), *t.type.values()})
-        code = {x: i for i, x in enumerate(names)}
-        kind = np.full(n, code["other"], np.int32)
-        type_ = np.full(n, -1, np.int32)
-        for d, col in ((t.kind, kind), (t.type, type_)):
-            if d:
-                col[np.fromiter(d.keys(), np.int64, len(d))] = np.fromiter(map(code.__getitem__, d.values()),
-                                                                            np.int32, len(d))
+        names = [*t.kind.names, *t.type.names, "other"]
+        kind = np.where(t.kind.code >= 0, t.kind.code, len(names) - 1).astype(np.int32)
+        type_ = np.where(t.type.code >= 0, t.type.code + len(t.kind.names), -1).astype(np.int32)
         owner = np.zeros(n, np.uint64)
         if t.owner:
             owner[np.fromiter(t.owner.keys(), np.int64, len(t.owner))] = np.fromiter(t.owner.values(), np.uint64,
@@ -997,18 +1052,17 @@ def _le64(raw, pos: np.ndarray) -> np.ndarray:
     return w
 
 
-def _field_words(heap: _Heap) -> np.ndarray:
-    """_field_words returns the word of every pointer field of the heap's objects (phantoms left out)."""
+def _refused(heap: _Heap) -> int:
+    """_refused counts the pointer fields of the heap's objects (phantoms left out) whose word is >= 2^63."""
     o = heap.hd.objects
     if o is None or not len(o.field_off):
-        return np.zeros(0, np.uint64)
-    counts = np.diff(o.field_start)
+        return 0
     kept = np.zeros(len(o.addr), bool)
     kept[heap.order] = True
-    obj = np.repeat(np.arange(len(o.addr)), counts)
-    sel = kept[obj]
+    obj = np.repeat(np.arange(len(o.addr)), np.diff(o.field_start))
     data_off = o.field_off + np.where(o.field_kind == FIELD_PTR, 0, heap.hd.ptr_size)
-    return _le64(heap.hd.raw, (o.off[obj] + data_off)[sel])
+    top = np.frombuffer(heap.hd.raw, np.uint8)[o.off[obj] + data_off + 7]  # the word's most significant byte
+    return int(np.count_nonzero((top >= 0x80) & kept[obj]))
 
 
 def read_residency(path) -> dict:
@@ -1082,8 +1136,11 @@ def _type_by_header(heap: _Heap, typer: _Typer):
     if not heap.rt.malloc_headers:
         return
     b = typer.b
-    for k, z in enumerate(heap.size):
-        if not MIN_SIZE_FOR_MALLOC_HEADER < z <= MAX_SMALL_SIZE or k in typer.type or not heap.hdr(k):
+    sizes = heap.size_np
+    untyped = (sizes > MIN_SIZE_FOR_MALLOC_HEADER) & (sizes <= MAX_SMALL_SIZE) & (typer.type.code < 0)
+    for k in np.flatnonzero(untyped).tolist():
+        z = heap.size[k]
+        if not heap.hdr(k):
             continue
         t = b.type_by_runtime.get(int.from_bytes(heap.bytes_at(k, 0, 8), "little"))
         if t is None:
