@@ -111,6 +111,7 @@ MAX_SMALL_SIZE = 32768  # runtime: maxSmallSize; larger objects keep their type 
 MALLOC_HEADER = 8
 INLINE_MARK_BITS = 128  # unsafe.Sizeof(spanInlineMarkBits{}), Go 1.26's Green Tea collector
 PTR_LIMIT = 1 << 63  # the dump format's integers lie in [0, 2^63)
+VECTOR_FIELDS = 16  # an object's record reads more pointer fields than this with numpy (tests vary it)
 BATCH = True  # walk a map's pointer slots as one batch (the tests turn it off to compare with slot by slot)
 
 # internal/runtime/maps (Go 1.24+): the fields the importer reads, checked against DWARF
@@ -935,14 +936,13 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
             claim(j, bucket, owner, bs, "overflow", True)
 
 
-def _slots(heap: _Heap, k: int, bs: int):
-    """_slots counts the occupied slots (tophash >= minTopHash) of each bucket in object k (after its header)."""
-    out = []
-    hd = heap.hdr(k)
-    for i in range((heap.size[k] - hd) // bs):
-        top = heap.bytes_at(k, hd + i * bs, BUCKET_CNT)
-        out.append(sum(1 for t in top if t >= MIN_TOPHASH))
-    return out
+def _slots(buf: np.ndarray, starts: np.ndarray) -> list:
+    """_slots counts the occupied slots (tophash >= minTopHash) of the buckets at offsets starts of buf.
+
+    >>> _slots(np.array([5, 0, 1, 9, 4, 3, 2, 255, 0, 0, 0, 0, 0, 0, 0, 0], np.uint8), np.array([0, 8]))
+    [3, 0]
+    """
+    return (buf[starts[:, None] + np.arange(BUCKET_CNT)] >= MIN_TOPHASH).sum(axis=1).tolist()
 
 
 class GoObjects(Sequence):
@@ -980,29 +980,40 @@ class GoObjects(Sequence):
         return map(self.record, range(len(self)))
 
     def record(self, k: int) -> dict:
-        """record returns object k's record: addr, size, kind, [noscan, slots], ptrs, [map], [type]."""
-        heap, typer, raw = self.h, self.t, self.h.hd.raw
-        a = heap.addr[k]
-        ptrs = []
-        base = heap.off[k]
-        for off in heap.fields[k]:  # the parser checked that every field lies inside its object
-            w = int.from_bytes(raw[base + off:base + off + 8], "little")
-            if w and w < PTR_LIMIT:
-                ptrs.append([off, w])
-        o = {"addr": a, "size": heap.size[k], "kind": typer.kind.get(k, "other")}
+        """record returns object k's record: addr, size, kind, [noscan, slots], ptrs, [map], [type].
+
+        ptrs are the pointer fields whose word is an address (not nil, below
+        2^63); an object of pointer-free buckets adds each bucket's overflow
+        word (see the module's doc). A bucket array and an object of many
+        fields are read with numpy, the others word by word.
+        """
+        heap, typer = self.h, self.t
+        a, size, fields = heap.addr[k], heap.size[k], heap.fields[k]
+        o = {"addr": a, "size": size, "kind": typer.kind.get(k, "other")}
         bs = typer.bucketsize.get(k)
-        if bs:
-            if k in typer.noscan:
-                have = {p[0] for p in ptrs}
-                start = heap.hdr(k)
-                for i in range((heap.size[k] - start) // bs):
-                    off = start + i * bs + bs - 8
-                    w = heap.word(a + off)
-                    if w and w < PTR_LIMIT and off not in have:
-                        ptrs.append([off, w])
-                ptrs.sort()
-                o["noscan"] = True
-            o["slots"] = _slots(heap, k, bs)
+        if not bs and len(fields) <= VECTOR_FIELDS:
+            raw, base = heap.hd.raw, heap.off[k]
+            ptrs = []
+            for off in fields:  # the parser checked that every field lies inside its object
+                w = int.from_bytes(raw[base + off:base + off + 8], "little")
+                if w and w < PTR_LIMIT:
+                    ptrs.append([off, w])
+        else:
+            buf = np.frombuffer(heap.hd.raw, np.uint8, count=size, offset=heap.off[k])
+            offs = np.array(fields, np.int64)
+            ws = _le64(buf, offs)
+            if bs:
+                starts = heap.hdr(k) + np.arange((size - heap.hdr(k)) // bs) * bs
+                if k in typer.noscan:
+                    extra = starts + bs - 8
+                    extra = extra[~np.isin(extra, offs)]
+                    offs, ws = np.concatenate([offs, extra]), np.concatenate([ws, _le64(buf, extra)])
+                    by_off = np.argsort(offs, kind="stable")
+                    offs, ws = offs[by_off], ws[by_off]
+                    o["noscan"] = True
+                o["slots"] = _slots(buf, starts)
+            keep = (ws != 0) & (ws < PTR_LIMIT)
+            ptrs = np.stack([offs[keep], ws[keep].astype(np.int64)], axis=1).tolist()
         o["ptrs"] = ptrs
         if k in typer.owner:
             o["map"] = typer.owner[k]
