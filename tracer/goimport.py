@@ -979,6 +979,14 @@ class GoObjects(Sequence):
     def __iter__(self):
         return map(self.record, range(len(self)))
 
+    def __eq__(self, other):
+        """Two imports' objects are equal when their records are, as two lists of them would be."""
+        if not isinstance(other, (GoObjects, list)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None
+
     def record(self, k: int) -> dict:
         """record returns object k's record: addr, size, kind, [noscan, slots], ptrs, [map], [type].
 
