@@ -936,13 +936,13 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
             claim(j, bucket, owner, bs, "overflow", True)
 
 
-def _slots(buf: np.ndarray, starts: np.ndarray) -> list:
+def _slots(buf: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """_slots counts the occupied slots (tophash >= minTopHash) of the buckets at offsets starts of buf.
 
-    >>> _slots(np.array([5, 0, 1, 9, 4, 3, 2, 255, 0, 0, 0, 0, 0, 0, 0, 0], np.uint8), np.array([0, 8]))
+    >>> _slots(np.array([5, 0, 1, 9, 4, 3, 2, 255, 0, 0, 0, 0, 0, 0, 0, 0], np.uint8), np.array([0, 8])).tolist()
     [3, 0]
     """
-    return (buf[starts[:, None] + np.arange(BUCKET_CNT)] >= MIN_TOPHASH).sum(axis=1).tolist()
+    return (buf[starts[:, None] + np.arange(BUCKET_CNT)] >= MIN_TOPHASH).sum(axis=1, dtype=np.int64)
 
 
 class GoObjects(Sequence):
@@ -987,13 +987,14 @@ class GoObjects(Sequence):
 
     __hash__ = None
 
-    def record(self, k: int) -> dict:
+    def record(self, k: int, arrays: bool = False) -> dict:
         """record returns object k's record: addr, size, kind, [noscan, slots], ptrs, [map], [type].
 
         ptrs are the pointer fields whose word is an address (not nil, below
         2^63); an object of pointer-free buckets adds each bucket's overflow
         word (see the module's doc). A bucket array and an object of many
-        fields are read with numpy, the others word by word.
+        fields are read with numpy, the others word by word; with ``arrays``
+        their ptrs and slots stay numpy arrays (for ``line``).
         """
         heap, typer = self.h, self.t
         a, size, fields = heap.addr[k], heap.size[k], heap.fields[k]
@@ -1019,15 +1020,21 @@ class GoObjects(Sequence):
                     by_off = np.argsort(offs, kind="stable")
                     offs, ws = offs[by_off], ws[by_off]
                     o["noscan"] = True
-                o["slots"] = _slots(buf, starts)
+                o["slots"] = _slots(buf, starts) if arrays else _slots(buf, starts).tolist()
             keep = (ws != 0) & (ws < PTR_LIMIT)
-            ptrs = np.stack([offs[keep], ws[keep].astype(np.int64)], axis=1).tolist()
+            ptrs = np.stack([offs[keep], ws[keep].astype(np.int64)], axis=1)
+            if not arrays:
+                ptrs = ptrs.tolist()
         o["ptrs"] = ptrs
         if k in typer.owner:
             o["map"] = typer.owner[k]
         if k in typer.type:
             o["type"] = typer.type[k]
         return o
+
+    def line(self, k: int) -> bytes:
+        """line returns object k's JSON line (without its newline): orjson's bytes for its record."""
+        return orjson.dumps({"object": self.record(k, arrays=True)}, option=orjson.OPT_SERIALIZE_NUMPY)
 
     def write(self, f, native: bool | None = None) -> None:
         """write writes every object's line to the binary file f, by C when built (native=None: if available)."""
@@ -1054,8 +1061,7 @@ class GoObjects(Sequence):
         plain = np.ones(n, bool)
         if t.bucketsize:
             plain[np.fromiter(t.bucketsize.keys(), np.int64, len(t.bucketsize))] = False
-        gowrite.write_objects(f, self.h.hd, self.h.order, kind, type_, owner, names, plain,
-                              lambda k: orjson.dumps({"object": self.record(k)}))
+        gowrite.write_objects(f, self.h.hd, self.h.order, kind, type_, owner, names, plain, self.line)
 
 
 def _le64(raw, pos: np.ndarray) -> np.ndarray:
