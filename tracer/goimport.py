@@ -79,6 +79,7 @@ and mapclear zeroes the array (overflow words included) when it drops them.
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import re
 import shutil
@@ -295,7 +296,13 @@ class _Heap:
         >>> H().find_many(np.array([8, 16, 31, 32, 64, 71, 72], np.uint64)).tolist()
         [-1, 0, 0, -1, 1, 1, -1]
         """
-        k = np.searchsorted(self.addr_np, a, side="right").astype(np.int64) - 1
+        if len(a) > 4096:  # a binary search per word is faster over sorted words
+            by = np.argsort(a)
+            k = np.empty(len(a), np.int64)
+            k[by] = np.searchsorted(self.addr_np, a[by], side="right")
+            k -= 1
+        else:
+            k = np.searchsorted(self.addr_np, a, side="right").astype(np.int64) - 1
         ok = k >= 0
         kk = np.where(ok, k, 0)
         ok &= (a - self.addr_np[kk]) < self.size_np[kk].astype(np.uint64) if len(self.addr_np) else False
@@ -431,6 +438,7 @@ class _Typer:
         self.warnings = {}  # message -> None, in the order first met
         self._swiss = {}  # (key name, elem name) -> _SwissLayout or None
         self._hmap, self._hmap_read = None, False  # runtime.hmap's layout, read from DWARF on first use
+        self._batches = None  # while a Swiss map is decoded: its slots' pointer words, (words, target, kind)
 
     def run(self, globals_):
         for g in globals_:
@@ -657,6 +665,17 @@ class _Typer:
             rec["tombstone_possible"] = bool(f["tombstonePossible"])
         rec["tables"] = []
         self.maps[w] = rec
+        # The tables' pointer slots are typed as one batch after the last table: the same result, since
+        # pointers only fills in untyped objects and settag overwrites, and a walk queue in the same order.
+        self._batches = []
+        self._swiss_tables(rec, f, lay)
+        batches, self._batches = self._batches, None
+        for (target, kind), same in itertools.groupby(batches, key=lambda x: x[1:]):
+            self.pointers(np.concatenate([x[0] for x in same]), target, kind)
+
+    def _swiss_tables(self, rec, f, lay):
+        """_swiss_tables decodes the directory, tables and groups of the Swiss map rec (its Map's fields f)."""
+        h = self.h
         if f["dirLen"] == 0:
             if f["dirPtr"]:
                 ctrl = self.groups(f["dirPtr"], 1, lay, f"{lay.names['group']}")
@@ -726,7 +745,10 @@ class _Typer:
             return
         if BATCH and len(sides) == 1 and sides[0][2] is not None:
             offs, _, target, kind = sides[0]
-            self.pointers(_le64(buf, offs), target, kind)
+            if self._batches is not None:  # swiss_map types them after its last table
+                self._batches.append((_le64(buf, offs), target, kind))
+            else:
+                self.pointers(_le64(buf, offs), target, kind)
             return
         cols = []
         for offs, t, target, kind in sides:
