@@ -604,13 +604,17 @@ def write_dump(doc: dict, path) -> None:
     path = str(path)
     gz = path.endswith(".gz")
     base = path[:-3] if gz else path
+    # The end record counts what was written, so a reader tells a cut dump from a whole one.
+    end = {s: len(doc.get(s, ())) for s in ("objects", "roots", "pages", "maps", "events")}
     if base.endswith(".jsonl"):
         lines = [orjson.dumps({"format": doc["format"], "version": doc["version"], "meta": doc["meta"]})]
-        for section, one in (("objects", "object"), ("roots", "root"), ("pages", "page"), ("maps", "map")):
+        for section, one in (("objects", "object"), ("roots", "root"), ("pages", "page"), ("maps", "map"),
+                             ("events", "event")):
             lines.extend(orjson.dumps({one: r}) for r in doc.get(section, ()))
+        lines.append(orjson.dumps({"end": end}))
         data = b"\n".join(lines) + b"\n"
     else:
-        data = orjson.dumps(doc) + b"\n"
+        data = orjson.dumps({**doc, "end": end}) + b"\n"
     if gz:
         data = gzip.compress(data, compresslevel=6, mtime=0)
     tmp = path + ".tmp"
