@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -123,6 +124,8 @@ def _entry(where: Path, path: str) -> Path | None:
         st = os.stat(path)
     except OSError:
         return None  # load_dump names the problem
+    if not stat.S_ISREG(st.st_mode):
+        return None  # a pipe, FIFO or device: its stat says nothing about what it will hold next time
     key = hashlib.sha256()
     for part in (os.path.realpath(path), str(st.st_size), str(st.st_mtime_ns), str(LAYOUT), _loader_digest()):
         key.update(part.encode() + b"\0")

@@ -30,9 +30,12 @@ import gzip
 import re
 import io
 import os
+import stat
+import sys
 import zlib
 from array import array
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import chain, islice
 from operator import itemgetter
 
@@ -47,9 +50,13 @@ from .model import EVENT_OPS, PAGE_STATES, ROOT_KINDS, Events, Heap, MapHeader, 
 
 FORMAT = "gctrace.dump"
 VERSION = 1
-TOP_KEYS = {"format", "version", "meta", "objects", "roots", "pages", "maps", "events"}
+TOP_KEYS = {"format", "version", "meta", "objects", "roots", "pages", "maps", "events", "end"}
 REQUIRED_TOP = ("format", "version", "meta", "objects", "roots")
 SECTIONS = {"object": "objects", "root": "roots", "page": "pages", "map": "maps", "event": "events"}
+# The end record's counts, in its order (docs/dump-format.md, "end").
+END_KEYS = ("objects", "roots", "pages", "maps", "events")
+NO_END = ("no end record: a JSON Lines dump cut at a line boundary would look the same "
+          "(producers since gctrace 1.1 write one)")
 MAP_REQUIRED = ("hmap", "B", "count", "buckets", "oldbuckets", "nevacuate", "bucketsize")
 MAP_OPTIONAL = ("noverflow", "flags", "hash0", "keysize", "elemsize")
 EVENT_KEYS = {
@@ -81,57 +88,158 @@ _EVENT_COLUMNS = {
 }
 SLOTS_PER_BUCKET = 8  # Go's bucketCnt
 GZIP_MAGIC = b"\x1f\x8b"
+# Bounds on what is read, so that no input (/dev/zero, a sparse file, a gzip bomb) takes unbounded memory.
+# A line of JSON Lines holds one record; the biggest real one, a map of a million-entry Swiss table, is ~2 MB.
+MAX_LINE = 256 << 20
+# A document is held whole: from a regular file any size is read; from a pipe, or out of gzip data, at most
+# this much (gzip: GZIP_RATIO times the compressed size, at least the floor; JSON compresses 5-20x).
+PIPE_DOCUMENT_LIMIT = 1 << 30
+GZIP_DOCUMENT_FLOOR = 256 << 20
+GZIP_RATIO = 64
+DOCUMENT_PIECE = 16 << 20
+# Whitespace allowed before the first '{'; and how far into the first line the form is looked for.
+MAX_LEADING_SPACE = 1 << 20
+HEADER_PEEK = 1 << 20
 
 
 def load_dump(path, progress: bool = False) -> Heap:
-    """load_dump reads and validates the dump at ``path``; raises DumpError."""
+    """load_dump reads and validates the dump at ``path`` (``-``: standard input); raises DumpError.
+
+    The input is opened once and read front to back, so pipes, FIFOs and
+    /dev/stdin work; what is read is bounded (see _sniff, MAX_LINE and
+    _document_limit), so no input takes unbounded memory.
+    """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as raw:
-            gz = raw.read(2) == GZIP_MAGIC
-    except OSError as e:
-        raise DumpError(path, f"cannot read: {e.strerror or e}") from None
     builder = _Builder(path)
-    stream = gzip.open(path, "rb") if gz else open(path, "rb")
     # The loader creates millions of short-lived dicts and no cycles: the cyclic
     # collector would rescan the growing heap again and again (2x the load time).
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        with stream:
-            builder = _read(stream, builder, path, progress)
+        with _open(path) as (stream, limit, rewind):
+            builder = _read(stream, builder, path, progress, limit, rewind)
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DumpError(path, f"truncated or corrupt gzip stream ({e})") from None
     except OSError as e:
         raise DumpError(path, f"cannot read: {e.strerror or e}") from None
     except RecursionError:
         raise DumpError(path, "nesting too deep") from None
+    except MemoryError:
+        raise DumpError(path, "out of memory while loading it (a limit on address space, ulimit -v?)") from None
     finally:
         if gc_was_on:
             gc.enable()
     return builder.finish()
 
 
-def _read(stream, builder, path, progress):
-    """_read fills a builder from the stream and returns it (the one given, or a fresh one)."""
-    first, skipped = stream.readline(), 0
+@contextmanager
+def _open(path):
+    """_open yields (stream, limit, rewind) for the dump at ``path``, opened once: decompressed when gzip, sniffed.
+
+    ``limit`` bounds the bytes a document may have (None: a regular file, read
+    whole); ``rewind`` says whether the stream may seek back to its start (a
+    regular file: gzip's own seekable() says yes over a pipe too, then fails).
+    """
+    raw = open(sys.stdin.fileno(), "rb", closefd=False) if path == "-" else open(path, "rb")
+    with raw:
+        st = os.fstat(raw.fileno())
+        regular = stat.S_ISREG(st.st_mode)
+        if raw.peek(2)[:2] == GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                _sniff(stream, path)
+                # A gzip bomb is refused when it outgrows a generous ratio of its compressed size.
+                limit = max(GZIP_DOCUMENT_FLOOR, GZIP_RATIO * st.st_size) if regular else PIPE_DOCUMENT_LIMIT
+                yield stream, limit, regular
+            return
+        _sniff(raw, path)
+        yield raw, (None if regular else PIPE_DOCUMENT_LIMIT), regular
+
+
+def _sniff(stream, path):
+    """_sniff refuses at once an input whose first byte after whitespace is not '{' (a dump is a JSON object).
+
+    It consumes nothing but leading whitespace, at most MAX_LEADING_SPACE bytes of it.
+    """
+    skipped = 0
+    while True:
+        head = stream.peek(1 << 16)
+        if not head:
+            raise DumpError(path, "empty file: expected a gctrace dump")
+        body = head.lstrip(b" \t\r\n")
+        if body:
+            break
+        stream.read(len(head))  # whitespace only: drop it and look further
+        skipped += len(head)
+        if skipped > MAX_LEADING_SPACE:
+            raise DumpError(path, f"not a gctrace dump: more than {MAX_LEADING_SPACE >> 10} KiB of whitespace "
+                                  "and no '{'")
+    if body[:1] == b"[":
+        raise DumpError(path, "top level must be a JSON object, got a list")
+    if body[:1] != b"{":
+        c = body[0]
+        shown = repr(chr(c)) if 0x21 <= c < 0x7F else f"byte {c:#04x}"
+        raise DumpError(path, f"not a gctrace dump: it starts with {shown}, not '{{' (a JSON object) or gzip data")
+
+
+def _read(stream, builder, path, progress, limit, rewind):
+    """_read fills a builder from the stream and returns it (the one given, or a fresh one).
+
+    The form is told from the name or the first line, read at most HEADER_PEEK
+    bytes far: a longer first line is a document's (a JSON Lines header is small).
+    """
+    first = stream.readline(HEADER_PEEK)
     while first and not first.strip():
-        skipped += len(first)
-        first = stream.readline()
+        first = stream.readline(HEADER_PEEK)
     if not first:
         raise DumpError(path, "empty file: expected a gctrace dump")
-    header = _try_json(first)
+    whole = first.endswith(b"\n") or len(first) < HEADER_PEEK
     jsonl_name = path.endswith((".jsonl", ".jsonl.gz"))
+    if jsonl_name and not whole:
+        first += _line(stream, path, 1, MAX_LINE + 1 - len(first))
+    header = _try_json(first) if whole else None
     if jsonl_name or (isinstance(header, dict) and "objects" not in header and "format" in header):
         _read_lines(stream, first, builder, path, progress)
         return builder
-    try:
-        # Read the file once more rather than join two copies of it (2x the memory of a big document).
-        stream.seek(skipped)
-        data = stream.read()
-    except (OSError, io.UnsupportedOperation):
-        data = first + stream.read()
+    if rewind:
+        # Read the file again from its start rather than join two copies of it (2x the memory of a big document).
+        stream.seek(0)
+        data = _read_all(stream, path, limit)
+    else:
+        data = first + _read_all(stream, path, None if limit is None else limit - len(first))
     return _read_document(data, builder, path)
+
+
+def _read_all(stream, path, limit):
+    """_read_all reads the rest of the stream; more than ``limit`` bytes (None: no limit) is refused."""
+    if limit is None:
+        return stream.read()
+    parts, n = [], 0
+    while True:
+        part = stream.read(min(DOCUMENT_PIECE, limit + 1 - n))
+        if not part:
+            break
+        parts.append(part)
+        n += len(part)
+        if n > limit:
+            raise DumpError(path, f"a document of more than {limit >> 20} MiB from a pipe or gzip data: "
+                                  "too big to hold (write it as JSON Lines, or as an uncompressed file)")
+    return b"".join(parts)
+
+
+def _lines(stream, path, lineno):
+    """_lines yields the stream's lines, the first being line ``lineno``, each at most MAX_LINE bytes."""
+    while line := _line(stream, path, lineno):
+        yield line
+        lineno += 1
+
+
+def _line(stream, path, lineno, cap=None):
+    """_line reads one line of JSON Lines; one longer than MAX_LINE is refused."""
+    cap = MAX_LINE + 1 if cap is None else cap
+    line = stream.readline(cap)
+    if len(line) == cap and not line.endswith(b"\n"):
+        raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
+    return line
 
 
 def _all_ints(values) -> bool:
@@ -312,6 +420,8 @@ def _add_document(builder, doc, path, data=None, arrays=()):
             for i, rec in enumerate(part, start):
                 add(rec, f"{section}[{i}]")
     builder.has_pages = "pages" in doc
+    if "end" in doc:
+        builder.add_end(doc["end"], "end record")
 
 
 def _read_lines(stream, first, builder, path, progress):
@@ -324,6 +434,7 @@ def _read_lines(stream, first, builder, path, progress):
     if not isinstance(header, dict):
         raise DumpError(path, f"line 1: header must be a JSON object, got {_type(header)}")
     builder.header(header, "line 1")
+    builder.lines = True
     for key in ("format", "version", "meta"):
         if key not in header:
             raise DumpError(path, f"line 1: header misses required key '{key}'")
@@ -336,8 +447,9 @@ def _read_lines(stream, first, builder, path, progress):
         return
     with bar(total, "load", progress, unit="B") as pb:
         done, lineno = 0, 2
+        records = _lines(stream, path, lineno)
         while True:
-            lines = list(islice(stream, BATCH))
+            lines = list(islice(records, BATCH))
             if not lines:
                 break
             if not _add_line_batch(builder, lines, lineno):
@@ -362,6 +474,8 @@ def _read_lines_fast(stream, builder, path, total, progress):
             chunk = stream.read(CHUNK)
             buf = rest + chunk if rest else chunk
             end = buf.rfind(b"\n") + 1 if chunk else len(buf)
+            if not end and len(buf) > MAX_LINE:
+                raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
             if end:
                 # The C parser releases the GIL: the chunk's two halves are parsed on two cores,
                 # then added in file order.
@@ -398,6 +512,8 @@ def _add_line_batch(builder, lines, lineno) -> bool:
         events = [r["event"] for r in recs if "event" in r]
     except (orjson.JSONDecodeError, TypeError, KeyError):
         return False
+    if builder.end_where is not None or (len(bodies) + len(events) < len(recs) and any("end" in r for r in recs)):
+        return False  # the end record's place is checked line by line
     if not builder.add_object_batch(bodies):
         return False
     if not builder.add_event_batch(events):
@@ -427,6 +543,10 @@ def _add_record(builder, path, rec, lineno):
                               "(object, root, page, map or event)")
     name = next(iter(rec))
     body = rec[name]
+    builder.check_open()
+    if name == "end":
+        builder.add_end(body, f"line {lineno}")
+        return
     if name == "event":
         builder.add_event(body, lineno)
         return
@@ -443,9 +563,10 @@ def _add_record(builder, path, rec, lineno):
 def _size(stream):
     raw = getattr(stream, "fileobj", None) or stream
     try:
-        return os.fstat(raw.fileno()).st_size
+        st = os.fstat(raw.fileno())
     except (OSError, AttributeError, io.UnsupportedOperation):
         return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def _position(stream):
@@ -480,6 +601,8 @@ class _Builder:
     def __init__(self, path):
         self.path = path
         self.meta = None
+        self.end, self.end_where = None, None  # the end record's counts, and where it was
+        self.lines = False  # JSON Lines (only they can be cut without a trace)
         self.page_size = None
         self.ptr_size = 8
         self.has_pages = False
@@ -610,6 +733,7 @@ class _Builder:
 
     def add_chunk(self, chunk):
         """add_chunk adds a run of objects or events parsed by the C parser (already checked there)."""
+        self.check_open()
         if type(chunk) is fastparse.ObjectChunk:
             kind = _recode(chunk.kind, chunk.strings, self.kinds, "other", np.int16)
             typ = _recode(chunk.type, chunk.strings, self.types, "", np.int32)
@@ -874,6 +998,35 @@ class _Builder:
             raise self.err(label, f"B {fields['B']} is impossible (2^B buckets)")
         self.maps.append(MapHeader(**fields))
 
+    def check_open(self):
+        """check_open refuses a record after the end record."""
+        if self.end_where is not None:
+            raise DumpError(self.path, f"{self.end_where}: the end record is not the last record")
+
+    def add_end(self, rec, where):
+        """add_end reads the end record: the producer's count of each section's records."""
+        rec = self.record(rec, where, "the end record")
+        self.end = {k: self.int_(rec, k, where) for k in END_KEYS}
+        self.end_where = where
+
+    def counts(self) -> dict:
+        """counts returns how many records of each section were read."""
+        self._flush_objects()
+        self._flush_events()
+        return {"objects": sum(len(c[0]) for c in self.obj_chunks), "roots": len(self.root_name),
+                "pages": len(self.page_addr), "maps": len(self.maps), "events": sum(len(c[0]) for c in self.ev_chunks)}
+
+    def _check_end(self):
+        """_check_end compares the end record with what was read; returns the warnings for the heap."""
+        if self.end is None:
+            return (NO_END,) if self.lines else ()
+        read = self.counts()
+        for k in END_KEYS:
+            if self.end[k] != read[k]:
+                raise DumpError(self.path, f"end record says {self.end[k]} {k}, the dump has {read[k]}: "
+                                           "cut or edited")
+        return ()
+
     def add_event(self, rec, where):
         if type(where) is not str:
             where = f"line {where}"
@@ -918,6 +1071,7 @@ class _Builder:
     def finish(self) -> Heap:
         if self.meta is None:
             raise DumpError(self.path, "missing required top-level key 'meta'")
+        warnings = self._check_end()
         self._flush_objects()
         chunks, self.obj_chunks = [list(c) for c in self.obj_chunks], []
         addr, size, kind, typ, nptr, poff, ptgt, nslot, slots, has_slots, owner = _concat_columns(
@@ -955,6 +1109,7 @@ class _Builder:
             obj_type=take(typ).astype(np.int32, copy=False),
             obj_map=take(owner) if self.owner_seen else np.zeros(0, np.int64),
             types=types,
+            warnings=warnings,
         )
         _check_maps(heap)
         return freeze(heap)

@@ -68,6 +68,12 @@ def _write_bytes(data: bytes, out: str):
         raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
 
 
+def _warn_loaded(heap):
+    """_warn_loaded prints what the loader found doubtful in the dump, one line each, on stderr."""
+    for w in heap.warnings:
+        click.echo(f"gctrace: {heap.path}: warning: {w}", err=True)
+
+
 def _analyze(path: str, quiet: bool):
     from gctrace.analysis.analyze import STEPS, analyze
     from gctrace.analysis.heapcache import load_heap
@@ -75,6 +81,7 @@ def _analyze(path: str, quiet: bool):
 
     show = _progress(quiet)
     heap = load_heap(path, progress=show)
+    _warn_loaded(heap)
     with bar(len(STEPS), "analyze", show and heap.n_objects >= 1_000_000, unit="step") as pb:
         def on_step(name):
             pb.set_description(name)
@@ -223,6 +230,7 @@ def replay_cmd(dump, modes, mark_rate, output, quiet):
     from gctrace.analysis.replay_svg import timeline_svg
 
     heap = load_heap(dump, progress=_progress(quiet))
+    _warn_loaded(heap)
     replays = [replay(heap, m, mark_rate) for m in dict.fromkeys(modes or BARRIER_MODES)]
     if not replays[0].replayed:
         raise UsageError(f"{dump}: nothing to replay: the event log has no gc_start")
