@@ -27,8 +27,9 @@ from __future__ import annotations
 import ctypes
 import gc
 import gzip
-import re
 import io
+import json
+import re
 import os
 import stat
 import sys
@@ -306,6 +307,107 @@ def _try_json(line):
         return None
 
 
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')
+
+
+class _Repeats(dict):
+    """_Repeats is a parsed JSON object that gave the key ``repeated`` more than once."""
+
+    repeated = ""
+
+
+def _mark_repeats(pairs):
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    seen = set()
+    marked = _Repeats(d)
+    marked.repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+    return marked
+
+
+def _key_ends(data: bytes) -> int:
+    """_key_ends counts the '"' followed by ':' (whitespace between allowed) in JSON text: one per key, and more.
+
+    >>> _key_ends(b'{"a": 1, "b" :{"c":"x"}}'), _key_ends(b'{"a": "\\":"}')
+    (3, 2)
+    """
+    if b'" ' in data or b'"\t' in data or b'"\n' in data or b'"\r' in data:
+        return sum(1 for _ in _KEY_END.finditer(data))
+    return data.count(b'":')
+
+
+def _some_keys(value) -> int:
+    """_some_keys counts the keys of the parsed objects reachable through objects and lists of objects.
+
+    Lists of anything else (pointer pairs, slot counts) are not walked: see _refuse_repeated_keys.
+
+    >>> _some_keys([{"a": 1, "b": [[1, 2]], "c": {"d": [{"e": 1}]}}])
+    5
+    """
+    n, todo = 0, [value]
+    while todo:
+        x = todo.pop()
+        if type(x) is list:
+            todo.extend(x)
+            continue
+        if type(x) is not dict:
+            continue
+        n += len(x)
+        for y in x.values():
+            t = type(y)
+            if t is dict or (t is list and y and type(y[0]) is dict):
+                todo.append(y)
+    return n
+
+
+def _first_repeat(value):
+    """_first_repeat returns the key the first _Repeats in a value (parsed with _mark_repeats) repeats, or None."""
+    todo = [value]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, _Repeats):
+            return x.repeated
+        if isinstance(x, dict):
+            todo.extend(reversed(x.values()))
+        elif isinstance(x, list):
+            todo.extend(reversed(x))
+    return None
+
+
+def _refuse_repeated_keys(path, data: bytes, value, where):
+    """_refuse_repeated_keys raises DumpError when some object in the JSON text ``data`` gives a key twice.
+
+    orjson keeps the last of two equal keys; the spec's records have one of
+    each, and a second ``objects`` array silently dropping the first would be
+    a wrong report. ``value`` is orjson's reading of ``data``: every key
+    written ends with '"' and ':', so the text has at least as many of those
+    as there are keys, while the parsed objects hold fewer keys when one
+    repeats (and _some_keys may count fewer still). Equal counts prove that no
+    key repeats, at the cost of a count; only when they differ does json.loads
+    read the text again and name the key, if it does repeat.
+
+    ``where`` names ``value`` as the loader names records: "line 3", "meta";
+    a list's elements become "roots[2]", and the top level's values their key.
+    """
+    if _key_ends(data) == _some_keys(value):
+        return
+    marked = json.loads(data, object_pairs_hook=_mark_repeats)
+    key = _first_repeat(marked)
+    if key is None:
+        return  # a '"' and ':' inside a string made the counts differ
+    if isinstance(marked, list) or (where == "top level" and not isinstance(marked, _Repeats)):
+        name, part = next((n, p) for n, p in (marked.items() if isinstance(marked, dict) else enumerate(marked))
+                          if _first_repeat(p) is not None)
+        if isinstance(marked, list):
+            where = f"{where}[{name}]"
+        elif isinstance(part, list):  # a section: name its record
+            where = f"{name}[{next(i for i, p in enumerate(part) if _first_repeat(p) is not None)}]"
+        else:
+            where = name
+    raise DumpError(path, f"{where}: key {_show(key)} given twice")
+
+
 def _parse_error(path, where, e):
     msg = str(e).split("\n")[0]
     if where.startswith("line"):
@@ -337,6 +439,7 @@ def _read_document(data, builder, path):
         raise _parse_error(path, "", e) from None
     if not isinstance(doc, dict):
         raise DumpError(path, f"top level must be a JSON object, got {_type(doc)}")
+    _refuse_repeated_keys(path, data, doc, "top level")
     _add_document(builder, doc, path)
     return builder
 
@@ -349,15 +452,18 @@ def _read_document_fast(data, builder, path) -> bool:
     the elements it does not take to orjson and the checks.
     """
     ranges = fastparse.scan_document(data)
-    if ranges is None or len({k for k, _, _ in ranges}) != len(ranges):
+    if ranges is None:
         return False
     doc, arrays = {}, {}
     try:
         for key, start, end in ranges:
+            if key in doc:
+                raise DumpError(path, f"top level: key {_show(key)} given twice")
             if key in ("objects", "events") and data[start:start + 1] == b"[":
                 doc[key] = arrays[key] = (start, end)
             else:
                 doc[key] = _loads_nested(data[start:end], 1)
+                _refuse_repeated_keys(path, data[start:end], doc[key], key)
     except orjson.JSONDecodeError:
         return False
     _add_document(builder, doc, path, data, arrays)
@@ -402,6 +508,7 @@ def _add_document(builder, doc, path, data=None, arrays=()):
                         rec = _loads_nested(data[item.start:item.end], 2)
                     except orjson.JSONDecodeError:
                         raise fastparse.Unsupported("an element orjson refuses") from None
+                    _refuse_repeated_keys(path, data[item.start:item.end], rec, f"{section}[{item.index}]")
                     add(rec, f"{section}[{item.index}]")
                 else:
                     builder.add_chunk(item)
@@ -433,6 +540,7 @@ def _read_lines(stream, first, builder, path, progress):
             raise _parse_error(path, "line 1: ", e) from None
     if not isinstance(header, dict):
         raise DumpError(path, f"line 1: header must be a JSON object, got {_type(header)}")
+    _refuse_repeated_keys(path, first, header, "line 1")
     builder.header(header, "line 1")
     builder.lines = True
     for key in ("format", "version", "meta"):
@@ -505,9 +613,10 @@ def _parse_lines(parser, buf, start, end):
 def _add_line_batch(builder, lines, lineno) -> bool:
     """_add_line_batch parses and adds a batch of JSON Lines records at once; False: none added."""
     try:
-        recs = orjson.loads(b"[" + b",".join(lines) + b"]")
-        if set(map(len, recs)) != {1}:
-            return False
+        data = b"[" + b",".join(lines) + b"]"
+        recs = orjson.loads(data)
+        if set(map(len, recs)) != {1} or _key_ends(data) != _some_keys(recs):
+            return False  # (a key given twice is named line by line)
         bodies = [r["object"] for r in recs if "object" in r]
         events = [r["event"] for r in recs if "event" in r]
     except (orjson.JSONDecodeError, TypeError, KeyError):
@@ -534,6 +643,7 @@ def _add_line(builder, path, line, lineno):
         if not line.strip():
             return
         raise _parse_error(path, f"line {lineno}: ", e) from None
+    _refuse_repeated_keys(path, line, rec, f"line {lineno}")
     _add_record(builder, path, rec, lineno)
 
 
