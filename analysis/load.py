@@ -133,6 +133,22 @@ def load_dump(path, progress: bool = False) -> Heap:
     return builder.finish()
 
 
+def load_document(data: bytes, name: str) -> Heap:
+    """load_document reads and validates a dump held in memory as one JSON document; ``name`` names it in errors.
+
+    The Go importer's command checks what it is about to write with it.
+    """
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_document(data, _Builder(name), name).finish()
+    except RecursionError:
+        raise DumpError(name, "nesting too deep") from None
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
 @contextmanager
 def _open(path):
     """_open yields (stream, limit, rewind) for the dump at ``path``, opened once: decompressed when gzip, sniffed.

@@ -391,10 +391,76 @@ def import_go_heapdump_cmd(heapdump, binary, residency, output):
     """Import a Go heap dump (runtime/debug.WriteHeapDump, gzip accepted) typed with DWARF."""
     from gctrace.tracer.goimport import import_heapdump, summary, write_dump
 
+    _sniff_go_heapdump(heapdump)
     doc = import_heapdump(heapdump, binary, residency)
+    warnings = _check_import(doc, heapdump, residency)
     write_dump(doc, output)
     for k, v in summary(doc).items():
         click.echo(f"{k}: {v}", err=True)
+    for w in warnings:
+        click.echo(f"gctrace: {residency}: warning: {w}", err=True)
+
+
+GO_HEAPDUMP_MAGIC = b"go1.7 heap dump\n"  # runtime/heapdump.go: dumphdr
+# A residency file fits a heap dump when (nearly) every page holding an object is in one of its used runs; a
+# few may differ when the collector ran between the two snapshots, a tenth means another moment or process.
+RESIDENCY_MISFIT = 0.10
+
+
+def _sniff_go_heapdump(path):
+    """_sniff_go_heapdump refuses at once a file that does not start as a Go heap dump does (/dev/zero, say)."""
+    import gzip
+    import zlib
+
+    from gctrace.errors import DumpError
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(GO_HEAPDUMP_MAGIC))
+            if head[:2] == b"\x1f\x8b":
+                f.seek(0)
+                with gzip.GzipFile(fileobj=f) as z:
+                    head = z.read(len(GO_HEAPDUMP_MAGIC))
+    except (OSError, EOFError, zlib.error) as e:
+        raise DumpError(path, f"cannot read: {getattr(e, 'strerror', None) or e}") from None
+    if head != GO_HEAPDUMP_MAGIC:
+        raise DumpError(path, f"not a Go heap dump: it starts with {head[:16]!r}, not {GO_HEAPDUMP_MAGIC!r} "
+                              "(runtime/debug.WriteHeapDump)")
+
+
+def _check_import(doc: dict, heapdump, residency) -> list[str]:
+    """_check_import reads the imported dump through the loader before it is written; returns warnings.
+
+    A dump that analyze would refuse is refused here, naming what the loader
+    names; so is a residency file that does not fit the heap dump: runs
+    outside its arena, or many pages holding objects that the file calls
+    free, released or does not list (the importer fills those in as used).
+    """
+    from gctrace.analysis.load import load_document
+    from gctrace.analysis.pages import pages_off_used_runs
+    from gctrace.errors import DumpError
+
+    try:
+        heap = load_document(orjson.dumps(doc), str(heapdump))
+    except DumpError as e:
+        raise DumpError(heapdump, f"the import gives a dump that analyze refuses: {e.problem}") from None
+    if residency is None or heap.pages is None:
+        return []
+    lo, hi = (doc["meta"].get("arena") or [None, None])[:2]
+    ps = heap.page_size
+    if isinstance(lo, int) and isinstance(hi, int) and len(heap.pages) and (
+            heap.pages.first[0] * ps < lo or (heap.pages.first[-1] + heap.pages.n[-1]) * ps > hi):
+        raise DumpError(residency, f"does not fit {heapdump}: its page runs reach outside the heap dump's arena "
+                                   f"{lo:#x}-{hi:#x}")
+    off, total = pages_off_used_runs(heap)
+    off += doc["meta"].get("pages_filled") or 0
+    if off > RESIDENCY_MISFIT * total:
+        raise DumpError(residency, f"does not fit {heapdump}: {off} of the {total} pages holding objects are "
+                                   "free, released or missing in it (a residency file of another moment or run?)")
+    if off:
+        return [f"{off} of the {total} pages holding objects are free, released or missing in it "
+                "(filled in as used and resident)"]
+    return []
 
 
 @cli.command("record-go", context_settings={"ignore_unknown_options": True})
