@@ -89,9 +89,11 @@ _EVENT_COLUMNS = {
 }
 SLOTS_PER_BUCKET = 8  # Go's bucketCnt
 GZIP_MAGIC = b"\x1f\x8b"
+NUL = b"\0"
 # Bounds on what is read, so that no input (/dev/zero, a sparse file, a gzip bomb) takes unbounded memory.
 # A line of JSON Lines holds one record; the biggest real one, a map of a million-entry Swiss table, is ~2 MB.
 MAX_LINE = 256 << 20
+LINE_PIECE = 1 << 20
 # A document is held whole: from a regular file any size is read; from a pipe, or out of gzip data, at most
 # this much (gzip: GZIP_RATIO times the compressed size, at least the floor; JSON compresses 5-20x).
 PIPE_DOCUMENT_LIMIT = 1 << 30
@@ -212,7 +214,7 @@ def _read(stream, builder, path, progress, limit, rewind):
     whole = first.endswith(b"\n") or len(first) < HEADER_PEEK
     jsonl_name = path.endswith((".jsonl", ".jsonl.gz"))
     if jsonl_name and not whole:
-        first += _line(stream, path, 1, MAX_LINE + 1 - len(first))
+        first += _line(stream, path, 1, MAX_LINE - len(first))
     header = _try_json(first) if whole else None
     if jsonl_name or (isinstance(header, dict) and "objects" not in header and "format" in header):
         _read_lines(stream, first, builder, path, progress)
@@ -222,12 +224,12 @@ def _read(stream, builder, path, progress, limit, rewind):
         stream.seek(0)
         data = _read_all(stream, path, limit)
     else:
-        data = first + _read_all(stream, path, None if limit is None else limit - len(first))
+        data = first + _read_all(stream, path, None if limit is None else limit - len(first), len(first))
     return _read_document(data, builder, path)
 
 
-def _read_all(stream, path, limit):
-    """_read_all reads the rest of the stream; more than ``limit`` bytes (None: no limit) is refused."""
+def _read_all(stream, path, limit, first=0):
+    """_read_all reads the rest of the stream, ``first`` bytes in; more than ``limit`` bytes (None: no limit) is refused."""
     if limit is None:
         return stream.read()
     parts, n = [], 0
@@ -235,6 +237,8 @@ def _read_all(stream, path, limit):
         part = stream.read(min(DOCUMENT_PIECE, limit + 1 - n))
         if not part:
             break
+        if NUL in part:  # never in JSON: refuse '{' and then /dev/zero now, not a gigabyte later
+            raise DumpError(path, f"not valid JSON: a NUL byte at byte {first + n + part.index(NUL)}")
         parts.append(part)
         n += len(part)
         if n > limit:
@@ -251,12 +255,24 @@ def _lines(stream, path, lineno):
 
 
 def _line(stream, path, lineno, cap=None):
-    """_line reads one line of JSON Lines; one longer than MAX_LINE is refused."""
-    cap = MAX_LINE + 1 if cap is None else cap
-    line = stream.readline(cap)
-    if len(line) == cap and not line.endswith(b"\n"):
-        raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
-    return line
+    """_line reads one line of JSON Lines; one longer than ``cap`` (MAX_LINE) bytes is refused.
+
+    A long line is read in pieces, so refusing one costs the cap, not twice it.
+    """
+    cap = MAX_LINE if cap is None else cap
+    line = stream.readline(LINE_PIECE)
+    if len(line) < LINE_PIECE or line.endswith(b"\n"):
+        return line
+    parts, n = [line], len(line)
+    while not parts[-1].endswith(b"\n"):
+        part = stream.readline(LINE_PIECE)
+        if not part:
+            break
+        parts.append(part)
+        n += len(part)
+        if n > cap:
+            raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
+    return b"".join(parts)
 
 
 def _all_ints(values) -> bool:
@@ -593,13 +609,20 @@ def _read_lines_fast(stream, builder, path, total, progress):
     """
     parsers = (fastparse.Parser(builder.ptr_size), fastparse.Parser(builder.ptr_size))
     rest, lineno, done = b"", 2, 0
+    pending, held = [], 0  # chunks of one line too long for a chunk, joined once it ends
     with bar(total, "load", progress, unit="B") as pb, ThreadPoolExecutor(1) as pool:
         while True:
             chunk = stream.read(CHUNK)
+            if chunk and b"\n" not in chunk:
+                pending.append(chunk)
+                held += len(chunk)
+                if len(rest) + held > MAX_LINE:
+                    raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
+                continue
+            if pending:
+                chunk, pending, held = b"".join(pending + [chunk]), [], 0
             buf = rest + chunk if rest else chunk
             end = buf.rfind(b"\n") + 1 if chunk else len(buf)
-            if not end and len(buf) > MAX_LINE:
-                raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
             if end:
                 # The C parser releases the GIL: the chunk's two halves are parsed on two cores,
                 # then added in file order.
