@@ -29,8 +29,8 @@ import gc
 import gzip
 import io
 import json
-import re
 import os
+import re
 import stat
 import sys
 import zlib
@@ -110,7 +110,7 @@ def load_dump(path, progress: bool = False) -> Heap:
 
     The input is opened once and read front to back, so pipes, FIFOs and
     /dev/stdin work; what is read is bounded (see _sniff, MAX_LINE and
-    _document_limit), so no input takes unbounded memory.
+    PIPE_DOCUMENT_LIMIT), so no input takes unbounded memory.
     """
     path = os.fspath(path)
     builder = _Builder(path)
