@@ -37,8 +37,8 @@ import zlib
 from array import array
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from itertools import chain, islice
-from operator import itemgetter
+from itertools import chain, repeat
+from operator import add, itemgetter
 
 import numpy as np
 import orjson
@@ -247,11 +247,33 @@ def _read_all(stream, path, limit, first=0):
     return b"".join(parts)
 
 
-def _lines(stream, path, lineno):
-    """_lines yields the stream's lines, the first being line ``lineno``, each at most MAX_LINE bytes."""
-    while line := _line(stream, path, lineno):
-        yield line
-        lineno += 1
+def _line_batches(stream, path, lineno):
+    """_line_batches yields the stream's lines in lists of at most BATCH, the first being line ``lineno``.
+
+    It reads CHUNK bytes at a time; a line longer than MAX_LINE is refused.
+    Each line keeps its newline, as the C parser hands lines over.
+    """
+    rest, pending, held = b"", [], 0  # pending: chunks of one line too long for a chunk
+    while True:
+        chunk = stream.read(CHUNK)
+        if chunk and b"\n" not in chunk:
+            pending.append(chunk)
+            held += len(chunk)
+            if len(rest) + held > MAX_LINE:
+                raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
+            continue
+        if pending:
+            chunk, pending, held = b"".join(pending + [chunk]), [], 0
+        if not chunk:
+            if rest:
+                yield [rest]
+            return
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        lines = list(map(add, lines, repeat(b"\n")))
+        lineno += len(lines)
+        for i in range(0, len(lines), BATCH):
+            yield lines[i:i + BATCH]
 
 
 def _line(stream, path, lineno, cap=None):
@@ -339,9 +361,6 @@ def _try_json(line):
         return None
 
 
-_KEY_END = re.compile(rb'"[ \t\r\n]*:')
-
-
 class _Repeats(dict):
     """_Repeats is a parsed JSON object that gave the key ``repeated`` more than once."""
 
@@ -361,12 +380,19 @@ def _mark_repeats(pairs):
 def _key_ends(data: bytes) -> int:
     """_key_ends counts the '"' followed by ':' (whitespace between allowed) in JSON text: one per key, and more.
 
+    Whitespace is dropped first (inside strings too: that can only add to
+    the count), a piece at a time, so a big document is not copied whole.
+
     >>> _key_ends(b'{"a": 1, "b" :{"c":"x"}}'), _key_ends(b'{"a": "\\":"}')
     (3, 2)
     """
-    if b'" ' in data or b'"\t' in data or b'"\n' in data or b'"\r' in data:
-        return sum(1 for _ in _KEY_END.finditer(data))
-    return data.count(b'":')
+    n, quote_before = 0, False
+    for i in range(0, len(data), DOCUMENT_PIECE):
+        piece = data[i:i + DOCUMENT_PIECE].translate(None, b" \t\r\n")
+        if piece:
+            n += piece.count(b'":') + (quote_before and piece[:1] == b":")
+            quote_before = piece[-1:] == b'"'
+    return n
 
 
 def _some_keys(value) -> int:
@@ -393,6 +419,24 @@ def _some_keys(value) -> int:
     return n
 
 
+def _document_keys(doc: dict) -> int:
+    """_document_keys counts keys as _some_keys does, but only one level into the objects and events records.
+
+    The bulk of a big document, walked at C speed; a record with nested
+    objects then leaves keys uncounted, and json.loads decides.
+
+    >>> _document_keys({"meta": {"a": {"b": 1}}, "objects": [{"addr": 1, "x": {"y": 2}}]})  # all but "y"
+    6
+    """
+    n = len(doc)
+    for key, value in doc.items():
+        if key in ("objects", "events") and type(value) is list and _all_of(value, dict):
+            n += sum(map(len, value))
+        else:
+            n += _some_keys(value)
+    return n
+
+
 def _first_repeat(value):
     """_first_repeat returns the key the first _Repeats in a value (parsed with _mark_repeats) repeats, or None."""
     todo = [value]
@@ -407,7 +451,7 @@ def _first_repeat(value):
     return None
 
 
-def _refuse_repeated_keys(path, data: bytes, value, where):
+def _refuse_repeated_keys(path, data: bytes, value, where, keys=None):
     """_refuse_repeated_keys raises DumpError when some object in the JSON text ``data`` gives a key twice.
 
     orjson keeps the last of two equal keys; the spec's records have one of
@@ -421,8 +465,9 @@ def _refuse_repeated_keys(path, data: bytes, value, where):
 
     ``where`` names ``value`` as the loader names records: "line 3", "meta";
     a list's elements become "roots[2]", and the top level's values their key.
+    ``keys`` is the count of keys, when the caller has one cheaper than _some_keys.
     """
-    if _key_ends(data) == _some_keys(value):
+    if _key_ends(data) == (_some_keys(value) if keys is None else keys):
         return
     marked = json.loads(data, object_pairs_hook=_mark_repeats)
     key = _first_repeat(marked)
@@ -471,7 +516,7 @@ def _read_document(data, builder, path):
         raise _parse_error(path, "", e) from None
     if not isinstance(doc, dict):
         raise DumpError(path, f"top level must be a JSON object, got {_type(doc)}")
-    _refuse_repeated_keys(path, data, doc, "top level")
+    _refuse_repeated_keys(path, data, doc, "top level", _document_keys(doc))
     _add_document(builder, doc, path)
     return builder
 
@@ -587,11 +632,7 @@ def _read_lines(stream, first, builder, path, progress):
         return
     with bar(total, "load", progress, unit="B") as pb:
         done, lineno = 0, 2
-        records = _lines(stream, path, lineno)
-        while True:
-            lines = list(islice(records, BATCH))
-            if not lines:
-                break
+        for lines in _line_batches(stream, path, lineno):
             if not _add_line_batch(builder, lines, lineno):
                 for k, line in enumerate(lines):
                     _add_line(builder, path, line, lineno + k)
@@ -654,11 +695,21 @@ def _add_line_batch(builder, lines, lineno) -> bool:
     try:
         data = b"[" + b",".join(lines) + b"]"
         recs = orjson.loads(data)
-        if set(map(len, recs)) != {1} or _key_ends(data) != _some_keys(recs):
-            return False  # (a key given twice is named line by line)
+        if set(map(len, recs)) != {1}:
+            return False
         bodies = [r["object"] for r in recs if "object" in r]
         events = [r["event"] for r in recs if "event" in r]
     except (orjson.JSONDecodeError, TypeError, KeyError):
+        return False
+    if not (_all_of(bodies, dict) and _all_of(events, dict)):
+        return False
+    # Keys given twice: the records' own keys counted at C speed (see _refuse_repeated_keys); on any doubt
+    # the lines are read one by one, which names the line.
+    keys = len(recs) + sum(map(len, bodies)) + sum(map(len, events))
+    if len(bodies) + len(events) < len(recs):
+        keys += _some_keys([r for r in recs if "object" not in r and "event" not in r]) - (
+            len(recs) - len(bodies) - len(events))
+    if _key_ends(data) != keys:
         return False
     if builder.end_where is not None or (len(bodies) + len(events) < len(recs) and any("end" in r for r in recs)):
         return False  # the end record's place is checked line by line
