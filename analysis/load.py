@@ -77,6 +77,7 @@ EVENT_KEYS = {
 INT_LIMIT = 1 << 63
 _INT_MAX = INT_LIMIT - 1
 _NO_PTRS: list = []  # shared default for objects without ptrs; never mutated
+_SCALARS = frozenset((int, str, bool, float, type(None)))
 # Records parsed and validated together on the fast path. Small enough that a
 # batch's dicts stay in cache (65536 made orjson 2.4x slower than 2048 here).
 BATCH = 2048
@@ -392,6 +393,8 @@ def _key_ends(data: bytes) -> int:
     >>> _key_ends(b'{"a": 1, "b" :{"c":"x"}}'), _key_ends(b'{"a": "\\":"}')
     (3, 2)
     """
+    if len(data) <= DOCUMENT_PIECE:
+        return data.translate(None, b" \t\r\n").count(b'":')
     n, quote_before = 0, False
     for i in range(0, len(data), DOCUMENT_PIECE):
         piece = data[i:i + DOCUMENT_PIECE].translate(None, b" \t\r\n")
@@ -739,8 +742,22 @@ def _add_line(builder, path, line, lineno):
         if not line.strip():
             return
         raise _parse_error(path, f"line {lineno}: ", e) from None
-    _refuse_repeated_keys(path, line, rec, f"line {lineno}")
+    _refuse_repeated_keys(path, line, rec, f"line {lineno}", _flat_record_keys(rec))
     _add_record(builder, path, rec, lineno)
+
+
+def _flat_record_keys(rec):
+    """_flat_record_keys counts the keys of a record {name: {flat body}} quickly; None: not that shape.
+
+    >>> _flat_record_keys({"page": {"addr": 4096, "n": 1}}), _flat_record_keys({"object": {"ptrs": []}})
+    (3, None)
+    """
+    if type(rec) is not dict or len(rec) != 1:
+        return None
+    body = next(iter(rec.values()))
+    if type(body) is not dict or not _SCALARS.issuperset(map(type, body.values())):
+        return None
+    return 1 + len(body)
 
 
 def _add_record(builder, path, rec, lineno):
