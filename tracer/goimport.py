@@ -1361,6 +1361,8 @@ def write_dump(doc: dict, path, inputs=()) -> None:
     path = str(path)
     gz = path.endswith(".gz")
     base = path[:-3] if gz else path
+    # The end record counts what was written, so a reader tells a cut dump from a whole one.
+    end = {s: len(doc.get(s, ())) for s in ("objects", "roots", "pages", "maps", "events")}
     with atomicfile.open_output(path, inputs) as out:
         f = _Gzip(out) if gz else out
         if base.endswith(".jsonl"):
@@ -1370,12 +1372,13 @@ def write_dump(doc: dict, path, inputs=()) -> None:
                 objects.write(f)
             else:
                 f.write(b"".join(orjson.dumps({"object": r}) + b"\n" for r in objects))
-            for section, one in (("roots", "root"), ("pages", "page"), ("maps", "map")):
+            for section, one in (("roots", "root"), ("pages", "page"), ("maps", "map"), ("events", "event")):
                 f.write(b"".join(orjson.dumps({one: r}) + b"\n" for r in doc.get(section, ())))
+            f.write(orjson.dumps({"end": end}) + b"\n")
         else:
             if isinstance(doc.get("objects"), GoObjects):
                 doc = {**doc, "objects": list(doc["objects"])}
-            f.write(orjson.dumps(doc) + b"\n")
+            f.write(orjson.dumps({**doc, "end": end}) + b"\n")
         if gz:
             f.close()  # writes the gzip trailer; out stays open for open_output to commit
 
