@@ -18,7 +18,8 @@
  *     true/false are unsupported there;
  *   - strings may not hold escapes (a backslash is unsupported) and must be
  *     valid UTF-8 (what orjson requires) without control characters;
- *   - a known key given twice is unsupported (orjson keeps the last);
+ *   - any key given twice in one object is unsupported (orjson keeps the
+ *     last; the loader refuses it and names the record);
  *   - unknown keys are skipped when their value is a string, an integer,
  *     true/false/null, or an array/object of those nested at most
  *     FP_MAX_DEPTH deep; anything else (a float, say) is unsupported;
@@ -231,16 +232,42 @@ static int elements(P *p, element_fn element, void *ctx) {
     }
 }
 
+/* keyset holds the keys of one object that the caller does not know, so
+ * that one given twice is told (known keys are told by a bit each). */
+enum { FP_MAX_UNKNOWN = 16 };
+typedef struct {
+    int n;
+    int64_t start[FP_MAX_UNKNOWN], len[FP_MAX_UNKNOWN];
+} keyset;
+
+/* fresh adds the key b[s, s+len) to k: 0 when it is there already, or k is
+ * full (so many unknown keys are left to the caller). */
+static int fresh(const P *p, keyset *k, int64_t s, int64_t len) {
+    for (int j = 0; j < k->n; j++)
+        if (k->len[j] == len && memcmp(p->b + k->start[j], p->b + s, (size_t)len) == 0)
+            return 0;
+    if (k->n == FP_MAX_UNKNOWN)
+        return 0;
+    k->start[k->n] = s;
+    k->len[k->n++] = len;
+    return 1;
+}
+
 static int skip(P *p, int depth);
 
 static int skip_element(P *p, void *depth) {
     return skip(p, *(int *)depth + 1);
 }
 
-static int skip_member(P *p, int64_t ks, int64_t kl, void *depth) {
-    (void)ks;
-    (void)kl;
-    return skip(p, *(int *)depth + 1);
+/* The state of one object skipped whole: its depth, and its keys. */
+typedef struct {
+    int depth;
+    keyset keys;
+} skipped_object;
+
+static int skip_member(P *p, int64_t ks, int64_t kl, void *ctx) {
+    skipped_object *o = ctx;
+    return fresh(p, &o->keys, ks, kl) && skip(p, o->depth + 1);
 }
 
 /* skip passes over one value of an unknown key (see the rules above). */
@@ -262,8 +289,12 @@ static int skip(P *p, int depth) {
         return lit(p, "null");
     case '[':
         return elements(p, skip_element, &depth);
-    case '{':
-        return members(p, skip_member, &depth);
+    case '{': {
+        skipped_object o;
+        o.depth = depth;
+        o.keys.n = 0;
+        return members(p, skip_member, &o);
+    }
     default:
         return uint63(p, &v);
     }
@@ -415,7 +446,8 @@ static const uint8_t OBJ_KEY_LENS[K_OBJ_N] = {4, 4, 4, 4, 5, 4, 4, 3};
 typedef struct {
     int64_t addr, size, site, owner;
     int32_t kind, type;
-    unsigned seen; /* 1 << K_*: the known keys met so far */
+    unsigned seen;    /* 1 << K_*: the known keys met so far */
+    keyset *unknown; /* and the others */
 } obj_members;
 
 static int object_member(P *p, int64_t ks, int64_t kl, void *ctx) {
@@ -435,7 +467,7 @@ static int object_member(P *p, int64_t ks, int64_t kl, void *ctx) {
     case K_TYPE: return intern_value(p, &m->type);
     case K_SITE: return uint63(p, &m->site);
     case K_MAP: return uint63(p, &m->owner);
-    default: return skip(p, 2);
+    default: return fresh(p, m->unknown, ks, kl) && skip(p, 2);
     }
 }
 
@@ -447,7 +479,9 @@ static int object(P *p) {
         return 0;
     }
     int64_t p0 = o->n_ptr, s0 = o->n_slot;
-    obj_members m = {.kind = -1, .type = -1};
+    keyset unknown;
+    unknown.n = 0;
+    obj_members m = {.kind = -1, .type = -1, .unknown = &unknown};
     if (!members(p, object_member, &m))
         return 0;
     int64_t addr = m.addr, size = m.size, owner = m.owner;
@@ -524,13 +558,19 @@ static int text_of(P *p, const V *v, int32_t *code) {
     return *code >= 0;
 }
 
-/* event_member reads one member of an event record into v[key] (v is V[E_N]); unknown keys are skipped. */
-static int event_member(P *p, int64_t ks, int64_t kl, void *v) {
-    V *vals = v;
+/* The members of one event record, as event_member reads them. */
+typedef struct {
+    V v[E_N];
+    keyset *unknown;
+} ev_members;
+
+/* event_member reads one member of an event record into v[key]; unknown keys are skipped. */
+static int event_member(P *p, int64_t ks, int64_t kl, void *ctx) {
+    ev_members *m = ctx;
     int key = kl ? key_index(p, ks, kl, EV_KEYS, EV_KEY_LENS, E_N) : E_N;
     if (key < E_N)
-        return vals[key].t == T_ABSENT && val(p, &vals[key]);
-    return skip(p, 2);
+        return m->v[key].t == T_ABSENT && val(p, &m->v[key]);
+    return fresh(p, m->unknown, ks, kl) && skip(p, 2);
 }
 
 /* event parses one event record, with every check of _Builder.add_event. */
@@ -540,10 +580,14 @@ static int event(P *p) {
         p->full = 1;
         return 0;
     }
-    V v[E_N];
-    memset(v, 0, sizeof v);
-    if (!members(p, event_member, v))
+    keyset unknown;
+    unknown.n = 0;
+    ev_members m;
+    memset(m.v, 0, sizeof m.v);
+    m.unknown = &unknown;
+    if (!members(p, event_member, &m))
         return 0;
+    V *v = m.v;
     if (v[E_SEQ].t != T_INT || v[E_OP].t != T_STR)
         return 0;
     int op = 0;

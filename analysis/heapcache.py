@@ -292,7 +292,7 @@ def _key(path: str) -> str | None:
     except OSError:
         return None  # load_dump names the problem
     if not stat.S_ISREG(st.st_mode):
-        return None  # a pipe or device has no identity to key by
+        return None  # a pipe, FIFO or device: its stat says nothing about what it will hold next time
     key = hashlib.sha256()
     for part in (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev,
                  LAYOUT, _loader_digest()):

@@ -20,6 +20,12 @@ unknown keys inside ``meta`` and inside records are ignored, as the spec says.
 
 Beyond the spec, values are bounded so arrays stay exact: every integer must
 fit in a signed 64-bit word (the spec promises addresses below 2^53).
+
+The input is opened once and read front to back (pipes, FIFOs, ``-``), its
+first byte sniffed, and what is held is bounded (MAX_LINE, the document
+limits), so no input takes unbounded memory. The end record, when there is
+one, must count what was read; a key given twice in any object is refused
+(orjson would keep the last). See "Readings of the spec" in the format.
 """
 
 from __future__ import annotations
@@ -27,14 +33,18 @@ from __future__ import annotations
 import ctypes
 import gc
 import gzip
-import re
 import io
+import json
 import os
+import re
+import stat
+import sys
 import zlib
 from array import array
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain, islice
-from operator import itemgetter
+from contextlib import contextmanager
+from itertools import chain, repeat
+from operator import add, itemgetter
 
 import numpy as np
 import orjson
@@ -48,9 +58,13 @@ from .model import (EVENT_OPS, PAGE_STATES, ROOT_KINDS, SWISS_GROUP_SLOTS, SWISS
 
 FORMAT = "gctrace.dump"
 VERSION = 1
-TOP_KEYS = {"format", "version", "meta", "objects", "roots", "pages", "maps", "events"}
+TOP_KEYS = {"format", "version", "meta", "objects", "roots", "pages", "maps", "events", "end"}
 REQUIRED_TOP = ("format", "version", "meta", "objects", "roots")
 SECTIONS = {"object": "objects", "root": "roots", "page": "pages", "map": "maps", "event": "events"}
+# The end record's counts, in its order (docs/dump-format.md, "end").
+END_KEYS = ("objects", "roots", "pages", "maps", "events")
+NO_END = ("no end record: a JSON Lines dump cut at a line boundary would look the same "
+          "(producers since gctrace 1.1 write one)")
 MAP_REQUIRED = ("hmap", "B", "count", "buckets", "oldbuckets", "nevacuate", "bucketsize")
 MAP_OPTIONAL = ("noverflow", "flags", "hash0", "keysize", "elemsize")
 MAP_IMPLS = ("hmap", "swiss")
@@ -67,6 +81,7 @@ EVENT_KEYS = {
 INT_LIMIT = 1 << 63
 _INT_MAX = INT_LIMIT - 1
 _NO_PTRS: list = []  # shared default for objects without ptrs; never mutated
+_SCALARS = frozenset((int, str, bool, float, type(None)))
 # Records parsed and validated together on the fast path. Small enough that a
 # batch's dicts stay in cache (65536 made orjson 2.4x slower than 2048 here).
 BATCH = 2048
@@ -85,57 +100,196 @@ _EVENT_COLUMNS = {
 }
 SLOTS_PER_BUCKET = 8  # Go's bucketCnt
 GZIP_MAGIC = b"\x1f\x8b"
+NUL = b"\0"
+# Bounds on what is read, so that no input (/dev/zero, a sparse file, a gzip bomb) takes unbounded memory.
+# A line of JSON Lines holds one record; the biggest real one, a map of a million-entry Swiss table, is ~2 MB.
+MAX_LINE = 256 << 20
+LINE_PIECE = 1 << 20
+# A document is held whole: from a regular file any size is read; from a pipe, or out of gzip data, at most
+# this much (gzip: GZIP_RATIO times the compressed size, at least the floor; JSON compresses 5-20x).
+PIPE_DOCUMENT_LIMIT = 1 << 30
+GZIP_DOCUMENT_FLOOR = 256 << 20
+GZIP_RATIO = 64
+DOCUMENT_PIECE = 16 << 20
+# Whitespace allowed before the first '{'; and how far into the first line the form is looked for.
+MAX_LEADING_SPACE = 1 << 20
+HEADER_PEEK = 1 << 20
 
 
 def load_dump(path, progress: bool = False) -> Heap:
-    """load_dump reads and validates the dump at ``path``; raises DumpError."""
+    """load_dump reads and validates the dump at ``path`` (``-``: standard input); raises DumpError.
+
+    The input is opened once and read front to back, so pipes, FIFOs and
+    /dev/stdin work; what is read is bounded (see _sniff, MAX_LINE and
+    PIPE_DOCUMENT_LIMIT), so no input takes unbounded memory.
+    """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as raw:
-            gz = raw.read(2) == GZIP_MAGIC
-    except OSError as e:
-        raise DumpError(path, f"cannot read: {e.strerror or e}") from None
     builder = _Builder(path)
-    stream = gzip.open(path, "rb") if gz else open(path, "rb")
     # The loader creates millions of short-lived dicts and no cycles: the cyclic
     # collector would rescan the growing heap again and again (2x the load time).
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        with stream:
-            builder = _read(stream, builder, path, progress)
+        with _open(path) as (stream, limit, rewind):
+            builder = _read(stream, builder, path, progress, limit, rewind)
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DumpError(path, f"truncated or corrupt gzip stream ({e})") from None
     except OSError as e:
         raise DumpError(path, f"cannot read: {e.strerror or e}") from None
     except RecursionError:
         raise DumpError(path, "nesting too deep") from None
+    except MemoryError:
+        raise DumpError(path, "out of memory while loading it (a limit on address space, ulimit -v?)") from None
     finally:
         if gc_was_on:
             gc.enable()
     return builder.finish()
 
 
-def _read(stream, builder, path, progress):
-    """_read fills a builder from the stream and returns it (the one given, or a fresh one)."""
-    first, skipped = stream.readline(), 0
+@contextmanager
+def _open(path):
+    """_open yields (stream, limit, rewind) for the dump at ``path``, opened once: decompressed when gzip, sniffed.
+
+    ``limit`` bounds the bytes a document may have (None: a regular file, read
+    whole); ``rewind`` says whether the stream may seek back to its start (a
+    regular file: gzip's own seekable() says yes over a pipe too, then fails).
+    """
+    raw = open(sys.stdin.fileno(), "rb", closefd=False) if path == "-" else open(path, "rb")
+    with raw:
+        st = os.fstat(raw.fileno())
+        regular = stat.S_ISREG(st.st_mode)
+        if raw.peek(2)[:2] == GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                _sniff(stream, path)
+                # A gzip bomb is refused when it outgrows a generous ratio of its compressed size.
+                limit = max(GZIP_DOCUMENT_FLOOR, GZIP_RATIO * st.st_size) if regular else PIPE_DOCUMENT_LIMIT
+                yield stream, limit, regular
+            return
+        _sniff(raw, path)
+        yield raw, (None if regular else PIPE_DOCUMENT_LIMIT), regular
+
+
+def _sniff(stream, path):
+    """_sniff refuses at once an input whose first byte after whitespace is not '{' (a dump is a JSON object).
+
+    It consumes nothing but leading whitespace, at most MAX_LEADING_SPACE bytes of it.
+    """
+    skipped = 0
+    while True:
+        head = stream.peek(1 << 16)
+        if not head:
+            raise DumpError(path, "empty file: expected a gctrace dump")
+        body = head.lstrip(b" \t\r\n")
+        if body:
+            break
+        stream.read(len(head))  # whitespace only: drop it and look further
+        skipped += len(head)
+        if skipped > MAX_LEADING_SPACE:
+            raise DumpError(path, f"not a gctrace dump: more than {MAX_LEADING_SPACE >> 10} KiB of whitespace "
+                                  "and no '{'")
+    if body[:1] == b"[":
+        raise DumpError(path, "top level must be a JSON object, got a list")
+    if body[:1] != b"{":
+        c = body[0]
+        shown = repr(chr(c)) if 0x21 <= c < 0x7F else f"byte {c:#04x}"
+        raise DumpError(path, f"not a gctrace dump: it starts with {shown}, not '{{' (a JSON object) or gzip data")
+
+
+def _read(stream, builder, path, progress, limit, rewind):
+    """_read fills a builder from the stream and returns it (the one given, or a fresh one).
+
+    The form is told from the name or the first line, read at most HEADER_PEEK
+    bytes far: a longer first line is a document's (a JSON Lines header is small).
+    """
+    first = stream.readline(HEADER_PEEK)
     while first and not first.strip():
-        skipped += len(first)
-        first = stream.readline()
+        first = stream.readline(HEADER_PEEK)
     if not first:
         raise DumpError(path, "empty file: expected a gctrace dump")
-    header = _try_json(first)
+    whole = first.endswith(b"\n") or len(first) < HEADER_PEEK
     jsonl_name = path.endswith((".jsonl", ".jsonl.gz"))
+    if jsonl_name and not whole:
+        first += _line(stream, path, 1, MAX_LINE - len(first))
+    header = _try_json(first) if whole else None
     if jsonl_name or (isinstance(header, dict) and "objects" not in header and "format" in header):
         _read_lines(stream, first, builder, path, progress)
         return builder
-    try:
-        # Read the file once more rather than join two copies of it (2x the memory of a big document).
-        stream.seek(skipped)
-        data = stream.read()
-    except (OSError, io.UnsupportedOperation):
-        data = first + stream.read()
+    if rewind:
+        # Read the file again from its start rather than join two copies of it (2x the memory of a big document).
+        stream.seek(0)
+        data = _read_all(stream, path, limit)
+    else:
+        data = first + _read_all(stream, path, None if limit is None else limit - len(first), len(first))
     return _read_document(data, builder, path)
+
+
+def _read_all(stream, path, limit, first=0):
+    """_read_all reads the rest of the stream, ``first`` bytes in; more than ``limit`` bytes (None: no limit) is refused."""
+    if limit is None:
+        return stream.read()
+    parts, n = [], 0
+    while True:
+        part = stream.read(min(DOCUMENT_PIECE, limit + 1 - n))
+        if not part:
+            break
+        if NUL in part:  # never in JSON: refuse '{' and then /dev/zero now, not a gigabyte later
+            raise DumpError(path, f"not valid JSON: a NUL byte at byte {first + n + part.index(NUL)}")
+        parts.append(part)
+        n += len(part)
+        if n > limit:
+            raise DumpError(path, f"a document of more than {limit >> 20} MiB from a pipe or gzip data: "
+                                  "too big to hold (write it as JSON Lines, or as an uncompressed file)")
+    return b"".join(parts)
+
+
+def _line_batches(stream, path, lineno):
+    """_line_batches yields the stream's lines in lists of at most BATCH, the first being line ``lineno``.
+
+    It reads CHUNK bytes at a time; a line longer than MAX_LINE is refused.
+    Each line keeps its newline, as the C parser hands lines over.
+    """
+    rest, pending, held = b"", [], 0  # pending: chunks of one line too long for a chunk
+    while True:
+        chunk = stream.read(CHUNK)
+        if chunk and b"\n" not in chunk:
+            pending.append(chunk)
+            held += len(chunk)
+            if len(rest) + held > MAX_LINE:
+                raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
+            continue
+        if pending:
+            chunk, pending, held = b"".join(pending + [chunk]), [], 0
+        if not chunk:
+            if rest:
+                yield [rest]
+            return
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        lines = list(map(add, lines, repeat(b"\n")))
+        lineno += len(lines)
+        for i in range(0, len(lines), BATCH):
+            yield lines[i:i + BATCH]
+
+
+def _line(stream, path, lineno, cap=None):
+    """_line reads one line of JSON Lines; one longer than ``cap`` (MAX_LINE) bytes is refused.
+
+    A long line is read in pieces, so refusing one costs the cap, not twice it.
+    """
+    cap = MAX_LINE if cap is None else cap
+    line = stream.readline(LINE_PIECE)
+    if len(line) < LINE_PIECE or line.endswith(b"\n"):
+        return line
+    parts, n = [line], len(line)
+    while not parts[-1].endswith(b"\n"):
+        part = stream.readline(LINE_PIECE)
+        if not part:
+            break
+        parts.append(part)
+        n += len(part)
+        if n > cap:
+            raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
+    return b"".join(parts)
 
 
 def _all_ints(values) -> bool:
@@ -202,6 +356,132 @@ def _try_json(line):
         return None
 
 
+class _Repeats(dict):
+    """_Repeats is a parsed JSON object that gave the key ``repeated`` more than once."""
+
+    repeated = ""
+
+
+def _mark_repeats(pairs):
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    seen = set()
+    marked = _Repeats(d)
+    marked.repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+    return marked
+
+
+def _key_ends(data: bytes) -> int:
+    """_key_ends counts the '"' followed by ':' (whitespace between allowed) in JSON text: one per key, and more.
+
+    Whitespace is dropped first (inside strings too: that can only add to
+    the count), a piece at a time, so a big document is not copied whole.
+
+    >>> _key_ends(b'{"a": 1, "b" :{"c":"x"}}'), _key_ends(b'{"a": "\\":"}')
+    (3, 2)
+    """
+    if len(data) <= DOCUMENT_PIECE:
+        return data.translate(None, b" \t\r\n").count(b'":')
+    n, quote_before = 0, False
+    for i in range(0, len(data), DOCUMENT_PIECE):
+        piece = data[i:i + DOCUMENT_PIECE].translate(None, b" \t\r\n")
+        if piece:
+            n += piece.count(b'":') + (quote_before and piece[:1] == b":")
+            quote_before = piece[-1:] == b'"'
+    return n
+
+
+def _some_keys(value) -> int:
+    """_some_keys counts the keys of the parsed objects reachable through objects and lists of objects.
+
+    Lists of anything else (pointer pairs, slot counts) are not walked: see _refuse_repeated_keys.
+
+    >>> _some_keys([{"a": 1, "b": [[1, 2]], "c": {"d": [{"e": 1}]}}])
+    5
+    """
+    n, todo = 0, [value]
+    while todo:
+        x = todo.pop()
+        if type(x) is list:
+            todo.extend(x)
+            continue
+        if type(x) is not dict:
+            continue
+        n += len(x)
+        for y in x.values():
+            t = type(y)
+            if t is dict or (t is list and y and type(y[0]) is dict):
+                todo.append(y)
+    return n
+
+
+def _document_keys(doc: dict) -> int:
+    """_document_keys counts keys as _some_keys does, but only one level into the objects and events records.
+
+    The bulk of a big document, walked at C speed; a record with nested
+    objects then leaves keys uncounted, and json.loads decides.
+
+    >>> _document_keys({"meta": {"a": {"b": 1}}, "objects": [{"addr": 1, "x": {"y": 2}}]})  # all but "y"
+    6
+    """
+    n = len(doc)
+    for key, value in doc.items():
+        if key in ("objects", "events") and type(value) is list and _all_of(value, dict):
+            n += sum(map(len, value))
+        else:
+            n += _some_keys(value)
+    return n
+
+
+def _first_repeat(value):
+    """_first_repeat returns the key the first _Repeats in a value (parsed with _mark_repeats) repeats, or None."""
+    todo = [value]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, _Repeats):
+            return x.repeated
+        if isinstance(x, dict):
+            todo.extend(reversed(x.values()))
+        elif isinstance(x, list):
+            todo.extend(reversed(x))
+    return None
+
+
+def _refuse_repeated_keys(path, data: bytes, value, where, keys=None):
+    """_refuse_repeated_keys raises DumpError when some object in the JSON text ``data`` gives a key twice.
+
+    orjson keeps the last of two equal keys; the spec's records have one of
+    each, and a second ``objects`` array silently dropping the first would be
+    a wrong report. ``value`` is orjson's reading of ``data``: every key
+    written ends with '"' and ':', so the text has at least as many of those
+    as there are keys, while the parsed objects hold fewer keys when one
+    repeats (and _some_keys may count fewer still). Equal counts prove that no
+    key repeats, at the cost of a count; only when they differ does json.loads
+    read the text again and name the key, if it does repeat.
+
+    ``where`` names ``value`` as the loader names records: "line 3", "meta";
+    a list's elements become "roots[2]", and the top level's values their key.
+    ``keys`` is the count of keys, when the caller has one cheaper than _some_keys.
+    """
+    if _key_ends(data) == (_some_keys(value) if keys is None else keys):
+        return
+    marked = json.loads(data, object_pairs_hook=_mark_repeats)
+    key = _first_repeat(marked)
+    if key is None:
+        return  # a '"' and ':' inside a string made the counts differ
+    if isinstance(marked, list) or (where == "top level" and not isinstance(marked, _Repeats)):
+        name, part = next((n, p) for n, p in (marked.items() if isinstance(marked, dict) else enumerate(marked))
+                          if _first_repeat(p) is not None)
+        if isinstance(marked, list):
+            where = f"{where}[{name}]"
+        elif isinstance(part, list):  # a section: name its record
+            where = f"{name}[{next(i for i, p in enumerate(part) if _first_repeat(p) is not None)}]"
+        else:
+            where = name
+    raise DumpError(path, f"{where}: key {_show(key)} given twice")
+
+
 def _parse_error(path, where, e):
     msg = str(e).split("\n")[0]
     if where.startswith("line"):
@@ -233,6 +513,7 @@ def _read_document(data, builder, path):
         raise _parse_error(path, "", e) from None
     if not isinstance(doc, dict):
         raise DumpError(path, f"top level must be a JSON object, got {_type(doc)}")
+    _refuse_repeated_keys(path, data, doc, "top level", _document_keys(doc))
     _add_document(builder, doc, path)
     return builder
 
@@ -245,15 +526,18 @@ def _read_document_fast(data, builder, path) -> bool:
     the elements it does not take to orjson and the checks.
     """
     ranges = fastparse.scan_document(data)
-    if ranges is None or len({k for k, _, _ in ranges}) != len(ranges):
+    if ranges is None:
         return False
     doc, arrays = {}, {}
     try:
         for key, start, end in ranges:
+            if key in doc:
+                raise DumpError(path, f"top level: key {_show(key)} given twice")
             if key in ("objects", "events") and data[start:start + 1] == b"[":
                 doc[key] = arrays[key] = (start, end)
             else:
                 doc[key] = _loads_nested(data[start:end], 1)
+                _refuse_repeated_keys(path, data[start:end], doc[key], key)
     except orjson.JSONDecodeError:
         return False
     _add_document(builder, doc, path, data, arrays)
@@ -298,6 +582,7 @@ def _add_document(builder, doc, path, data=None, arrays=()):
                         rec = _loads_nested(data[item.start:item.end], 2)
                     except orjson.JSONDecodeError:
                         raise fastparse.Unsupported("an element orjson refuses") from None
+                    _refuse_repeated_keys(path, data[item.start:item.end], rec, f"{section}[{item.index}]")
                     add(rec, f"{section}[{item.index}]")
                 else:
                     builder.add_chunk(item)
@@ -316,6 +601,8 @@ def _add_document(builder, doc, path, data=None, arrays=()):
             for i, rec in enumerate(part, start):
                 add(rec, f"{section}[{i}]")
     builder.has_pages = "pages" in doc
+    if "end" in doc:
+        builder.add_end(doc["end"], "end record")
 
 
 def _read_lines(stream, first, builder, path, progress):
@@ -327,7 +614,9 @@ def _read_lines(stream, first, builder, path, progress):
             raise _parse_error(path, "line 1: ", e) from None
     if not isinstance(header, dict):
         raise DumpError(path, f"line 1: header must be a JSON object, got {_type(header)}")
+    _refuse_repeated_keys(path, first, header, "line 1")
     builder.header(header, "line 1")
+    builder.lines = True
     for key in ("format", "version", "meta"):
         if key not in header:
             raise DumpError(path, f"line 1: header misses required key '{key}'")
@@ -340,10 +629,7 @@ def _read_lines(stream, first, builder, path, progress):
         return
     with bar(total, "load", progress, unit="B") as pb:
         done, lineno = 0, 2
-        while True:
-            lines = list(islice(stream, BATCH))
-            if not lines:
-                break
+        for lines in _line_batches(stream, path, lineno):
             if not _add_line_batch(builder, lines, lineno):
                 for k, line in enumerate(lines):
                     _add_line(builder, path, line, lineno + k)
@@ -361,9 +647,18 @@ def _read_lines_fast(stream, builder, path, total, progress):
     """
     parsers = (fastparse.Parser(builder.ptr_size), fastparse.Parser(builder.ptr_size))
     rest, lineno, done = b"", 2, 0
+    pending, held = [], 0  # chunks of one line too long for a chunk, joined once it ends
     with bar(total, "load", progress, unit="B") as pb, ThreadPoolExecutor(1) as pool:
         while True:
             chunk = stream.read(CHUNK)
+            if chunk and b"\n" not in chunk:
+                pending.append(chunk)
+                held += len(chunk)
+                if len(rest) + held > MAX_LINE:
+                    raise DumpError(path, f"line {lineno}: longer than {MAX_LINE >> 20} MiB (no record is that big)")
+                continue
+            if pending:
+                chunk, pending, held = b"".join(pending + [chunk]), [], 0
             buf = rest + chunk if rest else chunk
             end = buf.rfind(b"\n") + 1 if chunk else len(buf)
             if end:
@@ -395,13 +690,26 @@ def _parse_lines(parser, buf, start, end):
 def _add_line_batch(builder, lines, lineno) -> bool:
     """_add_line_batch parses and adds a batch of JSON Lines records at once; False: none added."""
     try:
-        recs = orjson.loads(b"[" + b",".join(lines) + b"]")
+        data = b"[" + b",".join(lines) + b"]"
+        recs = orjson.loads(data)
         if set(map(len, recs)) != {1}:
             return False
         bodies = [r["object"] for r in recs if "object" in r]
         events = [r["event"] for r in recs if "event" in r]
     except (orjson.JSONDecodeError, TypeError, KeyError):
         return False
+    if not (_all_of(bodies, dict) and _all_of(events, dict)):
+        return False
+    # Keys given twice: the records' own keys counted at C speed (see _refuse_repeated_keys); on any doubt
+    # the lines are read one by one, which names the line.
+    keys = len(recs) + sum(map(len, bodies)) + sum(map(len, events))
+    if len(bodies) + len(events) < len(recs):
+        keys += _some_keys([r for r in recs if "object" not in r and "event" not in r]) - (
+            len(recs) - len(bodies) - len(events))
+    if _key_ends(data) != keys:
+        return False
+    if builder.end_where is not None or (len(bodies) + len(events) < len(recs) and any("end" in r for r in recs)):
+        return False  # the end record's place is checked line by line
     if not builder.add_object_batch(bodies):
         return False
     if not builder.add_event_batch(events):
@@ -422,7 +730,22 @@ def _add_line(builder, path, line, lineno):
         if not line.strip():
             return
         raise _parse_error(path, f"line {lineno}: ", e) from None
+    _refuse_repeated_keys(path, line, rec, f"line {lineno}", _flat_record_keys(rec))
     _add_record(builder, path, rec, lineno)
+
+
+def _flat_record_keys(rec):
+    """_flat_record_keys counts the keys of a record {name: {flat body}} quickly; None: not that shape.
+
+    >>> _flat_record_keys({"page": {"addr": 4096, "n": 1}}), _flat_record_keys({"object": {"ptrs": []}})
+    (3, None)
+    """
+    if type(rec) is not dict or len(rec) != 1:
+        return None
+    body = next(iter(rec.values()))
+    if type(body) is not dict or not _SCALARS.issuperset(map(type, body.values())):
+        return None
+    return 1 + len(body)
 
 
 def _add_record(builder, path, rec, lineno):
@@ -431,6 +754,10 @@ def _add_record(builder, path, rec, lineno):
                               "(object, root, page, map or event)")
     name = next(iter(rec))
     body = rec[name]
+    builder.check_open()
+    if name == "end":
+        builder.add_end(body, f"line {lineno}")
+        return
     if name == "event":
         builder.add_event(body, lineno)
         return
@@ -447,9 +774,10 @@ def _add_record(builder, path, rec, lineno):
 def _size(stream):
     raw = getattr(stream, "fileobj", None) or stream
     try:
-        return os.fstat(raw.fileno()).st_size
+        st = os.fstat(raw.fileno())
     except (OSError, AttributeError, io.UnsupportedOperation):
         return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def _position(stream):
@@ -484,6 +812,8 @@ class _Builder:
     def __init__(self, path):
         self.path = path
         self.meta = None
+        self.end, self.end_where = None, None  # the end record's counts, and where it was
+        self.lines = False  # JSON Lines (only they can be cut without a trace)
         self.page_size = None
         self.ptr_size = 8
         self.has_pages = False
@@ -614,6 +944,7 @@ class _Builder:
 
     def add_chunk(self, chunk):
         """add_chunk adds a run of objects or events parsed by the C parser (already checked there)."""
+        self.check_open()
         if type(chunk) is fastparse.ObjectChunk:
             kind = _recode(chunk.kind, chunk.strings, self.kinds, "other", np.int16)
             typ = _recode(chunk.type, chunk.strings, self.types, "", np.int32)
@@ -988,6 +1319,35 @@ class _Builder:
                 raise self.err(label, f"{which} {_show(g)} is not [full, deleted, empty] counts 0..8")
         raise AssertionError("unreachable")
 
+    def check_open(self):
+        """check_open refuses a record after the end record."""
+        if self.end_where is not None:
+            raise DumpError(self.path, f"{self.end_where}: the end record is not the last record")
+
+    def add_end(self, rec, where):
+        """add_end reads the end record: the producer's count of each section's records."""
+        rec = self.record(rec, where, "the end record")
+        self.end = {k: self.int_(rec, k, where) for k in END_KEYS}
+        self.end_where = where
+
+    def counts(self) -> dict:
+        """counts returns how many records of each section were read."""
+        self._flush_objects()
+        self._flush_events()
+        return {"objects": sum(len(c[0]) for c in self.obj_chunks), "roots": len(self.root_name),
+                "pages": len(self.page_addr), "maps": len(self.maps), "events": sum(len(c[0]) for c in self.ev_chunks)}
+
+    def _check_end(self):
+        """_check_end compares the end record with what was read; returns the warnings for the heap."""
+        if self.end is None:
+            return (NO_END,) if self.lines else ()
+        read = self.counts()
+        for k in END_KEYS:
+            if self.end[k] != read[k]:
+                raise DumpError(self.path, f"end record says {self.end[k]} {k}, the dump has {read[k]}: "
+                                           "cut or edited")
+        return ()
+
     def add_event(self, rec, where):
         if type(where) is not str:
             where = f"line {where}"
@@ -1032,6 +1392,7 @@ class _Builder:
     def finish(self) -> Heap:
         if self.meta is None:
             raise DumpError(self.path, "missing required top-level key 'meta'")
+        warnings = self._check_end()
         self._flush_objects()
         chunks, self.obj_chunks = [list(c) for c in self.obj_chunks], []
         addr, size, kind, typ, nptr, poff, ptgt, nslot, slots, has_slots, owner = _concat_columns(
@@ -1069,6 +1430,7 @@ class _Builder:
             obj_type=take(typ).astype(np.int32, copy=False),
             obj_map=take(owner) if self.owner_seen else np.zeros(0, np.int64),
             types=types,
+            warnings=warnings,
         )
         _check_maps(heap)
         return freeze(heap)

@@ -162,3 +162,37 @@ def classify(heap: Heap, reachable: np.ndarray) -> PageClasses:
         n = seg_s
     return PageClasses(heap.page_size, seg_s.astype(np.int64), n.astype(np.int64), cls, resident,
                        assumed=heap.pages is None)
+
+
+def pages_off_used_runs(heap: Heap) -> tuple[int, int]:
+    """pages_off_used_runs returns (pages holding objects that lie in no ``used`` run, pages holding objects).
+
+    At one moment every page an object touches belongs to a span in use:
+    such pages in a ``free`` or ``released`` run, or in no run, mean that
+    the residency was read at another moment or from another process.
+
+    >>> from gctrace.analysis.model import tiny_heap
+    >>> h = tiny_heap([(0x1000, 16), (0x2ff8, 16)])   # pages 1, 2 and 3, no runs: none are off
+    >>> pages_off_used_runs(h)
+    (0, 3)
+    """
+    s, e = merge_intervals(*object_pages(heap))
+    total = int((e - s).sum())
+    if heap.pages is None or total == 0:
+        return 0, total
+    used = heap.pages.state == PAGE_STATES.index("used")
+    a, b = heap.pages.first[used], heap.pages.first[used] + heap.pages.n[used]
+    covered = _pages_below(s, e, b) - _pages_below(s, e, a)  # object pages inside each used run
+    return total - int(covered.sum()), total
+
+
+def _pages_below(s: np.ndarray, e: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """_pages_below counts, for each x, the pages of the sorted disjoint intervals [s, e) below x.
+
+    >>> _pages_below(np.array([0, 10]), np.array([5, 12]), np.array([3, 7, 11, 20])).tolist()
+    [3, 5, 6, 7]
+    """
+    cum = np.concatenate([[0], np.cumsum(e - s)])
+    k = np.searchsorted(s, x, side="right")
+    over = np.where(k > 0, np.maximum(e[np.maximum(k - 1, 0)] - x, 0), 0)
+    return cum[k] - over

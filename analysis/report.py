@@ -50,6 +50,7 @@ def json_report(a: Analysis, barrier: Replay | None = None) -> dict:
         "maps": [map_json(m, retained[m.header.hmap], a.map_findings.get(m.header.hmap, [])) for m in a.maps],
         **({"notes": [finding_json(f) for f in a.notes]} if a.notes else {}),
         **({} if barrier is None else {"barrier": barrier_json(barrier)}),
+        **({"warnings": warnings} if (warnings := report_warnings(a)) else {}),
     }
 
 
@@ -96,6 +97,22 @@ def map_json(m, retained: int, findings: list[Finding]) -> dict:
         "retained_bytes": retained,
         "findings": [finding_json(f) for f in findings],
     }
+
+
+def report_warnings(a: Analysis) -> list[str]:
+    """report_warnings returns what makes the whole report doubtful, one sentence each (none: a sound dump).
+
+    A dump with no root that points into the heap has nothing reachable, so
+    every object counts as garbage and every resident page is flagged: real
+    programs always have roots, and a dump cut short (roots are written after
+    the objects) looks exactly like this.
+    """
+    m, n = a.marking, len(a.heap.roots)
+    if n - m.nil_roots - m.external_roots > 0:
+        return []
+    what = "the dump has no roots" if n == 0 else f"none of the dump's {n} roots points at an object"
+    return [f"{what}: nothing is reachable, so every object counts as garbage "
+            "(a dump cut short, or a producer that wrote no roots?)"]
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -291,6 +308,7 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
              f"residency {'assumed (the dump has no pages)' if pc.assumed else 'measured'}, "
              f"page size {ps} B, source {heap.meta.get('source', 'unknown')}, "
              f"madvise {heap.meta.get('madvise') or 'unknown'}", "",
+             *(f"WARNING: {w}" for w in report_warnings(a)), *([""] if report_warnings(a) else []),
              "Summary",
              f"  objects      {heap.n_objects} ({fmt_bytes(int(size.sum()))})",
              f"  reachable    {int(reach.sum())} ({fmt_bytes(int(size[reach].sum()))})",

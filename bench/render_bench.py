@@ -105,6 +105,10 @@ def synth_dump(path: str, n_objects: int = 1_000_000, nmaps: int = 4, seed: int 
     for first, n, res, state in runs:
         lines.append(orjson.dumps({"page": {"addr": first * PAGE, "n": n, "resident": res, "state": state}}))
     with open(path, "wb") as f:
+        # The end record: how many records of each section the lines above hold.
+        counts = {s: sum(line.startswith(b'{"%s"' % s[:-1].encode()) for line in lines)
+                  for s in ("objects", "roots", "pages", "maps", "events")}
+        lines.append(orjson.dumps({"end": counts}))
         f.write(b"\n".join(lines) + b"\n")
     return {"objects": count, "maps": nmaps + 1, "bytes": os.path.getsize(path)}
 

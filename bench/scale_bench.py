@@ -80,19 +80,23 @@ def generate(n: int, seed: int = 7):
 
 META = {"page_size": PAGE, "ptr_size": 8, "source": "synthetic", "madvise": "free"}
 SINGULAR = {"objects": "object", "roots": "root", "pages": "page", "maps": "map"}
+END_KEYS = ("objects", "roots", "pages", "maps", "events")  # the end record's counts (docs/dump-format.md)
 
 
 def write_jsonl(path: Path, n: int):
     with open(path, "wb") as f:
         f.write(orjson.dumps({"format": "gctrace.dump", "version": 1, "meta": META}) + b"\n")
+        counts = dict.fromkeys(END_KEYS, 0)
         for section, rec in generate(n):
             f.write(orjson.dumps({SINGULAR[section]: rec}) + b"\n")
+            counts[section] += 1
+        f.write(orjson.dumps({"end": counts}) + b"\n")
 
 
 def write_document(path: Path, n: int):
     with open(path, "wb") as f:
         f.write(b'{"format":"gctrace.dump","version":1,"meta":' + orjson.dumps(META))
-        current = None
+        current, counts = None, dict.fromkeys(END_KEYS, 0)
         for section, rec in generate(n):
             if section != current:
                 f.write(b"]" if current else b"")
@@ -100,7 +104,8 @@ def write_document(path: Path, n: int):
                 current, sep = section, b""
             f.write(sep + orjson.dumps(rec))
             sep = b",\n"
-        f.write(b"]}\n")
+            counts[section] += 1
+        f.write(b'],"end":' + orjson.dumps(counts) + b"}\n")
 
 
 def child_peak(cmd) -> tuple[float, float, str]:

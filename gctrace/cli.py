@@ -84,6 +84,12 @@ def _refuse_inputs(outputs, inputs):
             atomicfile.refuse_inputs(out, inputs)
 
 
+def _warn_loaded(heap):
+    """_warn_loaded prints what the loader found doubtful in the dump, one line each, on stderr."""
+    for w in heap.warnings:
+        click.echo(f"gctrace: {heap.path}: warning: {w}", err=True)
+
+
 def _analyze(path: str, quiet: bool):
     from gctrace.analysis.analyze import STEPS, analyze
     from gctrace.analysis.heapcache import load_heap
@@ -91,6 +97,7 @@ def _analyze(path: str, quiet: bool):
 
     show = _progress(quiet)
     heap = load_heap(path, progress=show)
+    _warn_loaded(heap)
     with bar(len(STEPS), "analyze", show and heap.n_objects >= 1_000_000, unit="step") as pb:
         def on_step(name):
             pb.set_description(name)
@@ -323,6 +330,7 @@ def replay_cmd(dump, modes, mark_rate, output, quiet):
 
     _refuse_inputs((output,), (dump,))
     heap = load_heap(dump, progress=_progress(quiet))
+    _warn_loaded(heap)
     replays = [replay(heap, m, mark_rate) for m in dict.fromkeys(modes or BARRIER_MODES)]
     if not replays[0].replayed:
         why = (": it was recorded with --no-events" if heap.meta.get("events_recorded") is False
@@ -552,12 +560,116 @@ def import_go_heapdump_cmd(heapdump, binary, residency, output, quiet):
 
     inputs = (heapdump, binary, residency)
     _refuse_inputs((output,), inputs)
+    _sniff_go_heapdump(heapdump)
     with _import_steps(quiet, output) as next_step:
         doc = import_heapdump(heapdump, binary, residency)
         next_step()
-        write_dump(doc, output, inputs)
+        warnings = _write_checked_import(doc, output, inputs, heapdump, residency)
     for k, v in summary(doc).items():
         click.echo(f"{k}: {v}", err=True)
+    for w in warnings:
+        click.echo(f"gctrace: {residency}: warning: {w}", err=True)
+
+
+GO_HEAPDUMP_MAGIC = b"go1.7 heap dump\n"  # runtime/heapdump.go: dumphdr
+# A residency file fits a heap dump when (nearly) every page holding an object is in one of its used runs; a
+# few may differ when the collector ran between the two snapshots, a tenth means another moment or process.
+RESIDENCY_MISFIT = 0.10
+
+
+def _sniff_go_heapdump(path):
+    """_sniff_go_heapdump refuses at once a file that does not start as a Go heap dump does (/dev/zero, say)."""
+    import gzip
+    import zlib
+
+    from gctrace.errors import DumpError
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(GO_HEAPDUMP_MAGIC))
+            if head[:2] == b"\x1f\x8b":
+                f.seek(0)
+                with gzip.GzipFile(fileobj=f) as z:
+                    head = z.read(len(GO_HEAPDUMP_MAGIC))
+    except (OSError, EOFError, zlib.error) as e:
+        raise DumpError(path, f"cannot read: {getattr(e, 'strerror', None) or e}") from None
+    if head != GO_HEAPDUMP_MAGIC:
+        raise DumpError(path, f"not a Go heap dump: it starts with {head[:16]!r}, not {GO_HEAPDUMP_MAGIC!r} "
+                              "(runtime/debug.WriteHeapDump)")
+
+
+def _dump_suffix(output: str) -> str:
+    """_dump_suffix is the part of ``output``'s name that picks the dump's form: .jsonl, .json, with .gz or not."""
+    name = os.path.basename(output)
+    for suffix in (".jsonl.gz", ".json.gz", ".jsonl", ".json"):
+        if name.endswith(suffix):
+            return suffix
+    return ".gz" if name.endswith(".gz") else ""
+
+
+def _write_checked_import(doc: dict, output: str, inputs, heapdump, residency) -> list[str]:
+    """_write_checked_import writes the import to a scratch file, reads it back through the loader, then to ``output``.
+
+    Nothing reaches ``output`` unless analyze would accept it (_check_import);
+    the scratch file lies beside a regular output (or in the temp directory
+    for stdout, devices and FIFOs) and is removed on every path.
+    """
+    import shutil
+    import tempfile
+
+    from gctrace import atomicfile
+    from gctrace.tracer.goimport import write_dump
+
+    real = os.path.realpath(output) if output != "-" else None
+    where = os.path.dirname(real) if real and (not os.path.exists(real) or os.path.isfile(real)) else None
+    fd, staged = tempfile.mkstemp(dir=where, prefix=".gctrace-import-", suffix=_dump_suffix(output))
+    os.close(fd)
+    try:
+        write_dump(doc, staged)
+        warnings = _check_import(staged, doc, heapdump, residency)
+        with open(staged, "rb") as src, atomicfile.open_output(output, inputs) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        return warnings
+    finally:
+        try:
+            os.unlink(staged)
+        except OSError:
+            pass
+
+
+def _check_import(staged: str, doc: dict, heapdump, residency) -> list[str]:
+    """_check_import reads the imported dump (written to ``staged``) through the loader; returns warnings.
+
+    A dump that analyze would refuse is refused here, naming what the loader
+    names; so is a residency file that does not fit the heap dump: runs
+    outside its arena, or many pages holding objects that the file calls
+    free, released or does not list (the importer fills those in as used).
+    """
+    from gctrace.analysis.load import load_dump
+    from gctrace.analysis.pages import pages_off_used_runs
+    from gctrace.errors import DumpError
+
+    try:
+        heap = load_dump(staged)
+    except DumpError as e:
+        raise DumpError(heapdump, f"the import gives a dump that analyze refuses: {e.problem}") from None
+    if residency is None or heap.pages is None:
+        return []
+    lo, hi = (doc["meta"].get("arena") or [None, None])[:2]
+    ps = heap.page_size
+    if isinstance(lo, int) and isinstance(hi, int) and len(heap.pages) and (
+            heap.pages.first[0] * ps < lo or (heap.pages.first[-1] + heap.pages.n[-1]) * ps > hi):
+        raise DumpError(residency, f"does not fit {heapdump}: its page runs reach outside the heap dump's arena "
+                                   f"{lo:#x}-{hi:#x}")
+    off, total = pages_off_used_runs(heap)
+    off += doc["meta"].get("pages_filled") or 0
+    if off > RESIDENCY_MISFIT * total:
+        raise DumpError(residency, f"does not fit {heapdump}: {off} of the {total} pages holding objects are "
+                                   "free, released or missing in it (a residency file of another moment or run?)")
+    if off:
+        return [f"{off} of the {total} pages holding objects are free, released or missing in it "
+                "(filled in as used and resident)"]
+    return []
 
 
 @cli.command("record-go", context_settings={"ignore_unknown_options": True})

@@ -21,12 +21,13 @@ N = 1_000_000
 
 @pytest.fixture(scope="module")
 def big_dump(tmp_path_factory):
-    """big_dump is 1M 16-byte objects in a row, each pointing at the next, one root at the first."""
+    """big_dump is 1M 16-byte objects in a row, each pointing at the next, one root at the first, and its end record."""
     path = tmp_path_factory.mktemp("progress") / "big.jsonl"
     lines = [HEADER] + [f'{{"object": {{"addr": {BASE + 16 * i}, "size": 16, "ptrs": [[0, {BASE + 16 * i + 16}]]}}}}'
                         for i in range(N - 1)]
     lines += [f'{{"object": {{"addr": {BASE + 16 * (N - 1)}, "size": 16}}}}',
-              f'{{"root": {{"name": "main.head", "kind": "global", "target": {BASE}}}}}']
+              f'{{"root": {{"name": "main.head", "kind": "global", "target": {BASE}}}}}',
+              f'{{"end": {{"objects": {N}, "roots": 1, "pages": 0, "maps": 0, "events": 0}}}}']
     path.write_text("\n".join(lines) + "\n")
     return path
 

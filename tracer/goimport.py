@@ -74,18 +74,32 @@ object ``"noscan": true``, exactly as the native tracer's dump writer does
 (tracer/record.c). This cannot make anything reachable that Go would free:
 a live noscan map holds the same overflow buckets through extra.overflow,
 and mapclear zeroes the array (overflow words included) when it drops them.
+
+Speed (issue 11: a million objects in < 5 s and < 1 GB). The dump's objects
+stay arrays (HeapDump.objects): _Heap sorts them and checks overlaps with
+numpy; a map's control bytes and slot words are read per groups or bucket
+array, and a side of pointer slots (``map[K]*V``, the big maps) is typed as
+one batch (``_Typer.pointers``: a sorted search against the objects'
+addresses, types and kinds as arrays of codes, ``_Names``); nested and
+other slots keep the walk slot by slot. No dict is made per object unless
+asked: ``GoObjects`` writes the plain objects' lines by C from the arrays
+(gowrite, ``_gowrite.c``), the others with orjson, the same bytes as
+orjson's of each record (tests/test_goimport_fast.py holds the fast and the
+reference paths to the same bytes on every committed dump).
 """
 
 from __future__ import annotations
 
 import bisect
-import gzip
+import itertools
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import zlib
 from collections import deque
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,7 +107,8 @@ import orjson
 
 from gctrace import atomicfile
 
-from .goheapdump import HeapDump, HeapDumpError, read_heapdump
+from . import gowrite
+from .goheapdump import FIELD_PTR, HeapDump, HeapDumpError, ObjectArrays, read_heapdump
 from .gotypes import Binary, KIND_MAP
 
 MIN_TOPHASH = 5  # runtime/map.go: minTopHash; 0..4 are emptyRest, emptyOne, evacuatedX/Y/Empty
@@ -109,6 +124,8 @@ MAX_SMALL_SIZE = 32768  # runtime: maxSmallSize; larger objects keep their type 
 MALLOC_HEADER = 8
 INLINE_MARK_BITS = 128  # unsafe.Sizeof(spanInlineMarkBits{}), Go 1.26's Green Tea collector
 PTR_LIMIT = 1 << 63  # the dump format's integers lie in [0, 2^63)
+VECTOR_FIELDS = 16  # an object's record reads more pointer fields than this with numpy (tests vary it)
+BATCH = True  # walk a map's pointer slots as one batch (the tests turn it off to compare with slot by slot)
 
 # internal/runtime/maps (Go 1.24+): the fields the importer reads, checked against DWARF
 SWISS_MAP_FIELDS = ("used", "seed", "dirPtr", "dirLen", "globalDepth", "globalShift", "clearSeq")
@@ -244,24 +261,36 @@ class _Heap:
         self.hd = hd
         self.rt = rt
         self.headers = rt.malloc_headers
-        order = sorted(range(len(hd.obj_addr)), key=hd.obj_addr.__getitem__)
-        addr = np.fromiter((hd.obj_addr[i] for i in order), dtype=np.uint64, count=len(order))
-        size = np.fromiter((hd.obj_size[i] for i in order), dtype=np.uint64, count=len(order))
-        has_fields = np.fromiter((bool(hd.obj_fields[i]) for i in order), dtype=bool, count=len(order))
+        o = hd.objects
+        if o is None or not len(o.addr):
+            o = ObjectArrays(*(np.zeros(0, t) for t in (np.uint64, np.int64, np.int64)),
+                             np.zeros(1, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int64))
+        order = np.argsort(o.addr, kind="stable")
+        addr = o.addr[order]
+        size = o.size[order].astype(np.uint64)
+        has_fields = np.diff(o.field_start)[order] > 0
         drop = _phantoms(addr, size, has_fields, rt)
         self.phantoms = int(drop.sum())
         self.phantom_bytes = int(size[drop].sum())
         self.phantom_pointers = int((drop & has_fields).sum())
         if self.phantoms:
-            order = [i for i, d in zip(order, drop.tolist()) if not d]
+            keep = ~drop
+            order, addr, size, has_fields = order[keep], addr[keep], size[keep], has_fields[keep]
+        over = np.flatnonzero(addr[1:] < addr[:-1] + size[:-1])
+        if len(over):
+            k = int(over[0]) + 1
+            raise HeapDumpError(hd.path, f"object {int(addr[k]):#x} overlaps object {int(addr[k - 1]):#x}")
+        # object k (by address) is record order[k] of the dump; the arrays for batches, the lists for
+        # the code that goes object by object
         self.order = order
-        self.addr = [hd.obj_addr[i] for i in order]
-        self.size = [hd.obj_size[i] for i in order]
-        self.off = [hd.obj_off[i] for i in order]
-        self.fields = [hd.obj_fields[i] for i in order]
-        for k in range(1, len(self.addr)):
-            if self.addr[k] < self.addr[k - 1] + self.size[k - 1]:
-                raise HeapDumpError(hd.path, f"object {self.addr[k]:#x} overlaps object {self.addr[k - 1]:#x}")
+        self.addr_np, self.size_np, self.has_fields = addr, size.astype(np.int64), has_fields
+        self.addr = addr.tolist()
+        self.size = self.size_np.tolist()
+        self.off = o.off[order].tolist()
+        fields = hd.obj_fields
+        self.fields = [()] * len(self.addr)
+        for k, i in zip(np.flatnonzero(has_fields).tolist(), order[has_fields].tolist()):
+            self.fields[k] = fields[i]
         self.segs = [s for s in (hd.data, hd.bss) if s is not None]
 
     def find(self, a: int) -> int:
@@ -270,6 +299,26 @@ class _Heap:
         if k >= 0 and a < self.addr[k] + self.size[k]:
             return k
         return -1
+
+    def find_many(self, a: np.ndarray) -> np.ndarray:
+        """find_many is find for an array of addresses (uint64): the objects' indices, -1 where none.
+
+        >>> class H(_Heap):
+        ...     def __init__(self): self.addr_np, self.size_np = np.array([16, 64], np.uint64), np.array([16, 8])
+        >>> H().find_many(np.array([8, 16, 31, 32, 64, 71, 72], np.uint64)).tolist()
+        [-1, 0, 0, -1, 1, 1, -1]
+        """
+        if len(a) > 4096:  # a binary search per word is faster over sorted words
+            by = np.argsort(a)
+            k = np.empty(len(a), np.int64)
+            k[by] = np.searchsorted(self.addr_np, a[by], side="right")
+            k -= 1
+        else:
+            k = np.searchsorted(self.addr_np, a, side="right").astype(np.int64) - 1
+        ok = k >= 0
+        kk = np.where(ok, k, 0)
+        ok &= (a - self.addr_np[kk]) < self.size_np[kk].astype(np.uint64) if len(self.addr_np) else False
+        return np.where(ok, k, -1)
 
     def word(self, a: int):
         """word returns the 8-byte word at address a (heap objects, data, bss), or None."""
@@ -321,14 +370,76 @@ class _Heap:
         return o == self.hdr(k)
 
 
+class _Names(MutableMapping):
+    """_Names maps object indices to names (a type, a kind), kept as an array of codes for batches.
+
+    A dict of a million entries took most of a big import to fill; here
+    ``fill`` names a whole batch at once.
+
+    >>> n = _Names(4); n[2] = "T"; n.fill(np.array([0, 2]), "U"); dict(n), 1 in n, n.get(1, "-")
+    ({0: 'U', 2: 'T'}, False, '-')
+    """
+
+    def __init__(self, n: int):
+        self.code = np.full(n, -1, np.int32)
+        self.names = []
+        self._index = {}
+
+    def _code(self, name: str) -> int:
+        c = self._index.get(name)
+        if c is None:
+            c = self._index[name] = len(self.names)
+            self.names.append(name)
+        return c
+
+    def __getitem__(self, k):
+        c = self.code[k]
+        if c < 0:
+            raise KeyError(k)
+        return self.names[c]
+
+    def __setitem__(self, k, name):
+        self.code[k] = self._code(name)
+
+    def __delitem__(self, k):
+        if self.code[k] < 0:
+            raise KeyError(k)
+        self.code[k] = -1
+
+    def __contains__(self, k):
+        return 0 <= k < len(self.code) and self.code[k] >= 0
+
+    def __iter__(self):
+        return iter(np.flatnonzero(self.code >= 0).tolist())
+
+    def __len__(self):
+        return int(np.count_nonzero(self.code >= 0))
+
+    def get(self, k, default=None):
+        c = self.code[k]
+        return default if c < 0 else self.names[c]
+
+    def setdefault(self, k, name):
+        c = self.code[k]
+        if c < 0:
+            self.code[k] = c = self._code(name)
+        return self.names[c]
+
+    def fill(self, ks: np.ndarray, name: str) -> None:
+        """fill names the objects ks (an index array) that have no name yet."""
+        ks = ks[self.code[ks] < 0]
+        if len(ks):
+            self.code[ks] = self._code(name)
+
+
 class _Typer:
     """_Typer follows pointers from typed globals, typing objects and decoding maps."""
 
     def __init__(self, heap: _Heap, binary: Binary):
         self.h = heap
         self.b = binary
-        self.type = {}  # object index -> type name
-        self.kind = {}  # object index -> kind
+        self.type = _Names(len(heap.addr))  # object index -> type name
+        self.kind = _Names(len(heap.addr))  # object index -> kind
         self.maps = {}  # hmap address -> header dict
         self.bucketsize = {}  # object index -> bucket size (arrays and overflow objects)
         self.noscan = set()  # object indices holding pointer-free buckets
@@ -339,6 +450,7 @@ class _Typer:
         self.warnings = {}  # message -> None, in the order first met
         self._swiss = {}  # (key name, elem name) -> _SwissLayout or None
         self._hmap, self._hmap_read = None, False  # runtime.hmap's layout, read from DWARF on first use
+        self._batches = None  # while a Swiss map is decoded: its slots' pointer words, (words, target, kind)
 
     def run(self, globals_):
         for g in globals_:
@@ -486,8 +598,7 @@ class _Typer:
             self.type[j] = bname
             if noscan:
                 self.noscan.add(j)
-            for i in range((h.size[j] - hd) // bs):
-                pending.append(h.addr[j] + hd + i * bs)
+            pending.append(j)
 
         for f in ("buckets", "oldbuckets"):
             if hdr[f]:
@@ -513,20 +624,25 @@ class _Typer:
                         ov = h.word(arr + 8 * i)
                         if ov:
                             claim(ov, "overflow")
-        while pending:
-            bk = pending.popleft()
-            ov = h.word(bk + bs - 8)
-            if ov:
-                claim(ov, "overflow")
-            j = h.find(bk)
-            top = h.bytes_at(j, bk - h.addr[j], BUCKET_CNT)
-            for i, th in enumerate(top):
-                if th < MIN_TOPHASH:
-                    continue
-                if ktype is not None and b.has_pointers(kslot):
-                    self.slot(bk + koff + i * ksz, kslot, kpk)
-                if vtype is not None and b.has_pointers(vslot):
-                    self.slot(bk + voff + i * vsz, vslot, vpk)
+        kwalk = ktype is not None and b.has_pointers(kslot)
+        vwalk = vtype is not None and b.has_pointers(vslot)
+        ktarget = b._ref(b.resolve(kslot)) if kpk else None
+        vtarget = b._ref(b.resolve(vslot)) if vpk else None
+        while pending:  # each claimed object's buckets: first the overflow buckets they chain to, then slots
+            j = pending.popleft()
+            hd = h.hdr(j)
+            buf = np.frombuffer(h.hd.raw, np.uint8, count=h.size[j], offset=h.off[j])
+            starts = hd + np.arange((h.size[j] - hd) // bs) * bs
+            for ov in _le64(buf, starts + bs - 8).tolist():
+                if ov:
+                    claim(ov, "overflow")
+            bi, si = np.nonzero(buf[starts[:, None] + np.arange(BUCKET_CNT)] >= MIN_TOPHASH)
+            sides = []
+            if kwalk:
+                sides.append((starts[bi] + koff + si * ksz, kslot, ktarget, kpk))
+            if vwalk:
+                sides.append((starts[bi] + voff + si * vsz, vslot, vtarget, vpk))
+            self.slots(buf, h.addr[j], sides)
 
     def swiss_layout(self, key, elem):
         """swiss_layout reads from DWARF where a Swiss map of key and elem types keeps its fields (cached)."""
@@ -561,6 +677,17 @@ class _Typer:
             rec["tombstone_possible"] = bool(f["tombstonePossible"])
         rec["tables"] = []
         self.maps[w] = rec
+        # The tables' pointer slots are typed as one batch after the last table: the same result, since
+        # pointers only fills in untyped objects and settag overwrites, and a walk queue in the same order.
+        self._batches = []
+        self._swiss_tables(rec, f, lay)
+        batches, self._batches = self._batches, None
+        for (target, kind), same in itertools.groupby(batches, key=lambda x: x[1:]):
+            self.pointers(np.concatenate([x[0] for x in same]), target, kind)
+
+    def _swiss_tables(self, rec, f, lay):
+        """_swiss_tables decodes the directory, tables and groups of the Swiss map rec (its Map's fields f)."""
+        h = self.h
         if f["dirLen"] == 0:
             if f["dirPtr"]:
                 ctrl = self.groups(f["dirPtr"], 1, lay, f"{lay.names['group']}")
@@ -597,45 +724,84 @@ class _Typer:
         if j < 0 or a + n * lay.group_size > h.addr[j] + h.size[j]:
             return None
         self.settag(j, name, "swiss_groups")
-        raw = h.bytes_at(j, a - h.addr[j], n * lay.group_size)
         gs, co = lay.group_size, lay.ctrl_off
-        kp, vp = b.has_pointers(lay.key_type), b.has_pointers(lay.elem_type)
+        o = h.off[j] + a - h.addr[j]
+        buf = np.frombuffer(h.hd.raw, np.uint8, count=n * gs, offset=o)  # the groups, not copied
+        ctrl = buf[(np.arange(n) * gs + co)[:, None] + np.arange(SWISS_SLOTS)]
+        deleted = (ctrl == CTRL_DELETED).sum(axis=1)
+        empty = (ctrl == CTRL_EMPTY).sum(axis=1)
+        out = np.stack([SWISS_SLOTS - deleted - empty, deleted, empty], axis=1).tolist()
+        g, i = np.nonzero(ctrl < 0x80)  # the full slots, group by group
+        sides = []
         # a slot holding a pointer (a pointer key or elem, or one stored indirectly) types its target directly
-        kpoint = b._ref(b.resolve(lay.key_type)) if lay.key_kind else None
-        vpoint = b._ref(b.resolve(lay.elem_type)) if lay.elem_kind else None
-        out = []
-        for g in range(n):
-            ctrl = raw[g * gs + co:g * gs + co + SWISS_SLOTS]
-            deleted = ctrl.count(CTRL_DELETED)
-            empty = ctrl.count(CTRL_EMPTY)
-            out.append([SWISS_SLOTS - deleted - empty, deleted, empty])
-            if not (kp or vp) or deleted + empty == SWISS_SLOTS:
-                continue
-            for i, c in enumerate(ctrl):
-                if c & 0x80:
-                    continue
-                if kp:
-                    self._slot(raw, a, g * gs + lay.key_at(i), lay.key_type, kpoint, lay.key_kind)
-                if vp:
-                    self._slot(raw, a, g * gs + lay.elem_at(i), lay.elem_type, vpoint, lay.elem_kind)
+        if b.has_pointers(lay.key_type):
+            kpoint = b._ref(b.resolve(lay.key_type)) if lay.key_kind else None
+            sides.append((g * gs + lay.key_at(i), lay.key_type, kpoint, lay.key_kind))
+        if b.has_pointers(lay.elem_type):
+            vpoint = b._ref(b.resolve(lay.elem_type)) if lay.elem_kind else None
+            sides.append((g * gs + lay.elem_at(i), lay.elem_type, vpoint, lay.elem_kind))
+        self.slots(buf, a, sides)
         return out
 
-    def _slot(self, raw, a, o, t, target, kind):
-        """_slot walks the key or elem at offset o of the groups (raw from address a); target types a pointer slot."""
-        if target is None:
-            self.push(a + o, t)
-            return
-        w = int.from_bytes(raw[o:o + 8], "little")
-        if w:
-            self.pointer(w, target, kind)
+    def slots(self, buf, a, sides):
+        """slots walks the keys or elems of a map's full slots, in slot order, each slot's key before its elem.
 
-    def slot(self, a, t, kind):
-        if kind is not None:  # the slot holds a pointer: type (and name) what it points to
-            w = self.h.word(a)
-            if w:
-                self.pointer(w, self.b._ref(self.b.resolve(t)), kind)
-        else:
-            self.push(a, t)
+        buf holds the bytes from address a on; each of ``sides`` is (offsets in
+        buf, type, target, kind): a slot holding a pointer (target not None)
+        types the object it points to as target (``pointer``), another is
+        walked as a value of its type. One side of pointers (``map[K]*V``,
+        the big maps) goes as one batch (``pointers``); with BATCH off, or
+        any other shape, slot by slot.
+        """
+        if not sides or not len(sides[0][0]):
+            return
+        if BATCH and len(sides) == 1 and sides[0][2] is not None:
+            offs, _, target, kind = sides[0]
+            if self._batches is not None:  # swiss_map types them after its last table
+                self._batches.append((_le64(buf, offs), target, kind))
+            else:
+                self.pointers(_le64(buf, offs), target, kind)
+            return
+        cols = []
+        for offs, t, target, kind in sides:
+            if target is None:
+                cols.append((t, None, None, (offs + a).tolist()))
+            else:
+                cols.append((t, target, kind, _le64(buf, offs).tolist()))
+        for i in range(len(sides[0][0])):
+            for t, target, kind, vals in cols:
+                if target is None:
+                    self.push(vals[i], t)
+                elif vals[i]:
+                    self.pointer(vals[i], target, kind)
+
+    def pointers(self, ws, elem, kind=None):
+        """pointers is ``pointer`` for every word of ws (uint64, nil words ignored), as one batch.
+
+        Each object a word points into is pushed for a walk as elem, and typed
+        elem (and given kind, unless it has one) when the word points at its
+        value; as ``pointer`` does, the first type an object gets stays. A
+        value of a type without pointer fields is not pushed: its walk would
+        do nothing.
+        """
+        if elem is None:
+            return
+        h = self.h
+        ws = ws[ws != 0]
+        ks = h.find_many(ws)
+        hit = ks >= 0
+        ws, ks = ws[hit], ks[hit]
+        small = h.size_np[ks] <= MIN_SIZE_FOR_MALLOC_HEADER
+        base = small & (ws == h.addr_np[ks])
+        big = np.flatnonzero(~small)
+        if len(big):
+            base[big] = [h.is_base(k, w) for k, w in zip(ks[big].tolist(), ws[big].tolist())]
+        self.type.fill(ks[base], self.b.name(elem))
+        if kind is not None:
+            self.kind.fill(ks[base], kind)
+        if self.b.layout(elem):
+            for w in ws.tolist():
+                self.push(w, elem)
 
 
 @dataclass
@@ -740,7 +906,8 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
     bucket size apart.
     """
     b = typer.b
-    claimed = set(typer.bucketsize) | set(typer.type)
+    claimed = typer.type.code >= 0  # object index -> typed or a bucket already
+    claimed[list(typer.bucketsize)] = True
     sig = {}
     free_sizes = {}
     for bucket, hmaps in typer.bucket_types.items():
@@ -756,15 +923,13 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
         typer.bucketsize[k] = bs
         typer.kind[k] = kind
         typer.type[k] = b.name(bucket)
-        claimed.add(k)
+        claimed[k] = True
         if noscan:
             typer.noscan.add(k)
         if owner is not None:
             typer.owner[k] = owner
 
-    for k in range(len(heap.addr)):
-        if k in claimed or not heap.fields[k]:
-            continue
+    for k in np.flatnonzero(heap.has_fields & ~claimed).tolist() if sig else ():  # claim marks only k
         size, fields = heap.size[k], heap.fields[k]
         hd = heap.hdr(k)
         for (bs, offs), cands in sig.items():
@@ -777,9 +942,9 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
                 break
     if not free_sizes:
         return
-    for k in range(len(heap.addr)):
+    for k in np.flatnonzero(heap.has_fields & ~claimed).tolist():
         size, fields = heap.size[k], heap.fields[k]
-        if k in claimed or not fields or fields != tuple(range(0, len(fields) * 8, 8)):
+        if claimed[k] or fields != tuple(range(0, len(fields) * 8, 8)):  # claim(j) below marks others
             continue
         targets = [w for w in (heap.word(heap.addr[k] + o) for o in fields) if w]
         if not targets:
@@ -792,7 +957,7 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
                    and (w - heap.base(j)) % typer.bucketsize[j] == 0 for j, w in zip(js, targets)]
         js = [j for j, ok in zip(js, inarray) if not ok]
         targets = [w for w, ok in zip(targets, inarray) if not ok]
-        if not js or any(heap.addr[j] != w or j in claimed or heap.fields[j] for j, w in zip(js, targets)):
+        if not js or any(heap.addr[j] != w or claimed[j] or heap.fields[j] for j, w in zip(js, targets)):
             continue
         sizes = {heap.size[j] for j in js}
         fit = [(bs, c) for bs, c in free_sizes.items() if all(bs <= z < 2 * bs for z in sizes)]
@@ -800,19 +965,163 @@ def _garbage_buckets(heap: _Heap, typer: _Typer):
             continue
         bs, ((bucket, owner),) = fit[0]
         typer.type.setdefault(k, f"[{len(fields)}]*{b.name(bucket)}")
-        claimed.add(k)
+        claimed[k] = True
         for j in js:
             claim(j, bucket, owner, bs, "overflow", True)
 
 
-def _slots(heap: _Heap, k: int, bs: int):
-    """_slots counts the occupied slots (tophash >= minTopHash) of each bucket in object k (after its header)."""
-    out = []
-    hd = heap.hdr(k)
-    for i in range((heap.size[k] - hd) // bs):
-        top = heap.bytes_at(k, hd + i * bs, BUCKET_CNT)
-        out.append(sum(1 for t in top if t >= MIN_TOPHASH))
-    return out
+def _slots(buf: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """_slots counts the occupied slots (tophash >= minTopHash) of the buckets at offsets starts of buf.
+
+    >>> _slots(np.array([5, 0, 1, 9, 4, 3, 2, 255, 0, 0, 0, 0, 0, 0, 0, 0], np.uint8), np.array([0, 8])).tolist()
+    [3, 0]
+    """
+    return (buf[starts[:, None] + np.arange(BUCKET_CNT)] >= MIN_TOPHASH).sum(axis=1, dtype=np.int64)
+
+
+class GoObjects(Sequence):
+    """GoObjects is an import's objects by address, a sequence of object records made when asked.
+
+    ``[k]`` and iteration give each object's record as a dict (``record``,
+    the one reference for what a line holds); ``write`` writes all their
+    lines, the plain ones (no bucket slots, no ``noscan``: nearly all) by C
+    straight from the heap dump's arrays when tracer/_gowrite.c is built
+    (gowrite), byte for byte what orjson writes for the records. At a million
+    objects the dicts would take gigabytes and most of the import's time;
+    nothing makes them unless asked. ``nbytes`` is the objects' total size,
+    ``refused`` the pointer fields whose word is no address (>= 2^63), which
+    are never written.
+    """
+
+    def __init__(self, heap: _Heap, typer: _Typer):
+        self.h, self.t = heap, typer
+        self.nbytes = int(heap.size_np.sum())
+        self.refused = _refused(heap)
+
+    def __len__(self):
+        return len(self.h.addr)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self.record(i) for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return self.record(k)
+
+    def __iter__(self):
+        return map(self.record, range(len(self)))
+
+    def __eq__(self, other):
+        """Two imports' objects are equal when their records are, as two lists of them would be."""
+        if not isinstance(other, (GoObjects, list)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None
+
+    def record(self, k: int, arrays: bool = False) -> dict:
+        """record returns object k's record: addr, size, kind, [noscan, slots], ptrs, [map], [type].
+
+        ptrs are the pointer fields whose word is an address (not nil, below
+        2^63); an object of pointer-free buckets adds each bucket's overflow
+        word (see the module's doc). A bucket array and an object of many
+        fields are read with numpy, the others word by word; with ``arrays``
+        their ptrs and slots stay numpy arrays (for ``line``).
+        """
+        heap, typer = self.h, self.t
+        a, size, fields = heap.addr[k], heap.size[k], heap.fields[k]
+        o = {"addr": a, "size": size, "kind": typer.kind.get(k, "other")}
+        bs = typer.bucketsize.get(k)
+        if not bs and len(fields) <= VECTOR_FIELDS:
+            raw, base = heap.hd.raw, heap.off[k]
+            ptrs = []
+            for off in fields:  # the parser checked that every field lies inside its object
+                w = int.from_bytes(raw[base + off:base + off + 8], "little")
+                if w and w < PTR_LIMIT:
+                    ptrs.append([off, w])
+        else:
+            buf = np.frombuffer(heap.hd.raw, np.uint8, count=size, offset=heap.off[k])
+            offs = np.array(fields, np.int64)
+            ws = _le64(buf, offs)
+            if bs:
+                starts = heap.hdr(k) + np.arange((size - heap.hdr(k)) // bs) * bs
+                if k in typer.noscan:
+                    extra = starts + bs - 8
+                    extra = extra[~np.isin(extra, offs)]
+                    offs, ws = np.concatenate([offs, extra]), np.concatenate([ws, _le64(buf, extra)])
+                    by_off = np.argsort(offs, kind="stable")
+                    offs, ws = offs[by_off], ws[by_off]
+                    o["noscan"] = True
+                o["slots"] = _slots(buf, starts) if arrays else _slots(buf, starts).tolist()
+            keep = (ws != 0) & (ws < PTR_LIMIT)
+            ptrs = np.stack([offs[keep], ws[keep].astype(np.int64)], axis=1)
+            if not arrays:
+                ptrs = ptrs.tolist()
+        o["ptrs"] = ptrs
+        if k in typer.owner:
+            o["map"] = typer.owner[k]
+        if k in typer.type:
+            o["type"] = typer.type[k]
+        return o
+
+    def line(self, k: int) -> bytes:
+        """line returns object k's JSON line (without its newline): orjson's bytes for its record."""
+        return orjson.dumps({"object": self.record(k, arrays=True)}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def write(self, f, native: bool | None = None) -> None:
+        """write writes every object's line to the binary file f, by C when built (native=None: if available)."""
+        if native is None:
+            native = gowrite.available()
+        if not native:
+            buf = bytearray()
+            for o in self:
+                buf += orjson.dumps({"object": o})
+                buf += b"\n"
+                if len(buf) >= gowrite.BUFFER:
+                    f.write(buf)
+                    buf = bytearray()
+            f.write(buf)
+            return
+        t, n = self.t, len(self)
+        names = [*t.kind.names, *t.type.names, "other"]
+        kind = np.where(t.kind.code >= 0, t.kind.code, len(names) - 1).astype(np.int32)
+        type_ = np.where(t.type.code >= 0, t.type.code + len(t.kind.names), -1).astype(np.int32)
+        owner = np.zeros(n, np.uint64)
+        if t.owner:
+            owner[np.fromiter(t.owner.keys(), np.int64, len(t.owner))] = np.fromiter(t.owner.values(), np.uint64,
+                                                                                    len(t.owner))
+        plain = np.ones(n, bool)
+        if t.bucketsize:
+            plain[np.fromiter(t.bucketsize.keys(), np.int64, len(t.bucketsize))] = False
+        gowrite.write_objects(f, self.h.hd, self.h.order, kind, type_, owner, names, plain, self.line)
+
+
+def _le64(raw, pos: np.ndarray) -> np.ndarray:
+    """_le64 reads the little-endian 8-byte words of raw (bytes or a uint8 array) at the byte offsets pos (uint64).
+
+    >>> _le64(bytes(range(16)), np.array([0, 8])).tolist() == [0x0706050403020100, 0x0f0e0d0c0b0a0908]
+    True
+    """
+    buf = raw if isinstance(raw, np.ndarray) else np.frombuffer(raw, np.uint8)
+    w = np.zeros(len(pos), np.uint64)
+    for j in range(8):
+        w |= buf[pos + j].astype(np.uint64) << np.uint64(8 * j)
+    return w
+
+
+def _refused(heap: _Heap) -> int:
+    """_refused counts the pointer fields of the heap's objects (phantoms left out) whose word is >= 2^63."""
+    o = heap.hd.objects
+    if o is None or not len(o.field_off):
+        return 0
+    kept = np.zeros(len(o.addr), bool)
+    kept[heap.order] = True
+    obj = np.repeat(np.arange(len(o.addr)), np.diff(o.field_start))
+    data_off = o.field_off + np.where(o.field_kind == FIELD_PTR, 0, heap.hd.ptr_size)
+    top = np.frombuffer(heap.hd.raw, np.uint8)[o.off[obj] + data_off + 7]  # the word's most significant byte
+    return int(np.count_nonzero((top >= 0x80) & kept[obj]))
 
 
 def read_residency(path) -> dict:
@@ -886,8 +1195,11 @@ def _type_by_header(heap: _Heap, typer: _Typer):
     if not heap.rt.malloc_headers:
         return
     b = typer.b
-    for k, z in enumerate(heap.size):
-        if not MIN_SIZE_FOR_MALLOC_HEADER < z <= MAX_SMALL_SIZE or k in typer.type or not heap.hdr(k):
+    sizes = heap.size_np
+    untyped = (sizes > MIN_SIZE_FOR_MALLOC_HEADER) & (sizes <= MAX_SMALL_SIZE) & (typer.type.code < 0)
+    for k in np.flatnonzero(untyped).tolist():
+        z = heap.size[k]
+        if not heap.hdr(k):
             continue
         t = b.type_by_runtime.get(int.from_bytes(heap.bytes_at(k, 0, 8), "little"))
         if t is None:
@@ -967,41 +1279,7 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
     for desc, t in hd.other_roots:
         root(desc, "other", t)
 
-    objects = []
-    refused = 0  # pointer fields whose word is no address (>= 2^63): never written
-    raw = hd.raw
-    for k in range(len(heap.addr)):
-        a = heap.addr[k]
-        ptrs = []
-        base = heap.off[k]
-        for off in heap.fields[k]:  # the parser checked that every field lies inside its object
-            w = int.from_bytes(raw[base + off:base + off + 8], "little")
-            if w:
-                if w >= PTR_LIMIT:
-                    refused += 1
-                    continue
-                ptrs.append([off, w])
-        o = {"addr": a, "size": heap.size[k], "kind": typer.kind.get(k, "other")}
-        bs = typer.bucketsize.get(k)
-        if bs:
-            if k in typer.noscan:
-                have = {p[0] for p in ptrs}
-                start = heap.hdr(k)
-                for i in range((heap.size[k] - start) // bs):
-                    off = start + i * bs + bs - 8
-                    w = heap.word(a + off)
-                    if w and w < PTR_LIMIT and off not in have:
-                        ptrs.append([off, w])
-                ptrs.sort()
-                o["noscan"] = True
-            o["slots"] = _slots(heap, k, bs)
-        o["ptrs"] = ptrs
-        if k in typer.owner:
-            o["map"] = typer.owner[k]
-        if k in typer.type:
-            o["type"] = typer.type[k]
-        objects.append(o)
-
+    objects = GoObjects(heap, typer)
     maps = []
     for w in sorted(typer.maps):
         m = dict(typer.maps[w])
@@ -1015,7 +1293,7 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
         maps.append(m)
 
     ms = {k: v for k, v in hd.memstats.items() if k != "PauseNs"}
-    nbytes = sum(heap.size)
+    nbytes = objects.nbytes
     if ms and (len(objects), nbytes) != (ms.get("HeapObjects"), ms.get("HeapAlloc")):
         typer.warn(f"{len(objects)} objects of {nbytes} B, but the dump's MemStats say {ms.get('HeapObjects')} "
                    f"objects of {ms.get('HeapAlloc')} B: spans of this Go release are not read right")
@@ -1042,7 +1320,7 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
                           "with_pointer_fields": heap.phantom_pointers,
                           "why": "tail slots of small spans past nelems (heap bits, inline mark bits): "
                                  "dumped by heapdump.go, not objects; dropped"},
-        "pointers_refused": refused,
+        "pointers_refused": objects.refused,
         "warnings": list(typer.warnings),
     }
     if rt.roots_missing:
@@ -1075,28 +1353,57 @@ def write_dump(doc: dict, path, inputs=()) -> None:
 
     The file is written whole or not at all, never onto one of ``inputs``
     (the heap dump it came from), and a device or FIFO is written through
-    (gctrace.atomicfile).
+    (gctrace.atomicfile). JSON Lines are streamed: the objects' lines by
+    GoObjects.write (by C from the heap dump's arrays when it is built), the
+    rest a line at a time, so a million objects never sit in memory as
+    JSON. The gzip stream is the one gzip.compress(data, 6, mtime=0) gives (``_Gzip``).
     """
     path = str(path)
     gz = path.endswith(".gz")
     base = path[:-3] if gz else path
-    if base.endswith(".jsonl"):
-        lines = [orjson.dumps({"format": doc["format"], "version": doc["version"], "meta": doc["meta"]})]
-        for section, one in (("objects", "object"), ("roots", "root"), ("pages", "page"), ("maps", "map")):
-            lines.extend(orjson.dumps({one: r}) for r in doc.get(section, ()))
-        data = b"\n".join(lines) + b"\n"
-    else:
-        data = orjson.dumps(doc) + b"\n"
-    if gz:
-        data = gzip.compress(data, compresslevel=6, mtime=0)
-    atomicfile.write_bytes(path, data, inputs)
+    # The end record counts what was written, so a reader tells a cut dump from a whole one.
+    end = {s: len(doc.get(s, ())) for s in ("objects", "roots", "pages", "maps", "events")}
+    with atomicfile.open_output(path, inputs) as out:
+        f = _Gzip(out) if gz else out
+        if base.endswith(".jsonl"):
+            f.write(orjson.dumps({"format": doc["format"], "version": doc["version"], "meta": doc["meta"]}) + b"\n")
+            objects = doc.get("objects", ())
+            if isinstance(objects, GoObjects):
+                objects.write(f)
+            else:
+                f.write(b"".join(orjson.dumps({"object": r}) + b"\n" for r in objects))
+            for section, one in (("roots", "root"), ("pages", "page"), ("maps", "map"), ("events", "event")):
+                f.write(b"".join(orjson.dumps({one: r}) + b"\n" for r in doc.get(section, ())))
+            f.write(orjson.dumps({"end": end}) + b"\n")
+        else:
+            if isinstance(doc.get("objects"), GoObjects):
+                doc = {**doc, "objects": list(doc["objects"])}
+            f.write(orjson.dumps({**doc, "end": end}) + b"\n")
+        if gz:
+            f.close()  # writes the gzip trailer; out stays open for open_output to commit
+
+
+class _Gzip:
+    """_Gzip is a binary file that gzips what is written to it into out, as gzip.compress(data, 6, mtime=0) does."""
+
+    def __init__(self, out):
+        self.out = out
+        self.z = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip header and trailer, mtime 0
+
+    def write(self, data) -> None:
+        self.out.write(self.z.compress(data))
+
+    def close(self) -> None:
+        self.out.write(self.z.flush())
 
 
 def summary(doc: dict) -> dict:
     """summary returns the figures worth a line each after an import."""
     ms = doc["meta"]["memstats"]
+    objs = doc["objects"]
+    nbytes = objs.nbytes if isinstance(objs, GoObjects) else sum(o["size"] for o in objs)
     return {
-        "objects": f"{len(doc['objects'])} ({sum(o['size'] for o in doc['objects'])} B; "
+        "objects": f"{len(objs)} ({nbytes} B; "
                    f"MemStats: {ms.get('HeapObjects')} objects, HeapAlloc {ms.get('HeapAlloc')} B)",
         "roots": len(doc["roots"]),
         "maps": len(doc["maps"]),

@@ -1,18 +1,17 @@
-"""gowrite writes a Go import's object lines (JSON Lines) from the heap dump's arrays: a PROTOTYPE.
+"""gowrite writes a Go import's object lines (JSON Lines) from the heap dump's arrays.
 
-Not called by the importer yet (issue 11, fast import; tracer/goimport.py is
-being rewritten in another branch). Today goimport._build makes a dict per
-object, reading each pointer word through _Heap.word (a bisect per field),
-and write_dump orjson-dumps each dict: at 1M objects that is most of the
-import, and the million small bytes objects orjson returns fragment the heap
-to a peak of 4.7 GB. Here the plain objects (address, size, kind, pointer
-words: nearly all of them) are written by C (``_gowrite.c``) straight from
-``HeapDump.objects`` into one reused buffer, byte for byte what write_dump
-writes for them; the importer gives the kind of each object and writes the
-few others (typed objects, buckets with slots, ...) itself, with orjson.
+goimport.GoObjects.write calls it: at a million objects a dict per object
+and orjson's bytes per line take most of an import's time and, kept, gigabytes.
+Here the plain objects (address, size, kind, pointer words, maybe the map that
+owns them and a type: nearly all of them) are written by C (``_gowrite.c``)
+straight from ``HeapDump.objects`` into one reused buffer, byte for byte what
+orjson writes for goimport's record of them; the importer gives each object's
+kind, type and owner as small arrays and writes the few others (buckets with
+slots) itself, with orjson.
 
-Without the library (``libgowrite.so``, ``make native``), ``available()``
-is False and the importer keeps writing with orjson.
+Without the library (``libgowrite.so`` from ``make native``, or the
+extension pip builds), ``available()`` is False and goimport writes every
+line with orjson: slower, the same bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from .goheapdump import FIELD_PTR, HeapDump
 
 HERE = Path(__file__).resolve().parent
 BUFFER = 8 << 20
+VERSION = 3
 
 _lib = None
 _tried = False
@@ -43,11 +43,13 @@ def _load():
             lib = ctypes.CDLL(str(path)) if path else None
         except OSError:
             lib = None
-        if lib is not None and lib.gw_version() == 2:
-            vp, i64 = ctypes.c_void_p, ctypes.c_int64
-            lib.gw_objects.argtypes = [vp, vp, i64, ctypes.POINTER(i64)] + [vp] * 12 + [i64]
-            lib.gw_objects.restype = i64
-            _lib = lib
+        if lib is not None:
+            lib.gw_version.restype = ctypes.c_int64
+            if lib.gw_version() == VERSION:
+                vp, i64 = ctypes.c_void_p, ctypes.c_int64
+                lib.gw_objects.argtypes = [vp, vp, i64, ctypes.POINTER(i64)] + [vp] * 12 + [i64]
+                lib.gw_objects.restype = i64
+                _lib = lib
     return _lib
 
 
@@ -56,20 +58,21 @@ def available() -> bool:
     return _load() is not None
 
 
-def write_objects(f, hd: HeapDump, kind: np.ndarray, type_: np.ndarray, owner: np.ndarray, names,
-                  plain: np.ndarray, line_of) -> int:
-    """write_objects writes the object lines of hd's objects, by address, to the binary file f; returns how many.
+def write_objects(f, hd: HeapDump, order: np.ndarray, kind: np.ndarray, type_: np.ndarray, owner: np.ndarray,
+                  names, plain: np.ndarray, line_of) -> int:
+    """write_objects writes the lines of the objects ``order`` lists (record indices of hd, by address) to f.
 
-    For object i (file order): ``kind[i]`` indexes ``names``, ``type_[i]``
-    too or is -1 (no type), ``owner[i]`` is its map's hmap or 0 (no
-    ``map``); ``plain[i]`` says its line has only addr, size, kind, ptrs,
-    map and type, in that order, and is written here; for the others
-    ``line_of(i)`` gives the line (without its newline), or None to leave
-    the object out.
+    Returns how many lines it wrote. For the k-th of them: ``kind[k]``
+    indexes ``names``, ``type_[k]`` too or is -1 (no type), ``owner[k]`` is
+    its map's hmap or 0 (no ``map``); ``plain[k]`` says its line has only
+    addr, size, kind, ptrs, map and type, in that order, and is written here,
+    with the pointer fields whose word is neither 0 nor >= 2^63; for the
+    others ``line_of(k)`` gives the line (without its newline), or None to
+    leave the object out.
     """
     lib = _load()
     o = hd.objects
-    order = np.argsort(o.addr, kind="stable").astype(np.int64)
+    order = np.ascontiguousarray(order, np.int64)
     data_off = (o.field_off + np.where(o.field_kind == FIELD_PTR, 0, hd.ptr_size)).astype(np.int64)
     encoded = [orjson.dumps(str(n)) for n in names]
     name_bytes = np.frombuffer(b"".join(encoded) or b"\0", np.uint8)
@@ -82,6 +85,7 @@ def write_objects(f, hd: HeapDump, kind: np.ndarray, type_: np.ndarray, owner: n
             np.ascontiguousarray(type_, np.int32), np.ascontiguousarray(owner, np.uint64), name_bytes, name_start,
             plain)
     ptrs = [a.ctypes.data for a in keep]
+    longest = max(len(e) for e in encoded) if encoded else 0
     buf = np.empty(BUFFER, np.uint8)
     at = ctypes.c_int64(0)
     n = len(order)
@@ -93,9 +97,10 @@ def write_objects(f, hd: HeapDump, kind: np.ndarray, type_: np.ndarray, owner: n
         written += at.value - before
         if at.value >= n:
             break
-        k = int(order[at.value])
-        if plain[k] and at.value == before:  # one line bigger than the buffer
-            buf = np.empty(2 * len(buf) + 44 * int(field_start[k + 1] - field_start[k]), np.uint8)
+        k = at.value
+        if plain[k] and at.value == before:  # one line bigger than the buffer: make room for it
+            i = int(order[k])
+            buf = np.empty(128 + 2 * longest + 44 * int(field_start[i + 1] - field_start[i]), np.uint8)
             continue
         if plain[k]:
             continue

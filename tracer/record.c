@@ -62,6 +62,7 @@ typedef struct writer {
 	int err;
 	bool jsonl;
 	bool first; /* no record yet in the current JSON section */
+	uint64_t records[5]; /* written so far, by section: see recordBegin and writeEnd */
 } writer;
 
 /* wfail keeps the first write error as its errno (ENOSPC says "No space left on device", not EIO). */
@@ -172,8 +173,14 @@ static void sectionBegin(writer *w, const char *plural)
 	w->first = true;
 }
 
+/* The sections in the end record's order; a record's singular name is told by its first letter. */
+static const char *const sectionNames[5] = {"objects", "roots", "pages", "maps", "events"};
+
 static void recordBegin(writer *w, const char *singular)
 {
+	for (int k = 0; k < 5; k++)
+		if (sectionNames[k][0] == singular[0])
+			w->records[k]++;
 	if (w->jsonl) {
 		ws(w, "{");
 		wq(w, singular);
@@ -558,6 +565,18 @@ static void writeEvents(writer *w)
 	sectionEnd(w);
 }
 
+/* writeEnd writes the end record (docs/dump-format.md, "end"): the count of
+ * records of each section, so a reader tells a cut dump from a whole one. */
+static void writeEnd(writer *w)
+{
+	ws(w, w->jsonl ? "{\"end\": {" : ",\n\"end\": {");
+	for (int k = 0; k < 5; k++) {
+		wkey(w, sectionNames[k], k == 0);
+		wu(w, w->records[k]);
+	}
+	ws(w, w->jsonl ? "}}\n" : "}");
+}
+
 int gm_dump(const char *path, int jsonl, const char *meta_extra)
 {
 	writer w = {0};
@@ -586,6 +605,7 @@ int gm_dump(const char *path, int jsonl, const char *meta_extra)
 	sectionEnd(&w);
 	if (gm.cfg.record)
 		writeEvents(&w);
+	writeEnd(&w);
 	if (!w.jsonl)
 		ws(&w, "}\n");
 	wflush(&w);
