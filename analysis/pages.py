@@ -171,7 +171,6 @@ def pages_off_used_runs(heap: Heap) -> tuple[int, int]:
     such pages in a ``free`` or ``released`` run, or in no run, mean that
     the residency was read at another moment or from another process.
 
-    >>> from gctrace.analysis.model import tiny_heap
     >>> h = tiny_heap([(0x1000, 16), (0x2ff8, 16)])   # pages 1, 2 and 3, no runs: none are off
     >>> pages_off_used_runs(h)
     (0, 3)
