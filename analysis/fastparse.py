@@ -25,6 +25,8 @@ import numpy as np
 
 from gctrace import native
 
+from .load.schema import OBJECT_COLUMNS, OBJECT_NAMES
+
 HERE = Path(__file__).resolve().parent
 DONE, FULL, UNSUPPORTED, BAD = range(4)
 LAYOUT_VERSION = 1
@@ -32,7 +34,7 @@ _MAX_TOP_KEYS = 64
 # Objects (and events) per call; the buffers grow when one record does not fit.
 OBJECTS = 1 << 16
 
-ObjectChunk = namedtuple("ObjectChunk", "addr size kind type nptr ptr_off ptr_target nslot slots has_slots owner strings")
+ObjectChunk = namedtuple("ObjectChunk", OBJECT_NAMES + ("strings",))
 ObjectChunk.__doc__ = """ObjectChunk is a run of parsed objects; kind and type are codes into strings, -1 = absent."""
 EventChunk = namedtuple("EventChunk", "seq op a b old new text same strings")
 EventChunk.__doc__ = """EventChunk is a run of parsed events; text is a code into strings, -1 = none."""
@@ -46,6 +48,9 @@ class Unsupported(Exception):
 
 _I64P, _I32P, _I16P, _I8P = (ctypes.POINTER(t) for t in (ctypes.c_int64, ctypes.c_int32, ctypes.c_int16,
                                                           ctypes.c_int8))
+# The C side of each column dtype (a bool column is int8_t in C).
+_PTR = {np.int64: _I64P, np.int32: _I32P, np.int16: _I16P, np.int8: _I8P, np.bool_: _I8P}
+_C_DTYPE = {np.bool_: np.int8}
 
 
 class _Out(ctypes.Structure):
@@ -53,9 +58,7 @@ class _Out(ctypes.Structure):
     _fields_ = [(n, ctypes.c_int64) for n in ("pos", "end", "index", "rec_start", "rec_end")] + [
         ("ptr_size", ctypes.c_int32), ("section", ctypes.c_int32)] + [
         (n, ctypes.c_int64) for n in ("obj_cap", "ptr_cap", "slot_cap", "n_obj", "n_ptr", "n_slot")] + [
-        ("addr", _I64P), ("size", _I64P), ("kind", _I16P), ("type", _I32P), ("nptr", _I64P),
-        ("ptr_off", _I64P), ("ptr_target", _I64P), ("nslot", _I64P), ("slots", _I8P), ("has_slots", _I8P),
-        ("owner", _I64P),
+        *((c.name, _PTR[c.dtype]) for c in OBJECT_COLUMNS),
         ("ev_cap", ctypes.c_int64), ("n_ev", ctypes.c_int64),
         ("seq", _I64P), ("op", _I8P), ("a", _I64P), ("b", _I64P), ("old", _I64P), ("new_", _I64P),
         ("text", _I32P), ("same", _I8P),
@@ -64,8 +67,9 @@ class _Out(ctypes.Structure):
     ]
 
 
-_OBJ_COLS = (("addr", np.int64), ("size", np.int64), ("kind", np.int16), ("type", np.int32), ("nptr", np.int64),
-             ("nslot", np.int64), ("has_slots", np.int8), ("owner", np.int64))
+# The object columns by what sizes their buffer: objects, pointer fields or slot counts.
+_OBJ_COLS = {per: tuple((c.name, _C_DTYPE.get(c.dtype, c.dtype)) for c in OBJECT_COLUMNS if c.per == per)
+             for per in ("object", "ptr", "slot")}
 _EV_COLS = (("seq", np.int64), ("op", np.int8), ("a", np.int64), ("b", np.int64), ("old", np.int64),
             ("new_", np.int64), ("text", np.int32), ("same", np.int8))
 
@@ -140,14 +144,11 @@ class Parser:
             arr = self.cols[name] = np.zeros(max(n, 1), dtype)
             setattr(o, name, arr.ctypes.data_as(ptr))
 
-        ptr_type = {np.int64: _I64P, np.int32: _I32P, np.int16: _I16P, np.int8: _I8P}
-        for name, dtype in _OBJ_COLS:
-            col(name, n_obj, dtype, ptr_type[dtype])
+        for per, n in (("object", n_obj), ("ptr", n_ptr), ("slot", n_slot)):
+            for name, dtype in _OBJ_COLS[per]:
+                col(name, n, dtype, _PTR[dtype])
         for name, dtype in _EV_COLS:
-            col(name, n_ev, dtype, ptr_type[dtype])
-        col("ptr_off", n_ptr, np.int64, _I64P)
-        col("ptr_target", n_ptr, np.int64, _I64P)
-        col("slots", n_slot, np.int8, _I8P)
+            col(name, n_ev, dtype, _PTR[dtype])
         col("str_start", n_str, np.int64, _I64P)
         col("str_len", n_str, np.int64, _I64P)
         col("hash", 2 * n_str, np.int32, _I32P)
@@ -204,12 +205,9 @@ class Parser:
         strings = [buf[s:s + n].decode() for s, n in zip(c["str_start"][:o.n_str].tolist(),
                                                            c["str_len"][:o.n_str].tolist())]
         if o.n_obj:
-            n = o.n_obj
-            yield ObjectChunk(c["addr"][:n].copy(), c["size"][:n].copy(), c["kind"][:n].copy(),
-                              c["type"][:n].copy(), c["nptr"][:n].copy(), c["ptr_off"][:o.n_ptr].copy(),
-                              c["ptr_target"][:o.n_ptr].copy(), c["nslot"][:n].copy(),
-                              c["slots"][:o.n_slot].copy(), c["has_slots"][:n].astype(bool),
-                              c["owner"][:n].copy(), strings)
+            n = {"object": o.n_obj, "ptr": o.n_ptr, "slot": o.n_slot}
+            yield ObjectChunk(*(c[col.name][:n[col.per]].astype(col.dtype, copy=True) for col in OBJECT_COLUMNS),
+                              strings)
         if o.n_ev:
             n = o.n_ev
             yield EventChunk(c["seq"][:n].copy(), c["op"][:n].copy(), c["a"][:n].copy(), c["b"][:n].copy(),

@@ -93,7 +93,11 @@ _FILE_NAME = re.compile(r"[A-Za-z0-9_.]+\.npy|skeleton\.json|" + re.escape(MARKE
 _CLASSES = {c.__name__: c for c in (model.Heap, model.Roots, model.PageRuns, model.MapHeader, model.SwissMap,
                                               model.Events)}
 # The files whose code decides what a dump loads into: a change to any of them changes every key.
-_LOADER_SOURCES = ("load.py", "model.py", "fastparse.py", "_fastparse.c", "heapcache.py")
+# Every file whose change can change a loaded Heap: the loader package (all of it, whatever files it
+# gains), the model, the C parser and its binding, and this module.
+_LOADER_SOURCES = tuple(sorted(str(p.relative_to(Path(__file__).resolve().parent))
+                               for p in (Path(__file__).resolve().parent / "load").glob("*.py"))) + (
+    "model.py", "fastparse.py", "_fastparse.c", "heapcache.py")
 _UNITS = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
 
 

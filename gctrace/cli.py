@@ -92,11 +92,11 @@ def _warn_loaded(heap):
 
 def _analyze(path: str, quiet: bool):
     from gctrace.analysis.analyze import STEPS, analyze
-    from gctrace.analysis.heapcache import load_heap
+    from gctrace.analysis.load import load
     from gctrace.progress import bar
 
     show = _progress(quiet)
-    heap = load_heap(path, progress=show)
+    heap = load(path, progress=show)
     _warn_loaded(heap)
     with bar(len(STEPS), "analyze", show and heap.n_objects >= 1_000_000, unit="step") as pb:
         def on_step(name):
@@ -325,11 +325,11 @@ def replay_cmd(dump, modes, mark_rate, output, quiet):
       gctrace replay mark.jsonl --barrier none --barrier hybrid -o timeline.svg
     """
     from gctrace.analysis.barrier import replay
-    from gctrace.analysis.heapcache import load_heap
+    from gctrace.analysis.load import load
     from gctrace.analysis.replay_svg import timeline_svg
 
     _refuse_inputs((output,), (dump,))
-    heap = load_heap(dump, progress=_progress(quiet))
+    heap = load(dump, progress=_progress(quiet))
     _warn_loaded(heap)
     replays = [replay(heap, m, mark_rate) for m in dict.fromkeys(modes or BARRIER_MODES)]
     if not replays[0].replayed:
