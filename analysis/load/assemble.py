@@ -11,6 +11,7 @@ import numpy as np
 
 from gctrace.errors import DumpError
 
+from ..maps import check_chains
 from ..model import Events, Heap, PageRuns, Roots, freeze
 from .batches import BatchRules
 from .checks import _check_maps
@@ -135,6 +136,7 @@ class _Builder(RecordRules, BatchRules):
             warnings=warnings,
         )
         _check_maps(heap)
+        check_chains(heap)  # the map audit meets only whole chains with slot counts
         return freeze(heap)
 
     def _check_overlaps(self, addr, size):
