@@ -73,35 +73,19 @@ _OBJ_COLS = {per: tuple((c.name, _C_DTYPE.get(c.dtype, c.dtype)) for c in OBJECT
 _EV_COLS = (("seq", np.int64), ("op", np.int8), ("a", np.int64), ("b", np.int64), ("old", np.int64),
             ("new_", np.int64), ("text", np.int32), ("same", np.int8))
 
-_lib = None
-_tried = False
-
-
 def library_path():
     """library_path returns the parser library to load, or None when none is built."""
     return native.library_path(HERE, "fastparse", "GCTRACE_FASTPARSE_LIB")
 
 
 def _load():
-    global _lib, _tried
-    if not _tried:
-        _tried = True
-        path = library_path()
-        try:
-            lib = ctypes.CDLL(str(path)) if path else None
-        except OSError:
-            lib = None
-        if lib is not None and lib.fp_version() == LAYOUT_VERSION * 1000 + ctypes.sizeof(_Out):
-            vp, i64 = ctypes.c_void_p, ctypes.c_int64
-            for name in ("fp_parse_lines", "fp_parse_array"):
-                getattr(lib, name).argtypes = [vp, ctypes.POINTER(_Out)]
-                getattr(lib, name).restype = ctypes.c_int
-            lib.fp_skip_value.argtypes = [vp, i64, i64]
-            lib.fp_skip_value.restype = i64
-            lib.fp_scan_document.argtypes = [vp, i64, ctypes.POINTER(i64), i64]
-            lib.fp_scan_document.restype = i64
-            _lib = lib
-    return _lib
+    vp, i64 = ctypes.c_void_p, ctypes.c_int64
+    return native.load(HERE, "fastparse", "GCTRACE_FASTPARSE_LIB", {
+        "fp_parse_lines": (ctypes.c_int, [vp, ctypes.POINTER(_Out)]),
+        "fp_parse_array": (ctypes.c_int, [vp, ctypes.POINTER(_Out)]),
+        "fp_skip_value": (i64, [vp, i64, i64]),
+        "fp_scan_document": (i64, [vp, i64, ctypes.POINTER(i64), i64]),
+    }, ("fp_version", LAYOUT_VERSION * 1000 + ctypes.sizeof(_Out)))
 
 
 def available() -> bool:
