@@ -62,6 +62,7 @@ typedef struct fp_out {
     int64_t *nptr, *ptr_off, *ptr_target, *nslot;
     int8_t *slots, *has_slots;
     int64_t *owner;
+    int64_t *site;
     /* events */
     int64_t ev_cap, n_ev;
     int64_t *seq;
@@ -509,6 +510,7 @@ static int object(P *p) {
     o->nslot[n] = o->n_slot - s0;
     o->has_slots[n] = (seen & (1u << K_SLOTS)) != 0;
     o->owner[n] = owner;
+    o->site[n] = m.site;
     o->n_obj++;
     return 1;
 }

@@ -417,7 +417,7 @@ def _check_ranges(h: Heap) -> None:
           and int(h.slot_start[0]) == 0 and int(h.slot_start[-1]) == len(h.slot_count)
           and within(h.obj_kind, 0, len(h.kinds)) and within(h.obj_size, 1, 1 << 63)
           and len(h.obj_type) in (0, n) and within(h.obj_type, -1, len(h.types))
-          and len(h.obj_map) in (0, n)
+          and len(h.obj_map) in (0, n) and len(h.obj_site) in (0, n)
           and len(h.roots.kind) == len(h.roots.target) == len(h.roots)
           and within(h.roots.kind, 0, len(model.ROOT_KINDS))
           and within(h.events.op, 0, len(model.EVENT_OPS)) and within(h.events.text, -1, len(h.events.strings))

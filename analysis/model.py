@@ -221,6 +221,9 @@ class Heap:
     # Optional owner map (its hmap address, 0 = not said) of bucket and overflow
     # objects, from a record's "map" key; empty when no record has one.
     obj_map: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Optional allocation site (a code address, 0 = not said) per object, from a
+    # record's "site" key; empty when no record has one.
+    obj_site: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # What the loader found doubtful but not wrong (one line each, e.g. no end record); the CLI prints them.
     warnings: tuple[str, ...] = ()
 

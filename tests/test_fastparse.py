@@ -275,7 +275,7 @@ static uint64_t rng = 88172645463325252ull;
 static uint64_t next(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
 
 enum { CAP = 64 };
-static int64_t addr[CAP], size[CAP], nptr[CAP], nslot[CAP], owner[CAP], poff[4 * CAP], ptgt[4 * CAP];
+static int64_t addr[CAP], size[CAP], nptr[CAP], nslot[CAP], owner[CAP], site[CAP], poff[4 * CAP], ptgt[4 * CAP];
 static int64_t seq[CAP], a[CAP], b[CAP], old[CAP], nw[CAP], sstart[CAP], slen[CAP];
 static int16_t kind[CAP]; static int32_t type[CAP], text[CAP], hash[2 * CAP];
 static int8_t slot8[CAP], has[CAP], op[CAP], same[CAP];
@@ -305,6 +305,7 @@ static void drive(int (*fn)(const uint8_t *, fp_out *), const uint8_t *buf, int6
     fp_out o = {0};
     o.addr = addr; o.size = size; o.kind = kind; o.type = type; o.nptr = nptr; o.ptr_off = poff;
     o.ptr_target = ptgt; o.nslot = nslot; o.slots = slot8; o.has_slots = has; o.owner = owner;
+    o.site = site;
     o.seq = seq; o.op = op; o.a = a; o.b = b; o.old = old; o.new_ = nw; o.text = text; o.same = same;
     o.str_start = sstart; o.str_len = slen; o.hash = hash;
     o.end = n; o.ptr_size = (next() & 1) ? 8 : 4; o.section = section;

@@ -69,3 +69,23 @@ def test_the_heap_cache_key_covers_every_loader_file(tmp_path):
     (tmp_path / "b.py").write_text("x = 2\n")
     cachedir.sources_digest.cache_clear()
     assert cachedir.sources_digest(tmp_path, ("a.py", "b.py")) != before
+
+
+def test_site_is_kept_by_every_path(tmp_path, monkeypatch):
+    # GIVEN objects with and without a site, in both forms, WHEN loaded by each path, THEN obj_site is the records'.
+    import json
+
+    objects = [{"addr": 0x1000 + 0x100 * i, "size": 16, **({"site": 0x401000 + i} if i % 3 else {})} for i in range(9)]
+    doc = {"format": "gctrace.dump", "version": 1, "meta": {"page_size": 4096}, "objects": objects, "roots": []}
+    (tmp_path / "d.json").write_text(json.dumps(doc))
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in (
+        {"format": "gctrace.dump", "version": 1, "meta": {"page_size": 4096}},
+        *({"object": o} for o in objects))) + "\n")
+    want = [o.get("site", 0) for o in objects]
+    got = [load_dump(tmp_path / "d.json").obj_site.tolist(), load_dump(tmp_path / "d.jsonl").obj_site.tolist()]
+    monkeypatch.setenv("GCTRACE_FASTPARSE", "0")
+    got += [load_dump(tmp_path / "d.json").obj_site.tolist(), load_dump(tmp_path / "d.jsonl").obj_site.tolist()]
+    assert got == [want] * 4
+    no_site = {**doc, "objects": [{k: v for k, v in o.items() if k != "site"} for o in objects]}
+    (tmp_path / "n.json").write_text(json.dumps(no_site))
+    assert len(load_dump(tmp_path / "n.json").obj_site) == 0  # like obj_map: no column when no record says

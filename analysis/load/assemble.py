@@ -34,6 +34,7 @@ class _Builder(RecordRules, BatchRules):
         self.ptr_size = 8
         self.has_pages = False
         self.owner_seen = False
+        self.site_seen = False
         self.kinds = {}
         self.types = {"": 0}
         self.obj_chunks = []  # column tuples, in file order: see _OBJ_COLUMNS
@@ -132,6 +133,7 @@ class _Builder(RecordRules, BatchRules):
             events=self._events(),
             obj_type=take(typ).astype(np.int32, copy=False),
             obj_map=take(owner) if self.owner_seen else np.zeros(0, np.int64),
+            obj_site=take(cols["site"]) if self.site_seen else np.zeros(0, np.int64),
             types=types,
             warnings=warnings,
         )

@@ -148,6 +148,7 @@ class BatchRules:
                 slots = sv.astype(np.int8)
         tcode = np.zeros(n, np.int32)
         owner = np.zeros(n, np.int64)
+        site = np.zeros(n, np.int64)
         if extra:
             if not (_all_of(types, str) and _all_ints(sites) and _all_ints(owners)):
                 return False
@@ -155,11 +156,14 @@ class BatchRules:
                 return False
             owner = np.array(owners, np.int64)
             self.owner_seen = self.owner_seen or bool(owner.any())
+            site = np.array(sites, np.int64)
+            self.site_seen = self.site_seen or bool(site.any())
             tcode = np.fromiter(map(_interner(self.types, types).__getitem__, types), np.int32, n)
         kcode = np.fromiter(map(_interner(self.kinds, kinds).__getitem__, kinds), np.int16, n)
         self._flush_objects()
         self.obj_chunks.append(object_chunk(addr=a, size=sz, kind=kcode, type=tcode, nptr=counts, ptr_off=off,
-                                            ptr_target=tgt, nslot=nslot, slots=slots, has_slots=has, owner=owner))
+                                            ptr_target=tgt, nslot=nslot, slots=slots, has_slots=has, owner=owner,
+                                            site=site))
         return True
 
     def add_chunk(self, chunk):
@@ -169,6 +173,7 @@ class BatchRules:
             kind = _recode(chunk.kind, chunk.strings, self.kinds, "other", np.int16)
             typ = _recode(chunk.type, chunk.strings, self.types, "", np.int32)
             self.owner_seen = self.owner_seen or bool(chunk.owner.any())
+            self.site_seen = self.site_seen or bool(chunk.site.any())
             self._flush_objects()
             self.obj_chunks.append(object_chunk(**{**{n: getattr(chunk, n) for n in OBJECT_NAMES},
                                                    "kind": kind, "type": typ}))

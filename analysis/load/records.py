@@ -160,8 +160,9 @@ class RecordRules:
         else:
             self.nslot.append(0)
             self.has_slots.append(0)
-        if "site" in rec:
-            self.int_(rec, "site", label)
+        site = self.int_(rec, "site", label) if "site" in rec else 0
+        if site:
+            self.site_seen = True
         typ = self.str_(rec, "type", label, default="")
         # "map" (the owner hmap) is a gctrace extension, not in the spec: used when sane, else ignored.
         owner = rec.get("map", 0)
@@ -174,6 +175,7 @@ class RecordRules:
         self.kind.append(code)
         self.type.append(self.types.setdefault(typ, len(self.types)))
         self.owner.append(owner)
+        self.site.append(site)
         self.nptr.append(len(fields))
         for off, target in fields:
             self.ptr_off.append(off)

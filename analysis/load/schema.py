@@ -174,6 +174,7 @@ OBJECT_COLUMNS = (
     Column("slots", np.int8, "slot", "one bucket's occupied slots, 0..8"),
     Column("has_slots", np.bool_, "object", "whether the record had a slots key"),
     Column("owner", np.int64, "object", "the hmap that owns it (the map extension), 0 = unknown"),
+    Column("site", np.int64, "object", "its allocation site, a code address (meta.binary symbolizes it), 0 = none"),
 )
 OBJECT_NAMES = tuple(c.name for c in OBJECT_COLUMNS)
 
