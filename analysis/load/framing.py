@@ -157,13 +157,13 @@ def _read_all(stream, path, limit, first=0):
     return b"".join(parts)
 
 
-def _line_batches(stream, path, lineno):
-    """_line_batches yields the stream's lines in lists of at most BATCH, the first being line ``lineno``.
+def _next_chunk(stream, path, rest: bytes, lineno: int) -> bytes:
+    """_next_chunk reads CHUNK bytes, and on until a newline or the end, so the chunk ends a line.
 
-    It reads CHUNK bytes at a time; a line longer than MAX_LINE is refused.
-    Each line keeps its newline, as the C parser hands lines over.
+    ``rest`` is the unfinished line before it (line ``lineno``): a line longer
+    than MAX_LINE is refused, whatever the chunk size.
     """
-    rest, pending, held = b"", [], 0  # pending: chunks of one line too long for a chunk
+    pending, held = [], 0  # chunks of one line too long for a chunk, joined once it ends
     while True:
         chunk = stream.read(_pkg.CHUNK)
         if chunk and b"\n" not in chunk:
@@ -172,8 +172,18 @@ def _line_batches(stream, path, lineno):
             if len(rest) + held > _pkg.MAX_LINE:
                 raise DumpError(path, f"line {lineno}: longer than {_pkg.MAX_LINE >> 20} MiB (no record is that big)")
             continue
-        if pending:
-            chunk, pending, held = b"".join(pending + [chunk]), [], 0
+        return b"".join(pending + [chunk]) if pending else chunk
+
+
+def _line_batches(stream, path, lineno):
+    """_line_batches yields the stream's lines in lists of at most BATCH, the first being line ``lineno``.
+
+    It reads CHUNK bytes at a time; a line longer than MAX_LINE is refused.
+    Each line keeps its newline, as the C parser hands lines over.
+    """
+    rest = b""
+    while True:
+        chunk = _next_chunk(stream, path, rest, lineno)
         if not chunk:
             if rest:
                 yield [rest]
@@ -505,18 +515,9 @@ def _read_lines_fast(stream, builder, path, total, progress):
     """
     parsers = (fastparse.Parser(builder.ptr_size), fastparse.Parser(builder.ptr_size))
     rest, lineno, done = b"", 2, 0
-    pending, held = [], 0  # chunks of one line too long for a chunk, joined once it ends
     with bar(total, "load", progress, unit="B") as pb, ThreadPoolExecutor(1) as pool:
         while True:
-            chunk = stream.read(_pkg.CHUNK)
-            if chunk and b"\n" not in chunk:
-                pending.append(chunk)
-                held += len(chunk)
-                if len(rest) + held > _pkg.MAX_LINE:
-                    raise DumpError(path, f"line {lineno}: longer than {_pkg.MAX_LINE >> 20} MiB (no record is that big)")
-                continue
-            if pending:
-                chunk, pending, held = b"".join(pending + [chunk]), [], 0
+            chunk = _next_chunk(stream, path, rest, lineno)
             buf = rest + chunk if rest else chunk
             end = buf.rfind(b"\n") + 1 if chunk else len(buf)
             if end:
