@@ -98,6 +98,9 @@ class _Builder(RecordRules, BatchRules):
         warnings = self._check_end()
         self._flush_objects()
         chunks, self.obj_chunks = [list(c) for c in self.obj_chunks], []
+        if not self.site_seen:  # no record had a site: nothing to join (Heap.obj_site stays empty)
+            for c in chunks:
+                c[OBJECT_NAMES.index("site")] = c[OBJECT_NAMES.index("site")][:0]
         cols = dict(zip(OBJECT_NAMES, _concat_columns(chunks, tuple(c.dtype for c in OBJECT_COLUMNS))))
         addr, size, kind, typ, nptr, poff, ptgt, nslot, slots, has_slots, owner = (
             cols[n] for n in ("addr", "size", "kind", "type", "nptr", "ptr_off", "ptr_target", "nslot", "slots",

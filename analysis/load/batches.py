@@ -148,7 +148,7 @@ class BatchRules:
                 slots = sv.astype(np.int8)
         tcode = np.zeros(n, np.int32)
         owner = np.zeros(n, np.int64)
-        site = np.zeros(n, np.int64)
+        site = np.broadcast_to(np.int64(0), (n,))  # no site: a view of one zero, no memory per object
         if extra:
             if not (_all_of(types, str) and _all_ints(sites) and _all_ints(owners)):
                 return False
@@ -173,10 +173,12 @@ class BatchRules:
             kind = _recode(chunk.kind, chunk.strings, self.kinds, "other", np.int16)
             typ = _recode(chunk.type, chunk.strings, self.types, "", np.int32)
             self.owner_seen = self.owner_seen or bool(chunk.owner.any())
-            self.site_seen = self.site_seen or bool(chunk.site.any())
+            has_site = bool(chunk.site.any())
+            self.site_seen = self.site_seen or has_site
+            site = chunk.site if has_site else np.broadcast_to(np.int64(0), (len(chunk.site),))
             self._flush_objects()
             self.obj_chunks.append(object_chunk(**{**{n: getattr(chunk, n) for n in OBJECT_NAMES},
-                                                   "kind": kind, "type": typ}))
+                                                   "kind": kind, "type": typ, "site": site}))
         else:
             text = _recode(chunk.text, chunk.strings, self.ev_strings, None, np.int32)
             self._flush_events()
