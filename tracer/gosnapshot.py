@@ -1,0 +1,1014 @@
+"""gosnapshot takes a snapshot of a running Go program by PID and turns it into a HeapDump.
+
+No code change in the target: the snapshot stops every thread of the process
+(PTRACE_SEIZE + PTRACE_INTERRUPT), reads the runtime's own structures
+through /proc/PID/mem, reads the residency of the heap's pages from
+/proc/PID/pagemap while the threads are still stopped (so residency and
+contents are of the same instant), and lets the threads go (PTRACE_DETACH).
+If the snapshot tool dies half-way, the kernel detaches it and the threads
+run on: a seized thread stopped by PTRACE_INTERRUPT is in no group stop, so
+nothing is left stopped (SIGSTOP would leave it stopped). Ctrl-C and
+SIGTERM end the snapshot through the same ``finally``.
+
+Terminology:
+
+- *image*: the memory ranges the snapshot read, by address. Everything the
+  importer needs is in it; the snapshot file stores it (docs/snapshot-format.md).
+- *walk*: ``_Walk`` reads the runtime's structures through a memory reader.
+  The capture runs it on the live process (every read is recorded into the
+  image) and the import runs the very same code on the image, so the import
+  never asks for a byte the capture did not read.
+
+What comes from where (Go 1.22 and later on linux/amd64; field offsets of
+every runtime struct from the binary's DWARF, never hard-coded):
+
+- spans: ``runtime.mheap_.allspans``; a span is the heap's when its state
+  is mSpanInUse (1), a goroutine stack's when mSpanManual (2).
+- objects: slot i of an in-use span is allocated when i < freeindex or its
+  allocBits bit is set (runtime/mbitmap.go, mspan.isFree), for i < nelems.
+  A slot's size is the span's elemsize, as in a heap dump.
+- pointer fields (mspan.typePointersOf, runtime/mbitmap.go): a noscan span
+  (spanclass & 1) has none; objects of up to 512 B take ``elemsize/8`` heap
+  bits from the bitmap at the span's end (``npages*8192/64`` bytes, before
+  Green Tea's 128 bytes of inline mark bits, Go 1.26+, for 16..512-byte
+  objects: spanHeapBitsRange); larger objects of a size class start with a
+  malloc header, the address of their ``abi.Type``, whose GCData mask is
+  tiled from the word after the header; a large object's type is the span's
+  ``largeType``. A type flagged TFlagGCMaskOnDemand keeps the address of its
+  mask in the word GCData points to, built on first use: an unbuilt one gives
+  no fields and a warning.
+- roots: data and bss with ``firstmoduledata.gcdatamask``/``gcbssmask``;
+  finalizers from the spans' specials; goroutine stacks from
+  ``runtime.allgs``, scanned *conservatively* (every aligned word from the
+  goroutine's stack pointer to ``stack.hi`` that points into an allocated
+  object is a root: the stack maps are not read), and the general registers
+  of every thread, conservatively too. So the reachable set is the heap
+  dump's or a superset of it; meta.stacks says so.
+- pages: /proc/PID/pagemap for every page of the heap arenas
+  (``mheap_.heapArenas``): present (not the kernel zero page) or swapped.
+  State: ``used`` in an in-use or stack span; else ``free`` or ``released``
+  by the page allocator's scavenged bits (``mheap_.pages.chunks``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import errno
+import mmap
+import os
+import signal
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from gctrace.errors import GctraceError
+
+from .goheapdump import FIELD_PTR, Frame, HeapDump, ObjectArrays, Segment
+
+MAGIC = b"gctrace-snapshot\n"
+VERSION = 1
+PAGE = 8192  # runtime: pageSize
+OS_PAGE = 4096
+SPAN_IN_USE, SPAN_MANUAL = 1, 2  # runtime: mSpanInUse, mSpanManual
+G_RUNNING, G_SYSCALL, G_DEAD, G_DEADEXTRA, G_SCAN = 2, 3, 6, 11, 0x1000
+KIND_FINALIZER = 2  # runtime: _KindSpecialFinalizer
+TFLAG_GCMASK_ON_DEMAND = 1 << 4  # internal/abi: TFlagGCMaskOnDemand (Go 1.24+)
+MIN_SIZE_FOR_MALLOC_HEADER = 512
+INLINE_MARK_BITS = 128
+HEAP_ARENA_BYTES = 64 << 20  # runtime: heapArenaBytes on linux/amd64
+ARENA_BASE_OFFSET = 0xFFFF800000000000  # runtime: arenaBaseOffset on amd64
+PALLOC_CHUNK_BYTES = 4 << 20  # runtime: pallocChunkBytes (512 pages)
+PALLOC_L2_BITS = 13  # runtime: pallocChunksL2Bits on amd64 (48 - 22 - 13)
+PALLOC_DATA = 128  # unsafe.Sizeof(pallocData{}): pallocBits and scavenged, 8 words each
+OLDEST, NEWEST = (1, 22), (1, 27)
+
+# ptrace(2)
+PTRACE_CONT, PTRACE_DETACH, PTRACE_GETREGS = 7, 17, 12
+PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
+PTRACE_EVENT_STOP = 128
+WALL = 0x40000000  # __WALL
+USER_REGS = 27  # struct user_regs_struct on x86-64, 8-byte fields
+
+# The runtime structs and members the walk reads; every offset comes from DWARF.
+STRUCTS = {
+    "runtime.mheap": ("allspans", "heapArenas", "pages"),
+    "runtime.mspan": ("startAddr", "npages", "freeindex", "nelems", "allocBits", "spanclass", "state",
+                      "elemsize", "specials", "largeType"),
+    "runtime.moduledata": ("data", "edata", "bss", "ebss", "gcdatamask", "gcbssmask"),
+    "runtime.g": ("stack", "sched", "syscallsp", "atomicstatus", "goid"),
+    "runtime.gobuf": ("sp", "ctxt"),
+    "internal/abi.Type": ("Size_", "PtrBytes", "TFlag", "GCData"),
+    "runtime.itabTableType": ("size", "entries"),
+    "internal/abi.ITab": ("Type",),
+    "runtime.special": ("next", "offset", "kind"),
+    "runtime.specialfinalizer": ("fn", "fint", "ot"),
+    "runtime.pageAlloc": ("chunks",),
+}
+SYMBOLS = ("runtime.mheap_", "runtime.firstmoduledata", "runtime.allgs", "runtime.itabTable",
+           "runtime.buildVersion")
+
+
+class SnapshotError(GctraceError):
+    """SnapshotError reports a target or a snapshot file that cannot be used: ``<what>: <problem>``."""
+
+    def __init__(self, what, problem):
+        self.path = str(what)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+# --- memory readers ---------------------------------------------------------------------------------
+
+class _Image:
+    """_Image is memory as ranges of bytes by address: what a snapshot read."""
+
+    def __init__(self, ranges=()):
+        self.starts, self.chunks = [], []
+        for a, b in sorted(ranges, key=lambda r: r[0]):
+            self.add(a, b)
+
+    def add(self, addr: int, data: bytes):
+        """add keeps data at addr; ranges that touch or overlap an earlier one are merged into it."""
+        k = bisect.bisect_right(self.starts, addr) - 1
+        if k >= 0 and addr <= self.starts[k] + len(self.chunks[k]):
+            s, old = self.starts[k], self.chunks[k]
+            if addr + len(data) <= s + len(old):
+                return
+            self.chunks[k] = old[:addr - s] + data
+        else:
+            k += 1
+            self.starts.insert(k, addr)
+            self.chunks.insert(k, data)
+        end = self.starts[k] + len(self.chunks[k])
+        while k + 1 < len(self.starts) and self.starts[k + 1] <= end:  # swallow what it now covers
+            s, nxt = self.starts.pop(k + 1), self.chunks.pop(k + 1)
+            if s + len(nxt) > end:
+                self.chunks[k] += nxt[end - s:]
+                end = self.starts[k] + len(self.chunks[k])
+
+    def read(self, addr: int, n: int) -> bytes:
+        k = bisect.bisect_right(self.starts, addr) - 1
+        if k >= 0 and addr + n <= self.starts[k] + len(self.chunks[k]):
+            o = addr - self.starts[k]
+            return self.chunks[k][o:o + n]
+        raise SnapshotError("snapshot", f"{n} bytes at {addr:#x} were not read by the snapshot")
+
+    def ranges(self):
+        return list(zip(self.starts, self.chunks))
+
+
+class _Live:
+    """_Live reads a stopped process's memory through /proc/PID/mem, recording every read in an image."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.image = _Image()
+        self.bytes_read = 0
+        try:
+            self.fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        except OSError as e:
+            raise SnapshotError(f"pid {pid}", f"cannot read its memory: {e.strerror}") from None
+
+    def read(self, addr: int, n: int) -> bytes:
+        if n <= 0:
+            return b""
+        try:
+            b = os.pread(self.fd, n, addr)
+        except OSError as e:
+            raise SnapshotError(f"pid {self.pid}", f"cannot read {n} bytes at {addr:#x}: {e.strerror}") from None
+        if len(b) != n:
+            raise SnapshotError(f"pid {self.pid}", f"short read of {n} bytes at {addr:#x}")
+        self.bytes_read += n
+        self.image.add(addr, b)
+        return b
+
+    def close(self):
+        os.close(self.fd)
+
+
+def _read_many(mem, addrs, size: int, gap: int = 4096):
+    """_read_many reads size bytes at each address, one read per run of addresses closer than gap."""
+    out = {}
+    order = sorted(set(addrs))
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and order[j + 1] - (order[j] + size) <= gap:
+            j += 1
+        start = order[i]
+        try:
+            blob = mem.read(start, order[j] + size - start)
+            for a in order[i:j + 1]:
+                out[a] = blob[a - start:a - start + size]
+        except SnapshotError:
+            if i == j:
+                raise
+            for a in order[i:j + 1]:
+                out[a] = mem.read(a, size)
+        i = j + 1
+    return out
+
+
+def u64(b: bytes, off: int = 0) -> int:
+    return int.from_bytes(b[off:off + 8], "little")
+
+
+# --- the walk ---------------------------------------------------------------------------------------
+
+@dataclass
+class Layout:
+    """Layout is the runtime's struct offsets and symbol addresses: what the walk reads where."""
+
+    structs: dict  # struct -> {member: offset}, "size" -> its size
+    symbols: dict  # name -> address
+
+    @classmethod
+    def from_binary(cls, binary, what):
+        structs = {}
+        for name, members in STRUCTS.items():
+            got = binary.struct_layout(name)
+            if got is None:
+                raise SnapshotError(what, f"its DWARF has no {name}: not a Go {OLDEST[0]}.{OLDEST[1]}+ binary?")
+            offs, size = got
+            lack = [m for m in members if m not in offs]
+            if lack:
+                raise SnapshotError(what, f"{name} in its DWARF lacks {', '.join(lack)}: a Go release gctrace "
+                                          f"does not know")
+            structs[name] = {**{m: offs[m] for m in members}, "size": size}
+        symbols = {}
+        for s in SYMBOLS:
+            a = next((x[0] for x in binary._syms if x[2] == s), None)
+            if a is None:
+                raise SnapshotError(what, f"no symbol {s}: not a Go program")
+            symbols[s] = a
+        return cls(structs, symbols)
+
+    def off(self, struct: str, member: str) -> int:
+        return self.structs[struct][member]
+
+
+@dataclass
+class Span:
+    addr: int
+    npages: int
+    elemsize: int
+    nelems: int
+    freeindex: int
+    spanclass: int
+    state: int
+    alloc_bits: int
+    specials: int
+    large_type: int
+
+
+class _Walk:
+    """_Walk reads the runtime's structures through ``mem`` (live or an image) with ``lay``'s offsets."""
+
+    def __init__(self, mem, lay: Layout, green_tea: bool):
+        self.mem, self.lay, self.green_tea = mem, lay, green_tea
+        self.warnings = []
+
+    def field(self, addr, struct, member, n=8):
+        return int.from_bytes(self.mem.read(addr + self.lay.off(struct, member), n), "little")
+
+    def slice(self, addr):
+        b = self.mem.read(addr, 16)
+        return u64(b), u64(b, 8)
+
+    def build_version(self) -> str:
+        p, n = self.slice(self.lay.symbols["runtime.buildVersion"])
+        return self.mem.read(p, n).decode("utf-8", "replace") if 0 < n < 256 else ""
+
+    def spans(self) -> list:
+        """spans returns every in-use (heap) and manual (stack) span of mheap_.allspans, by address."""
+        lay, mh = self.lay, self.lay.symbols["runtime.mheap_"]
+        p, n = self.slice(mh + lay.off("runtime.mheap", "allspans"))
+        ptrs = np.frombuffer(self.mem.read(p, 8 * n), "<u8").tolist() if n else []
+        m = lay.structs["runtime.mspan"]
+        raw = _read_many(self.mem, [x for x in ptrs if x], m["size"])
+        out = []
+        for b in raw.values():
+            state = b[m["state"]]
+            if state not in (SPAN_IN_USE, SPAN_MANUAL):
+                continue
+            out.append(Span(addr=u64(b, m["startAddr"]), npages=u64(b, m["npages"]), elemsize=u64(b, m["elemsize"]),
+                            nelems=int.from_bytes(b[m["nelems"]:m["nelems"] + 2], "little"),
+                            freeindex=int.from_bytes(b[m["freeindex"]:m["freeindex"] + 2], "little"),
+                            spanclass=b[m["spanclass"]], state=state, alloc_bits=u64(b, m["allocBits"]),
+                            specials=u64(b, m["specials"]), large_type=u64(b, m["largeType"])))
+        out.sort(key=lambda s: s.addr)
+        return out
+
+    def heap_runs(self, spans) -> list:
+        """heap_runs returns [start, end) runs of the in-use spans' memory, adjacent spans merged."""
+        runs = []
+        for s in spans:
+            if s.state != SPAN_IN_USE:
+                continue
+            a, e = s.addr, s.addr + s.npages * PAGE
+            if runs and runs[-1][1] == a:
+                runs[-1][1] = e
+            else:
+                runs.append([a, e])
+        return runs
+
+    def allocated(self, spans) -> dict:
+        """allocated returns {span addr: sorted allocated slot indices} (mspan.isFree, negated)."""
+        use = [s for s in spans if s.state == SPAN_IN_USE and s.nelems]
+        sizes = {s.alloc_bits: (s.nelems + 7) // 8 for s in use}
+        bits = {}
+        for n in set(sizes.values()):
+            bits.update(_read_many(self.mem, [a for a, k in sizes.items() if k == n], n, gap=256))
+        out = {}
+        for s in use:
+            b = np.unpackbits(np.frombuffer(bits[s.alloc_bits], np.uint8), bitorder="little")[:s.nelems]
+            b[:min(s.freeindex, s.nelems)] = 1
+            out[s.addr] = np.flatnonzero(b)
+        return out
+
+    def type_mask(self, t: int):
+        """type_mask returns (Size_, pointer word offsets in one value) of the abi.Type at t, or None (unbuilt)."""
+        st = self.lay.structs["internal/abi.Type"]
+        b = self.mem.read(t, st["size"])
+        size, ptrbytes, tflag, gcdata = u64(b, st["Size_"]), u64(b, st["PtrBytes"]), b[st["TFlag"]], u64(b, st["GCData"])
+        if ptrbytes == 0:
+            return size, np.zeros(0, np.int64)
+        if tflag & TFLAG_GCMASK_ON_DEMAND:
+            gcdata = u64(self.mem.read(gcdata, 8))
+            if gcdata == 0:
+                return None
+        words = ptrbytes // 8
+        mask = np.frombuffer(self.mem.read(gcdata, (words + 63) // 64 * 8), np.uint8)
+        bits = np.unpackbits(mask, bitorder="little")[:words]
+        return size, np.flatnonzero(bits).astype(np.int64) * 8
+
+    def header_types(self, spans, alloc) -> dict:
+        """header_types reads the malloc header word of every allocated 513 B..32 KiB scan object: {addr: type}."""
+        out = {}
+        for s in spans:
+            if s.state != SPAN_IN_USE or s.spanclass & 1 or s.spanclass >> 1 == 0 \
+                    or s.elemsize <= MIN_SIZE_FOR_MALLOC_HEADER:
+                continue
+            for i in alloc.get(s.addr, ()).tolist():
+                a = s.addr + i * s.elemsize
+                out[a] = u64(self.mem.read(a, 8))
+        return out
+
+    def types(self, spans, headers) -> dict:
+        """types reads every type the heap's objects name (headers, large spans): {type: mask or None}."""
+        ts = {t for t in headers.values() if t} | {s.large_type for s in spans
+                                                   if s.state == SPAN_IN_USE and not s.spanclass & 1
+                                                   and s.spanclass >> 1 == 0 and s.large_type}
+        return {t: self.type_mask(t) for t in sorted(ts)}
+
+    def heap_bits_base(self, s: Span) -> int:
+        """heap_bits_base is where a small scan span's heap bits begin (runtime: spanHeapBitsRange)."""
+        size = s.npages * PAGE
+        base = s.addr + size - size // 64
+        if self.green_tea and 16 <= s.elemsize <= MIN_SIZE_FOR_MALLOC_HEADER:
+            base -= INLINE_MARK_BITS
+        return base
+
+    def segments(self):
+        """segments returns the data and bss Segments with the pointer offsets of their GC masks."""
+        md = self.lay.symbols["runtime.firstmoduledata"]
+        out = []
+        for lo, hi, mask in (("data", "edata", "gcdatamask"), ("bss", "ebss", "gcbssmask")):
+            a, e = self.field(md, "runtime.moduledata", lo), self.field(md, "runtime.moduledata", hi)
+            bv = md + self.lay.off("runtime.moduledata", mask)
+            n, p = int.from_bytes(self.mem.read(bv, 4), "little"), u64(self.mem.read(bv + 8, 8))
+            bits = np.unpackbits(np.frombuffer(self.mem.read(p, (n + 7) // 8), np.uint8), bitorder="little")[:n]
+            contents = self.mem.read(a, e - a)
+            offs = (np.flatnonzero(bits) * 8)
+            out.append(Segment(a, contents, offs[offs + 8 <= len(contents)].tolist()))
+        return out
+
+    def goroutines(self, thread_sps=()) -> list:
+        """goroutines returns each live g: its fields and the stack words from its stack pointer to stack.hi.
+
+        A running goroutine's saved sp is stale: the stack pointer of the
+        thread whose rsp lies in its stack is used, else the whole stack.
+        """
+        lay = self.lay
+        p, n = self.slice(lay.symbols["runtime.allgs"])
+        gs = np.frombuffer(self.mem.read(p, 8 * n), "<u8").tolist() if n else []
+        gl = lay.structs["runtime.g"]
+        raw = _read_many(self.mem, gs, gl["size"])
+        sched = gl["sched"]
+        out = []
+        for g in gs:
+            b = raw[g]
+            status = int.from_bytes(b[gl["atomicstatus"]:gl["atomicstatus"] + 4], "little") & ~G_SCAN
+            if status in (G_DEAD, G_DEADEXTRA):
+                continue
+            lo, hi = u64(b, gl["stack"]), u64(b, gl["stack"] + 8)
+            sp = u64(b, sched + lay.off("runtime.gobuf", "sp"))
+            if status == G_SYSCALL and u64(b, gl["syscallsp"]):
+                sp = u64(b, gl["syscallsp"])
+            if status == G_RUNNING:
+                sp = next((r for r in thread_sps if lo <= r < hi), lo)
+            if not lo <= sp <= hi:
+                sp = lo
+            sp &= ~7
+            out.append({"g": g, "goid": u64(b, gl["goid"]), "status": status, "sp": sp, "lo": lo, "hi": hi,
+                        "ctxt": u64(b, sched + lay.off("runtime.gobuf", "ctxt")),
+                        "stack": self.mem.read(sp, hi - sp) if hi > sp else b""})
+        return out
+
+    def finalizers(self, spans) -> list:
+        """finalizers returns (obj, fn, 0, fint, ot) of every finalizer special of the in-use spans."""
+        sl, fl = self.lay.structs["runtime.special"], self.lay.structs["runtime.specialfinalizer"]
+        out = []
+        for s in spans:
+            sp = s.specials if s.state == SPAN_IN_USE else 0
+            while sp:
+                b = self.mem.read(sp, fl["size"] if fl["size"] > sl["size"] else sl["size"])
+                if b[sl["kind"]] == KIND_FINALIZER:
+                    off = int.from_bytes(b[sl["offset"]:sl["offset"] + 2], "little")
+                    out.append((s.addr + off, u64(b, fl["fn"]), 0, u64(b, fl["fint"]), u64(b, fl["ot"])))
+                sp = u64(b, sl["next"])
+        return out
+
+    def itabs(self) -> dict:
+        """itabs returns {itab: its type} of runtime.itabTable (static itabs are added to it at start-up)."""
+        tl = self.lay.structs["runtime.itabTableType"]
+        t = u64(self.mem.read(self.lay.symbols["runtime.itabTable"], 8))
+        if not t:
+            return {}
+        size = u64(self.mem.read(t + tl["size"], 8))
+        tabs = [x for x in np.frombuffer(self.mem.read(t + tl["entries"], 8 * size), "<u8").tolist() if x]
+        off = self.lay.off("internal/abi.ITab", "Type")
+        got = _read_many(self.mem, [x + off for x in tabs], 8)
+        return {x: u64(got[x + off]) for x in tabs}
+
+    def arenas(self) -> list:
+        """arenas returns the base addresses of the heap arenas (mheap_.heapArenas), sorted."""
+        p, n = self.slice(self.lay.symbols["runtime.mheap_"] + self.lay.off("runtime.mheap", "heapArenas"))
+        idx = np.frombuffer(self.mem.read(p, 8 * n), "<u8").tolist() if n else []
+        return sorted((i * HEAP_ARENA_BYTES + ARENA_BASE_OFFSET) & (2 ** 64 - 1) for i in idx)
+
+    def scavenged(self, arenas) -> dict:
+        """scavenged returns {chunk base: 512 booleans} of the page allocator's scavenged bits per 4 MiB chunk."""
+        pages = self.lay.symbols["runtime.mheap_"] + self.lay.off("runtime.mheap", "pages")
+        chunks = pages + self.lay.off("runtime.pageAlloc", "chunks")
+        out = {}
+        for a in arenas:
+            for c in range(a, a + HEAP_ARENA_BYTES, PALLOC_CHUNK_BYTES):
+                ci = ((c - ARENA_BASE_OFFSET) & (2 ** 64 - 1)) // PALLOC_CHUNK_BYTES
+                l1 = u64(self.mem.read(chunks + 8 * (ci >> PALLOC_L2_BITS), 8))
+                if not l1:
+                    continue
+                d = self.mem.read(l1 + PALLOC_DATA * (ci & ((1 << PALLOC_L2_BITS) - 1)), PALLOC_DATA)
+                out[c] = np.unpackbits(np.frombuffer(d[64:], np.uint8), bitorder="little").astype(bool)
+        return out
+
+    def walk(self, thread_sps=()):
+        """walk reads everything the import needs; the capture calls it on the live process."""
+        spans = self.spans()
+        runs = self.heap_runs(spans)
+        for a, e in runs:
+            self.mem.read(a, e - a)
+        alloc = self.allocated(spans)
+        headers = self.header_types(spans, alloc)
+        types = self.types(spans, headers)
+        arenas = self.arenas()
+        return {"spans": spans, "runs": runs, "alloc": alloc, "headers": headers, "types": types,
+                "segments": self.segments(), "goroutines": self.goroutines(thread_sps),
+                "finalizers": self.finalizers(spans), "itabs": self.itabs(), "arenas": arenas,
+                "scavenged": self.scavenged(arenas), "version": self.build_version()}
+
+
+# --- stopping the target ----------------------------------------------------------------------------
+
+class _Stopped:
+    """_Stopped stops every thread of a process with ptrace while in the with block, and always resumes them."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.threads = {}  # tid -> signal to deliver on detach
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.libc.ptrace.restype = ctypes.c_long
+        self.stopped_at = self.resumed_at = 0.0
+
+    def _ptrace(self, req, tid, addr=0, data=0):
+        r = self.libc.ptrace(req, tid, ctypes.c_void_p(addr), ctypes.c_void_p(data))
+        if r == -1:
+            return ctypes.get_errno()
+        return 0
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, _interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.stopped_at = time.perf_counter()
+            while True:
+                try:
+                    tids = {int(t) for t in os.listdir(f"/proc/{self.pid}/task")}
+                except OSError:
+                    raise SnapshotError(f"pid {self.pid}", "no such process") from None
+                new = sorted(tids - self.threads.keys())
+                if not new:
+                    break
+                for tid in new:
+                    err = self._ptrace(PTRACE_SEIZE, tid)
+                    if err == errno.ESRCH:
+                        continue  # the thread exited meanwhile
+                    if err:
+                        raise SnapshotError(f"pid {self.pid}", f"cannot attach: {os.strerror(err)} "
+                                                               f"(ptrace; root or CAP_SYS_PTRACE needed?)")
+                    self.threads[tid] = 0
+                    self._ptrace(PTRACE_INTERRUPT, tid)
+                for tid in new:
+                    if tid in self.threads:
+                        self._wait(tid)
+            if not self.threads:
+                raise SnapshotError(f"pid {self.pid}", "no such process")
+        except BaseException:
+            self._resume()
+            raise
+        return self
+
+    def _wait(self, tid):
+        """_wait waits for tid's ptrace stop; a signal-delivery stop keeps its signal for the detach."""
+        while True:
+            try:
+                _, status = os.waitpid(tid, WALL)
+            except ChildProcessError:
+                self.threads.pop(tid, None)
+                return
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                self.threads.pop(tid, None)
+                return
+            if os.WIFSTOPPED(status):
+                if status >> 16 != PTRACE_EVENT_STOP and os.WSTOPSIG(status) != signal.SIGTRAP:
+                    self.threads[tid] = os.WSTOPSIG(status)
+                return
+
+    def registers(self) -> dict:
+        """registers returns {tid: the 27 general registers} of every stopped thread."""
+        out = {}
+        for tid in self.threads:
+            buf = (ctypes.c_ulonglong * USER_REGS)()
+            if self._ptrace(PTRACE_GETREGS, tid, 0, ctypes.addressof(buf)) == 0:
+                out[tid] = list(buf)
+        return out
+
+    def _resume(self):
+        for tid, sig in list(self.threads.items()):
+            self._ptrace(PTRACE_DETACH, tid, 0, sig)
+        self.threads.clear()
+        self.resumed_at = time.perf_counter()
+        for s, h in getattr(self, "_old", {}).items():
+            signal.signal(s, h)
+
+    def __exit__(self, *exc):
+        self._resume()
+        return False
+
+
+class _Interrupted(BaseException):
+    pass
+
+
+def _interrupted(signum, frame):
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+# --- capture ----------------------------------------------------------------------------------------
+
+def _check_go(pid: int, exe: str):
+    """_check_go refuses a target that is not an ELF Go program with symbols."""
+    from .gotypes import Binary
+    try:
+        with open(exe, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise SnapshotError(f"pid {pid}", f"cannot read its executable: {e.strerror}") from None
+    if head != b"\x7fELF":
+        raise SnapshotError(f"pid {pid}", "its executable is not an ELF file")
+    try:
+        b = Binary(exe)
+    except GctraceError as e:
+        raise SnapshotError(f"pid {pid}", f"{exe}: {getattr(e, 'problem', e)}") from None
+    if not any(s[2] == "runtime.mheap_" for s in b._syms):
+        b.close()
+        raise SnapshotError(f"pid {pid}", f"{exe}: not a Go program (no runtime.mheap_)")
+    return b
+
+
+def _pagemap(pid: int, arenas: list) -> dict:
+    """_pagemap reads the pagemap entries of every 4 KiB page of the arenas: {arena: uint64 array}."""
+    out = {}
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
+        for a in arenas:
+            n = HEAP_ARENA_BYTES // OS_PAGE
+            b = os.pread(fd, 8 * n, (a // OS_PAGE) * 8)
+            out[a] = np.frombuffer(b, "<u8")
+    finally:
+        os.close(fd)
+    return out
+
+
+def _smaps(pid: int, arenas: list) -> dict:
+    """_smaps sums Rss and LazyFree (KiB) of the process and of its mappings that overlap the arenas."""
+    total = arena_rss = arena_lazy = 0
+    inside = False
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split(None, 1)[0]
+                if "-" in head and not head.endswith(":"):
+                    lo, hi = (int(x, 16) for x in head.split("-"))
+                    inside = any(lo < a + HEAP_ARENA_BYTES and a < hi for a in arenas)
+                elif head == "Rss:":
+                    kb = int(line.split()[1])
+                    total += kb
+                    arena_rss += kb if inside else 0
+                elif head == "LazyFree:" and inside:
+                    arena_lazy += int(line.split()[1])
+    except OSError:
+        return {}
+    return {"rss_kb": total, "arena_rss_kb": arena_rss, "arena_lazyfree_kb": arena_lazy}
+
+
+def _madvise(pid: int) -> str:
+    """_madvise says how the runtime returns pages: MADV_DONTNEED unless GODEBUG=madvdontneed=0 (Go 1.16+)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return "dontneed"
+    for e in env:
+        if e.startswith(b"GODEBUG=") and b"madvdontneed=0" in e:
+            return "free"
+    return "dontneed"
+
+
+def capture(pid: int) -> dict:
+    """capture stops the process, reads its runtime's structures and page residency, and resumes it.
+
+    Returns the snapshot: ``header`` (a dict, docs/snapshot-format.md) and
+    ``image`` (an _Image of what was read).
+    """
+    from .goimport import GoRuntime
+
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except FileNotFoundError:
+        raise SnapshotError(f"pid {pid}", "no such process") from None
+    except PermissionError:
+        raise SnapshotError(f"pid {pid}", "permission denied (cannot read /proc/PID/exe: not yours to trace)") from None
+    except OSError as e:
+        raise SnapshotError(f"pid {pid}", f"cannot inspect: {e.strerror}") from None
+    binary = _check_go(pid, f"/proc/{pid}/exe")
+    try:
+        lay = Layout.from_binary(binary, f"pid {pid}")
+        built = binary.build_version()
+        build_id = _build_id(binary)
+    finally:
+        binary.close()
+    rt = GoRuntime.parse(built)
+    if rt.version is None or not OLDEST <= rt.version <= NEWEST:
+        raise SnapshotError(f"pid {pid}", f"{built or 'an unknown Go release'}: snapshots know Go "
+                                          f"{OLDEST[0]}.{OLDEST[1]} to {NEWEST[0]}.{NEWEST[1]}")
+    zero_pfn = _own_zero_pfn()
+    live = _Live(pid)
+    try:
+        with _Stopped(pid) as stopped:
+            regs = stopped.registers()
+            walk = _Walk(live, lay, rt.green_tea)
+            got = walk.walk([r[19] for r in regs.values()])  # user_regs_struct: rsp is the 20th
+            pagemap = _pagemap(pid, got["arenas"])
+            smaps = _smaps(pid, got["arenas"])
+        pause = stopped.resumed_at - stopped.stopped_at
+    finally:
+        live.close()
+    header = {
+        "format": "gctrace.snapshot", "version": VERSION, "pid": pid, "exe": exe, "build_id": build_id,
+        "go_version": got["version"] or built, "arch": "amd64", "layout": {"structs": lay.structs,
+                                                                            "symbols": lay.symbols},
+        "green_tea": rt.green_tea, "pause_ms": round(pause * 1000, 3), "bytes_read": live.bytes_read,
+        "registers": {str(t): r for t, r in sorted(regs.items())},
+        "madvise": _madvise(pid), **smaps, "taken_at": time.time(),
+        "zero_page_pfn": zero_pfn,
+    }
+    pages = _page_runs(got, pagemap, zero_pfn)
+    header["pages"] = pages
+    return {"header": header, "image": live.image}
+
+
+def _build_id(binary) -> str | None:
+    sec = binary.elf.get_section_by_name(".note.go.buildid")
+    if sec is None:
+        return None
+    return sec.data()[16:].rstrip(b"\0").decode("ascii", "replace")
+
+
+def _own_zero_pfn():
+    """_own_zero_pfn maps a page, reads it (which maps the kernel's zero page) and returns the PFN, or None."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    p = libc.mmap(None, OS_PAGE, mmap.PROT_READ, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    if not p or p == ctypes.c_void_p(-1).value:
+        return None
+    try:
+        ctypes.string_at(p, 1)
+        with open("/proc/self/pagemap", "rb") as f:
+            f.seek(p // OS_PAGE * 8)
+            e = int.from_bytes(f.read(8), "little")
+        pfn = e & ((1 << 55) - 1)
+        return pfn if e >> 63 and pfn else None
+    except OSError:
+        return None
+    finally:
+        libc.munmap(p, OS_PAGE)
+
+
+def _page_runs(got, pagemap, zero_pfn) -> list:
+    """_page_runs gives each 4 KiB page of the arenas its residency and allocator state, as runs."""
+    pages = []
+    spans = got["spans"]
+    for a in got["arenas"]:
+        e = pagemap[a]
+        pfn = e & np.uint64((1 << 55) - 1)
+        present = (e >> np.uint64(63)).astype(bool)
+        swapped = ((e >> np.uint64(62)) & np.uint64(1)).astype(bool)
+        resident = present & ~(pfn == np.uint64(zero_pfn)) if zero_pfn else present
+        n = len(e)
+        state = np.full(n, 1, np.int8)  # 0 used, 1 free, 2 released
+        for c, bits in got["scavenged"].items():
+            if a <= c < a + HEAP_ARENA_BYTES:
+                i = (c - a) // OS_PAGE
+                state[i:i + 2 * len(bits)] = np.where(np.repeat(bits, PAGE // OS_PAGE), 2, 1)
+        for s in spans:
+            if a <= s.addr < a + HEAP_ARENA_BYTES:
+                i = (s.addr - a) // OS_PAGE
+                state[i:i + s.npages * (PAGE // OS_PAGE)] = 0
+        key = state.astype(np.int16) * 2 + resident
+        cut = np.flatnonzero(np.diff(key)) + 1
+        starts = np.concatenate(([0], cut)).tolist()
+        ends = np.concatenate((cut, [n])).tolist()
+        names = ("used", "free", "released")
+        for s0, e0 in zip(starts, ends):
+            pages.append({"addr": a + s0 * OS_PAGE, "n": e0 - s0, "resident": bool(resident[s0]),
+                          "state": names[int(state[s0])], "swapped": int(swapped[s0:e0].sum())})
+    return pages
+
+
+# --- the file ---------------------------------------------------------------------------------------
+
+def write_snapshot(snap: dict, path) -> int:
+    """write_snapshot writes a snapshot file (docs/snapshot-format.md), whole or not at all; returns its size."""
+    from gctrace import atomicfile
+
+    comp = zlib.compressobj(1)
+    parts = [MAGIC, struct.pack("<I", VERSION)]
+    hdr = orjson.dumps(snap["header"])
+    body = [struct.pack("<Q", len(hdr)), hdr]
+    for a, b in snap["image"].ranges():
+        body.append(struct.pack("<QQ", a, len(b)))
+        body.append(b)
+    body.append(struct.pack("<QQ", 0, 0))
+    parts.extend(comp.compress(x) for x in body)
+    parts.append(comp.flush())
+    data = b"".join(parts)
+    atomicfile.write_bytes(str(path), data, ())
+    return len(data)
+
+
+def read_snapshot(path) -> dict:
+    """read_snapshot reads a snapshot file, refusing anything but this format's version."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise SnapshotError(path, f"cannot read: {e.strerror or e}") from None
+    if not raw.startswith(MAGIC):
+        raise SnapshotError(path, f"not a gctrace snapshot (expected the magic {MAGIC!r})")
+    if len(raw) < len(MAGIC) + 4:
+        raise SnapshotError(path, "truncated header")
+    (version,) = struct.unpack_from("<I", raw, len(MAGIC))
+    if version != VERSION:
+        raise SnapshotError(path, f"snapshot version {version} unknown (this gctrace reads version {VERSION})")
+    try:
+        body = zlib.decompress(raw[len(MAGIC) + 4:])
+    except zlib.error as e:
+        raise SnapshotError(path, f"bad compressed data: {e}") from None
+    pos = 0
+
+    def take(n):
+        nonlocal pos
+        if pos + n > len(body):
+            raise SnapshotError(path, f"truncated at byte {pos} of the body")
+        pos += n
+        return body[pos - n:pos]
+
+    (hn,) = struct.unpack("<Q", take(8))
+    try:
+        header = orjson.loads(take(hn))
+    except orjson.JSONDecodeError as e:
+        raise SnapshotError(path, f"bad header: {e}") from None
+    ranges = []
+    mv = memoryview(body)
+    while True:
+        a, n = struct.unpack("<QQ", take(16))
+        if a == 0 and n == 0:
+            break
+        take(n)
+        ranges.append((a, bytes(mv[pos - n:pos])))
+    if pos != len(body):
+        raise SnapshotError(path, f"{len(body) - pos} bytes after the end record")
+    if not isinstance(header, dict) or header.get("format") != "gctrace.snapshot":
+        raise SnapshotError(path, "the header is not a gctrace.snapshot header")
+    return {"header": header, "image": _Image(ranges)}
+
+
+# --- import -----------------------------------------------------------------------------------------
+
+def to_heapdump(snap: dict, path="snapshot") -> tuple:
+    """to_heapdump turns a snapshot into the HeapDump the heap-dump importer reads, and its residency.
+
+    Returns (HeapDump, residency dict in tracer/go/gctraceres's shape, facts).
+    """
+    h = snap["header"]
+    lay = Layout(h["layout"]["structs"], h["layout"]["symbols"])
+    walk = _Walk(snap["image"], lay, h["green_tea"])
+    regs = h.get("registers", {})
+    got = walk.walk([r[19] for r in regs.values()])
+    img = snap["image"]
+
+    # objects
+    addrs, sizes, fstart, foffs = [], [], [0], []
+    unbuilt = 0
+    spans = got["spans"]
+    for s in spans:
+        if s.state != SPAN_IN_USE:
+            continue
+        idx = got["alloc"].get(s.addr)
+        if idx is None or not len(idx):
+            continue
+        z = s.elemsize
+        base = s.addr + idx.astype(np.uint64) * np.uint64(z)
+        noscan = s.spanclass & 1
+        per = None  # per-object pointer offsets
+        if noscan:
+            per = [()] * len(idx)
+        elif z <= MIN_SIZE_FOR_MALLOC_HEADER:
+            hb = walk.heap_bits_base(s)
+            nb = s.npages * PAGE // 8
+            bits = np.unpackbits(np.frombuffer(img.read(hb, nb // 8), np.uint8), bitorder="little")
+            w = z // 8
+            obj_bits = bits[(idx[:, None] * w + np.arange(w)[None, :])]
+            per = [tuple((np.flatnonzero(r) * 8).tolist()) for r in obj_bits]
+        else:
+            per = []
+            for a in base.tolist():
+                if s.spanclass >> 1:
+                    t, start = got["headers"].get(a, 0), 8
+                else:
+                    t, start = s.large_type, 0
+                m = got["types"].get(t) if t else None
+                if t and m is None:
+                    unbuilt += 1
+                if not m:
+                    per.append(())
+                    continue
+                tsize, offs = m
+                if not len(offs) or tsize == 0:
+                    per.append(())
+                    continue
+                n = (z - start + tsize - 1) // tsize
+                allo = (start + np.arange(n, dtype=np.int64)[:, None] * tsize + offs[None, :]).ravel()
+                per.append(tuple(allo[allo + 8 <= z].tolist()))
+        for a, f in zip(base.tolist(), per):
+            addrs.append(a)
+            sizes.append(z)
+            foffs.extend(f)
+            fstart.append(len(foffs))
+    if unbuilt:
+        walk.warnings.append(f"{unbuilt} large objects have a type whose GC mask the runtime has not built yet: "
+                             f"their pointer fields are not known")
+    runs = got["runs"]
+    run_starts = [r[0] for r in runs]
+    chunks, run_off, total = [], [], 0
+    for a, e in runs:
+        chunks.append(img.read(a, e - a))
+        run_off.append(total)
+        total += e - a
+    raw = b"".join(chunks)
+    addr_arr = np.array(addrs, np.uint64)
+    k = np.searchsorted(np.array(run_starts, np.uint64), addr_arr, side="right") - 1
+    off = np.array(run_off, np.int64)[k] + (addr_arr - np.array(run_starts, np.uint64)[k]).astype(np.int64) \
+        if len(addrs) else np.zeros(0, np.int64)
+    objects = ObjectArrays(addr=addr_arr, off=off, size=np.array(sizes, np.uint64),
+                           field_start=np.array(fstart, np.int64),
+                           field_kind=np.full(len(foffs), FIELD_PTR, np.uint8),
+                           field_off=np.array(foffs, np.int64))
+
+    # roots: stacks and registers, conservatively
+    sorted_addr = addr_arr  # spans are walked by address, slots in order: already sorted
+    size_arr = np.array(sizes, np.uint64)
+
+    def hits(words: np.ndarray) -> np.ndarray:
+        if not len(sorted_addr):
+            return np.zeros(len(words), bool)
+        j = np.searchsorted(sorted_addr, words, side="right") - 1
+        ok = j >= 0
+        jj = np.where(ok, j, 0)
+        return ok & (words < sorted_addr[jj] + size_arr[jj])
+
+    frames, goroutines = [], []
+    for g in got["goroutines"]:
+        goroutines.append({"g": g["g"], "sp": g["sp"], "goid": g["goid"], "gopc": 0, "status": g["status"],
+                           "issystem": 0, "isbackground": 0, "waitsince": 0, "waitreason": "",
+                           "ctxt": g["ctxt"], "m": 0, "defer": 0, "panic": 0})
+        st = g["stack"]
+        words = np.frombuffer(st[:len(st) // 8 * 8], "<u8")
+        offs = (np.flatnonzero(hits(words)) * 8).tolist()
+        frames.append(Frame(g["sp"], 0, 0, st, 0, 0, 0, f"goroutine {g['goid']} stack (conservative)", offs, g["g"]))
+    other = []
+    for tid, r in sorted(regs.items()):
+        words = np.array(r, np.uint64)
+        for w in words[hits(words)].tolist():
+            other.append((f"thread {tid} registers (conservative)", w))
+
+    segs = got["segments"]
+    arenas = got["arenas"]
+    hd = HeapDump(path=str(path), raw=raw, objects=objects,
+                  params={"bigendian": False, "ptrsize": 8, "arch": h.get("arch", "amd64"),
+                          "version": h.get("go_version"), "ncpu": 0,
+                          "arena_start": arenas[0] if arenas else 0,
+                          "arena_end": arenas[-1] + HEAP_ARENA_BYTES if arenas else 0},
+                  data=segs[0], bss=segs[1], frames=frames, goroutines=goroutines,
+                  finalizers=got["finalizers"], other_roots=other, itabs=got["itabs"],
+                  counts={"object": len(addrs), "goroutine": len(goroutines), "finalizer": len(got["finalizers"]),
+                          "span": sum(1 for s in spans if s.state == SPAN_IN_USE)})
+    res = {"format": "gctrace.residency", "version": 1, "page_size": OS_PAGE, "madvise": h.get("madvise"),
+           "page_state": "snapshot: spans of mheap_.allspans (in use and stacks: used), the page allocator's "
+                         "scavenged bits (released), else free",
+           "zero_page": ("pagemap PFN equal to the kernel zero page's (read by mapping one in gctrace)"
+                         if h.get("zero_page_pfn") else "not recognised"),
+           "attempts": 1, "agreed": True, "rss_kb": h.get("rss_kb"), "arena_rss_kb": h.get("arena_rss_kb"),
+           "arena_lazyfree_kb": h.get("arena_lazyfree_kb"),
+           "pages": [{k: p[k] for k in ("addr", "n", "resident", "state")} for p in h["pages"]]}
+    facts = {"warnings": walk.warnings, "swapped_pages": sum(p.get("swapped", 0) for p in h["pages"])}
+    return hd, res, facts
+
+
+def import_snapshot(snap_path, binary_path) -> dict:
+    """import_snapshot reads a snapshot with its binary and returns a gctrace dump (tracer/goimport's build)."""
+    from .gotypes import Binary
+
+    snap = read_snapshot(snap_path)
+    if isinstance(binary_path, Binary):
+        binary, close = binary_path, False
+    else:
+        binary, close = Binary(binary_path), True
+    try:
+        bid = _build_id(binary)
+        want = snap["header"].get("build_id")
+        if want and bid and bid != want:
+            raise SnapshotError(binary.path, f"is not the program of the snapshot (Go build ID {bid}, "
+                                             f"the snapshot's {want})")
+        return _doc(snap, snap_path, binary)
+    finally:
+        if close:
+            binary.close()
+
+
+def _doc(snap, snap_path, binary) -> dict:
+    from .goimport import _build
+
+    hd, res, facts = to_heapdump(snap, snap_path)
+    doc = _build(hd, binary, res, snap_path, binary.path, snap_path)
+    h = snap["header"]
+    meta = doc["meta"]
+    meta["source"] = "go-snapshot"
+    meta["snapshot"] = meta.pop("heapdump")
+    meta.pop("residency", None)
+    meta["stacks"] = ("conservative: every aligned word from a goroutine's stack pointer to stack.hi, and every "
+                      "general register of every thread, that points into an allocated object is a root "
+                      "(the stack maps are not read)")
+    meta["pid"] = h.get("pid")
+    meta["pause_ms"] = h.get("pause_ms")
+    meta["bytes_read"] = h.get("bytes_read")
+    meta["swapped_pages"] = facts["swapped_pages"]
+    meta["warnings"] = list(meta.get("warnings", [])) + facts["warnings"]
+    meta["roots_missing"] = ["runtime.AddCleanup cleanups (their closures and arguments are roots)",
+                             "weak pointer handles (weak.Make)", "the finalizer queue (finq)"]
+    return doc
+
+
+def summary(snap: dict, size: int) -> dict:
+    """summary returns the figures worth a line each after a snapshot."""
+    h = snap["header"]
+    return {"pid": h["pid"], "go": h["go_version"], "pause": f"{h['pause_ms']:.1f} ms",
+            "read": f"{h['bytes_read']} B", "snapshot": f"{size} B compressed"}
