@@ -109,6 +109,10 @@ STRUCTS = {
     "runtime.specialfinalizer": ("fn", "fint", "ot"),
     "runtime.pageAlloc": ("chunks",),
 }
+# Older names of the same things: struct -> its name before, member -> its name before.
+STRUCT_ALIASES = {"internal/abi.ITab": "runtime.itab"}  # Go 1.22
+MEMBER_ALIASES = {"heapArenas": "allArenas",  # before Go 1.25 (user arenas got their own list then)
+                  "Type": "_type"}  # runtime.itab, Go 1.22
 SYMBOLS = ("runtime.mheap_", "runtime.firstmoduledata", "runtime.allgs", "runtime.itabTable",
            "runtime.buildVersion")
 
@@ -232,9 +236,13 @@ class Layout:
         structs = {}
         for name, members in STRUCTS.items():
             got = binary.struct_layout(name)
+            if got is None and name in STRUCT_ALIASES:
+                got = binary.struct_layout(STRUCT_ALIASES[name])
             if got is None:
                 raise SnapshotError(what, f"its DWARF has no {name}: not a Go {OLDEST[0]}.{OLDEST[1]}+ binary?")
             offs, size = got
+            offs = {**{m: offs[MEMBER_ALIASES[m]] for m in members if m not in offs and MEMBER_ALIASES.get(m) in offs},
+                    **offs}
             lack = [m for m in members if m not in offs]
             if lack:
                 raise SnapshotError(what, f"{name} in its DWARF lacks {', '.join(lack)}: a Go release gctrace "
