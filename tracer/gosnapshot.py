@@ -1002,7 +1002,7 @@ def _doc(snap, snap_path, binary) -> dict:
     meta["source"] = "go-snapshot"
     meta["snapshot"] = meta.pop("heapdump")
     meta.pop("residency", None)
-    meta["stacks"] = ("conservative: every aligned word from a goroutine's stack pointer to stack.hi, and every "
+    meta["stacks"] = ("conservatively: every aligned word from a goroutine's stack pointer to stack.hi, and every "
                       "general register of every thread, that points into an allocated object is a root "
                       "(the stack maps are not read)")
     meta["pid"] = h.get("pid")
@@ -1013,6 +1013,16 @@ def _doc(snap, snap_path, binary) -> dict:
     meta["roots_missing"] = ["runtime.AddCleanup cleanups (their closures and arguments are roots)",
                              "weak pointer handles (weak.Make)", "the finalizer queue (finq)"]
     return doc
+
+
+def import_summary(doc: dict) -> dict:
+    """import_summary returns the figures worth a line each after a snapshot's import."""
+    from .goimport import summary as heapdump_summary
+
+    out = heapdump_summary(doc)
+    out["objects"] = f"{len(doc['objects'])} ({sum(o['size'] for o in doc['objects'])} B)"
+    out["stacks"] = doc["meta"]["stacks"].split(":")[0]
+    return out
 
 
 def summary(snap: dict, size: int) -> dict:
