@@ -142,6 +142,11 @@ def test_snapshot_agrees_with_the_heap_dump_written_at_the_same_moment(binaries,
                       if r["kind"] == "global" and not r["name"].startswith("runtime."))
     assert globals_(got) == globals_(want)
     assert len(globals_(got)) >= 8
+    # the same finalizers (object, funcval, fint, ot), snapdemo's own among them
+    assert [(o, fn, fint, ot) for o, fn, _, fint, ot in sorted(snap_hd.finalizers)] == \
+        [(o, fn, fint, ot) for o, fn, _, fint, ot in sorted(hd.finalizers)]
+    final = next(r["target"] for r in want["roots"] if r["name"] == "main.final")
+    assert final in {f[0] for f in snap_hd.finalizers}
     # a reachable superset (stacks and registers are scanned conservatively), each extra object reached
     # from a conservative root
     r_want, r_got = reach(want), reach(got)

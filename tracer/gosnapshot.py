@@ -76,7 +76,13 @@ PAGE = 8192  # runtime: pageSize
 OS_PAGE = 4096
 SPAN_IN_USE, SPAN_MANUAL = 1, 2  # runtime: mSpanInUse, mSpanManual
 G_RUNNING, G_SYSCALL, G_DEAD, G_DEADEXTRA, G_SCAN = 2, 3, 6, 11, 0x1000
-KIND_FINALIZER = 2  # runtime: _KindSpecialFinalizer
+
+
+def finalizer_kind(version: tuple) -> int:
+    """finalizer_kind is runtime._KindSpecialFinalizer: 1, or 2 from Go 1.25 (_KindSpecialTinyBlock took 1)."""
+    return 2 if version >= (1, 25) else 1
+
+
 TFLAG_GCMASK_ON_DEMAND = 1 << 4  # internal/abi: TFlagGCMaskOnDemand (Go 1.24+)
 MIN_SIZE_FOR_MALLOC_HEADER = 512
 INLINE_MARK_BITS = 128
@@ -314,8 +320,8 @@ class Spans:
 class _Walk:
     """_Walk reads the runtime's structures through ``mem`` (live or an image) with ``lay``'s offsets."""
 
-    def __init__(self, mem, lay: Layout, green_tea: bool):
-        self.mem, self.lay, self.green_tea = mem, lay, green_tea
+    def __init__(self, mem, lay: Layout, green_tea: bool, finalizer: int):
+        self.mem, self.lay, self.green_tea, self.finalizer = mem, lay, green_tea, finalizer
         self.warnings = []
 
     def field(self, addr, struct, member, n=8):
@@ -469,7 +475,7 @@ class _Walk:
             base, sp = int(spans.addr[i]), int(spans.specials[i])
             while sp:
                 b = self.mem.read(sp, fl["size"] if fl["size"] > sl["size"] else sl["size"])
-                if b[sl["kind"]] == KIND_FINALIZER:
+                if b[sl["kind"]] == self.finalizer:
                     off = int.from_bytes(b[sl["offset"]:sl["offset"] + 2], "little")
                     out.append((base + off, u64(b, fl["fn"]), 0, u64(b, fl["fint"]), u64(b, fl["ot"])))
                 sp = u64(b, sl["next"])
@@ -645,6 +651,11 @@ def _check_go(pid: int, exe: str):
     if not any(s[2] == "runtime.mheap_" for s in b._syms):
         b.close()
         raise SnapshotError(f"pid {pid}", f"{exe}: not a Go program (no runtime.mheap_)")
+    if b.elf["e_type"] != "ET_EXEC" or b.elf["e_machine"] != "EM_X86_64":
+        kind = "a position-independent executable" if b.elf["e_type"] == "ET_DYN" else b.elf["e_machine"]
+        b.close()
+        raise SnapshotError(f"pid {pid}", f"{exe}: {kind}: snapshots read non-PIE linux/amd64 Go programs only "
+                                          f"(Go's default with CGO_ENABLED=0)")
     return b
 
 
@@ -697,14 +708,31 @@ def _madvise(pid: int) -> str:
     return "dontneed"
 
 
+def check_release(built: str | None, what: str):
+    """check_release returns the GoRuntime of a binary's runtime.buildVersion, refusing releases snapshots do not know.
+
+    >>> check_release("go1.26.6", "pid 1").version
+    (1, 26)
+    >>> check_release("go1.21.13", "pid 1")
+    Traceback (most recent call last):
+    ...
+    gctrace.tracer.gosnapshot.SnapshotError: pid 1: go1.21.13: snapshots know Go 1.22 to 1.27
+    """
+    from .goimport import GoRuntime
+
+    rt = GoRuntime.parse(built)
+    if rt.version is None or not OLDEST <= rt.version <= NEWEST:
+        raise SnapshotError(what, f"{built or 'an unknown Go release'}: snapshots know Go "
+                                  f"{OLDEST[0]}.{OLDEST[1]} to {NEWEST[0]}.{NEWEST[1]}")
+    return rt
+
+
 def capture(pid: int) -> dict:
     """capture stops the process, reads its runtime's structures and page residency, and resumes it.
 
     Returns the snapshot: ``header`` (a dict, docs/snapshot-format.md) and
     ``image`` (an _Image of what was read).
     """
-    from .goimport import GoRuntime
-
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
     except FileNotFoundError:
@@ -713,23 +741,22 @@ def capture(pid: int) -> dict:
         raise SnapshotError(f"pid {pid}", "permission denied (cannot read /proc/PID/exe: not yours to trace)") from None
     except OSError as e:
         raise SnapshotError(f"pid {pid}", f"cannot inspect: {e.strerror}") from None
+    if os.uname().machine != "x86_64":
+        raise SnapshotError(f"pid {pid}", f"snapshots are read on linux/amd64 only (this is {os.uname().machine})")
     binary = _check_go(pid, f"/proc/{pid}/exe")
     try:
-        lay = Layout.from_binary(binary, f"pid {pid}")
         built = binary.build_version()
+        rt = check_release(built, f"pid {pid}")
+        lay = Layout.from_binary(binary, f"pid {pid}")
         build_id = _build_id(binary)
     finally:
         binary.close()
-    rt = GoRuntime.parse(built)
-    if rt.version is None or not OLDEST <= rt.version <= NEWEST:
-        raise SnapshotError(f"pid {pid}", f"{built or 'an unknown Go release'}: snapshots know Go "
-                                          f"{OLDEST[0]}.{OLDEST[1]} to {NEWEST[0]}.{NEWEST[1]}")
     zero_pfn = _own_zero_pfn()
     live = _Live(pid)
     try:
         with _Stopped(pid) as stopped:
             regs = stopped.registers()
-            walk = _Walk(live, lay, rt.green_tea)
+            walk = _Walk(live, lay, rt.green_tea, finalizer_kind(rt.version))
             pagemap, smaps = {}, {}
 
             def residency(arenas):
@@ -744,7 +771,7 @@ def capture(pid: int) -> dict:
         "format": "gctrace.snapshot", "version": VERSION, "pid": pid, "exe": exe, "build_id": build_id,
         "go_version": got["version"] or built, "arch": "amd64", "layout": {"structs": lay.structs,
                                                                             "symbols": lay.symbols},
-        "green_tea": rt.green_tea, "pause_ms": round(pause * 1000, 3), "bytes_read": live.bytes_read,
+        "green_tea": rt.green_tea, "special_finalizer_kind": finalizer_kind(rt.version), "pause_ms": round(pause * 1000, 3), "bytes_read": live.bytes_read,
         "registers": {str(t): r for t, r in sorted(regs.items())},
         "madvise": _madvise(pid), **smaps, "taken_at": time.time(),
         "zero_page_pfn": zero_pfn,
@@ -891,7 +918,7 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
     """
     h = snap["header"]
     lay = Layout(h["layout"]["structs"], h["layout"]["symbols"])
-    walk = _Walk(snap["image"], lay, h["green_tea"])
+    walk = _Walk(snap["image"], lay, h["green_tea"], h["special_finalizer_kind"])
     regs = h.get("registers", {})
     got = walk.walk([r[19] for r in regs.values()])
     img = snap["image"]
