@@ -923,8 +923,8 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
     got = walk.walk([r[19] for r in regs.values()])
     img = snap["image"]
 
-    # objects
-    addrs, sizes, fstart, foffs = [], [], [0], []
+    # objects: per span, arrays of addresses, field counts and field offsets, joined at the end
+    A, Z, C, F = [], [], [], []  # addresses, sizes, fields per object, field offsets
     unbuilt = 0
     spans = got["spans"]
     for i in np.flatnonzero(spans.in_use).tolist():
@@ -933,17 +933,19 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
             continue
         sa, z, npages = int(spans.addr[i]), int(spans.elemsize[i]), int(spans.npages[i])
         base = np.uint64(sa) + idx.astype(np.uint64) * np.uint64(z)
+        A.append(base)
+        Z.append(np.full(len(idx), z, np.uint64))
         if not spans.scan[i]:
-            per = [()] * len(idx)
-        elif z <= MIN_SIZE_FOR_MALLOC_HEADER:
+            C.append(np.zeros(len(idx), np.int64))
+        elif z <= MIN_SIZE_FOR_MALLOC_HEADER:  # heap bits at the span's end, elemsize/8 bits an object
             hb = walk.heap_bits_base(sa, npages, z)
-            nb = npages * PAGE // 8
-            bits = np.unpackbits(np.frombuffer(img.read(hb, nb // 8), np.uint8), bitorder="little")
+            bits = np.unpackbits(np.frombuffer(img.read(hb, npages * PAGE // 64), np.uint8), bitorder="little")
             w = z // 8
-            obj_bits = bits[(idx[:, None] * w + np.arange(w)[None, :])]
-            per = [tuple((np.flatnonzero(r) * 8).tolist()) for r in obj_bits]
-        else:
-            per = []
+            row, col = np.nonzero(bits[idx[:, None] * w + np.arange(w)[None, :]])
+            C.append(np.bincount(row, minlength=len(idx)))
+            F.append(col.astype(np.int64) * 8)
+        else:  # a malloc header's type, or the span's largeType, tiled over the object
+            counts = []
             for a in base.tolist():
                 if spans.sizeclass[i]:
                     t, start = got["headers"].get(a, 0), 8
@@ -952,24 +954,25 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
                 m = got["types"].get(t) if t else None
                 if t and m is None:
                     unbuilt += 1
-                if not m:
-                    per.append(())
+                if not m or not len(m[1]) or m[0] == 0:
+                    counts.append(0)
                     continue
                 tsize, offs = m
-                if not len(offs) or tsize == 0:
-                    per.append(())
-                    continue
                 n = (z - start + tsize - 1) // tsize
                 allo = (start + np.arange(n, dtype=np.int64)[:, None] * tsize + offs[None, :]).ravel()
-                per.append(tuple(allo[allo + 8 <= z].tolist()))
-        addrs.extend(base.tolist())
-        sizes.extend([z] * len(idx))
-        for f in per:
-            foffs.extend(f)
-            fstart.append(len(foffs))
+                allo = allo[allo + 8 <= z]
+                counts.append(len(allo))
+                F.append(allo)
+            C.append(np.array(counts, np.int64))
     if unbuilt:
         walk.warnings.append(f"{unbuilt} large objects have a type whose GC mask the runtime has not built yet: "
                              f"their pointer fields are not known")
+    addr_arr = np.concatenate(A) if A else np.zeros(0, np.uint64)
+    size_arr = np.concatenate(Z) if Z else np.zeros(0, np.uint64)
+    fstart = np.zeros(len(addr_arr) + 1, np.int64)
+    if C:
+        np.cumsum(np.concatenate(C), out=fstart[1:])
+    foffs = np.concatenate(F) if F else np.zeros(0, np.int64)
     runs = got["runs"]
     run_starts = [r[0] for r in runs]
     chunks, run_off, total = [], [], 0
@@ -978,18 +981,14 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
         run_off.append(total)
         total += e - a
     raw = b"".join(chunks)
-    addr_arr = np.array(addrs, np.uint64)
     k = np.searchsorted(np.array(run_starts, np.uint64), addr_arr, side="right") - 1
     off = np.array(run_off, np.int64)[k] + (addr_arr - np.array(run_starts, np.uint64)[k]).astype(np.int64) \
-        if len(addrs) else np.zeros(0, np.int64)
-    objects = ObjectArrays(addr=addr_arr, off=off, size=np.array(sizes, np.uint64),
-                           field_start=np.array(fstart, np.int64),
-                           field_kind=np.full(len(foffs), FIELD_PTR, np.uint8),
-                           field_off=np.array(foffs, np.int64))
+        if len(addr_arr) else np.zeros(0, np.int64)
+    objects = ObjectArrays(addr=addr_arr, off=off, size=size_arr, field_start=fstart,
+                           field_kind=np.full(len(foffs), FIELD_PTR, np.uint8), field_off=foffs)
 
     # roots: stacks and registers, conservatively
     sorted_addr = addr_arr  # spans are walked by address, slots in order: already sorted
-    size_arr = np.array(sizes, np.uint64)
 
     def hits(words: np.ndarray) -> np.ndarray:
         if not len(sorted_addr):
@@ -1023,7 +1022,7 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
                           "arena_end": arenas[-1] + HEAP_ARENA_BYTES if arenas else 0},
                   data=segs[0], bss=segs[1], frames=frames, goroutines=goroutines,
                   finalizers=got["finalizers"], other_roots=other, itabs=got["itabs"],
-                  counts={"object": len(addrs), "goroutine": len(goroutines), "finalizer": len(got["finalizers"]),
+                  counts={"object": len(addr_arr), "goroutine": len(goroutines), "finalizer": len(got["finalizers"]),
                           "span": int(spans.in_use.sum())})
     res = {"format": "gctrace.residency", "version": 1, "page_size": OS_PAGE, "madvise": h.get("madvise"),
            "page_state": "snapshot: spans of mheap_.allspans (in use and stacks: used), the page allocator's "
