@@ -279,3 +279,23 @@ def test_a_process_traced_by_another_is_refused_and_left_as_it_was(binaries):
             assert r.returncode == 2 and "cannot attach" in r.stderr, r.stderr
         assert state(p.pid) not in "tT"
         command(p, b"dump /dev/null\n")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_stop_resumes_the_target_and_says_so(binaries, tmp_path, sig):
+    # GIVEN a target whose stop lasts a few hundred milliseconds
+    exe = demo(binaries, "1.26")
+    with running(exe, "-grow", "256") as p:
+        tool = subprocess.Popen([sys.executable, "-m", "gctrace", "snapshot", str(p.pid), "-o",
+                                 str(tmp_path / "s.snap")], stderr=subprocess.PIPE, text=True)
+        while tool.poll() is None and state(p.pid) not in "tT":
+            time.sleep(0.0005)
+        # WHEN the tool gets the signal while the target is stopped
+        assert state(p.pid) in "tT", "the stop was missed"
+        tool.send_signal(sig)
+        err = tool.communicate()[1]
+        # THEN one line, exit 2, nothing written, and the target runs on
+        assert tool.returncode == 2 and err.count("\n") == 1 and f"interrupted by {sig.name}" in err, err
+        assert not (tmp_path / "s.snap").exists()
+        assert state(p.pid) not in "tT"
+        command(p, b"dump /dev/null\n")
