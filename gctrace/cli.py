@@ -596,8 +596,11 @@ def import_go_snapshot_cmd(snapshot, binary, output, quiet):
               help="Also import the snapshot with the process's executable and print the analysis.")
 @click.option("--dump", type=click.Path(dir_okay=False), default=None,
               help="With --analyze: keep the imported dump here (.json, .jsonl, optionally .gz).")
+@click.option("--low-memory", "low_memory", is_flag=True,
+              help="Spill the heap to a file beside SNAP while reading it: the tool's memory stays small, "
+                   "the pause is longer (disk writes while the target is stopped).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def snapshot_cmd(pid, output, then_analyze, dump, quiet):
+def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
     """Snapshot the heap of a running Go program (1.22+, linux/amd64) by PID, with no code change.
 
     The process is stopped (ptrace) while its runtime's structures, heap and
@@ -617,7 +620,7 @@ def snapshot_cmd(pid, output, then_analyze, dump, quiet):
     _refuse_inputs((output, dump), ())
     with tempfile.TemporaryDirectory(prefix="gctrace-snap-") as tmp:
         path = output or os.path.join(tmp, "heap.snap")
-        snap = capture(pid)
+        snap = capture(pid, os.path.dirname(os.path.abspath(path)) if low_memory else None)
         size = write_snapshot(snap, path)
         for k, v in summary(snap, size).items():
             click.echo(f"{k}: {v}", err=True)

@@ -151,7 +151,7 @@ class _Image:
             s, old = self.starts[k], self.chunks[k]
             if addr + len(data) <= s + len(old):
                 return
-            self.chunks[k] = old[:addr - s] + data
+            self.chunks[k] = old[:addr - s] + data  # (a _Spilled slice is bytes)
         else:
             k += 1
             self.starts.insert(k, addr)
@@ -160,8 +160,17 @@ class _Image:
         while k + 1 < len(self.starts) and self.starts[k + 1] <= end:  # swallow what it now covers
             s, nxt = self.starts.pop(k + 1), self.chunks.pop(k + 1)
             if s + len(nxt) > end:
-                self.chunks[k] += nxt[end - s:]
+                self.chunks[k] = self.chunks[k][0:len(self.chunks[k])] + nxt[end - s:len(nxt)]
                 end = self.starts[k] + len(self.chunks[k])
+
+    def covers(self, addr: int, n: int) -> bool:
+        k = bisect.bisect_right(self.starts, addr) - 1
+        return k >= 0 and addr + n <= self.starts[k] + len(self.chunks[k])
+
+    def touch(self, addr: int, n: int) -> None:
+        """touch checks that [addr, addr + n) was read, without copying it out."""
+        if not self.covers(addr, n):
+            raise SnapshotError("snapshot", f"{n} bytes at {addr:#x} were not read by the snapshot")
 
     def read(self, addr: int, n: int) -> bytes:
         k = bisect.bisect_right(self.starts, addr) - 1
@@ -174,6 +183,25 @@ class _Image:
         return list(zip(self.starts, self.chunks))
 
 
+class _Spilled:
+    """_Spilled is a range of memory the capture wrote to a spill file instead of keeping it: bytes on demand."""
+
+    def __init__(self, f, off: int, n: int):
+        self.f, self.off, self.n = f, off, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, sl: slice) -> bytes:
+        start, stop, _ = sl.indices(self.n)
+        return os.pread(self.f.fileno(), max(stop - start, 0), self.off + start)
+
+    def pieces(self, size: int = 16 << 20):
+        """pieces yields the range's bytes in pieces of size bytes."""
+        for o in range(0, self.n, size):
+            yield self[o:min(o + size, self.n)]
+
+
 class _Live:
     """_Live reads a stopped process's memory, recording every read in an image.
 
@@ -182,17 +210,18 @@ class _Live:
     into bytearrays that the image keeps without a copy.
     """
 
-    def __init__(self, pid: int):
+    SPILL_PIECE = 32 << 20
+
+    def __init__(self, pid: int, spill=None):
         self.pid = pid
         self.image = _Image()
         self.bytes_read = 0
+        self.spill = spill  # an open, unlinked file for the heap's memory, or None: kept in memory
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.process_vm_readv.restype = ctypes.c_ssize_t
+        self._piece = None
 
-    def read(self, addr: int, n: int):
-        if n <= 0:
-            return b""
-        buf = bytearray(n)
+    def _readv(self, addr: int, buf, n: int):
         local = _IOVec(ctypes.addressof((ctypes.c_char * n).from_buffer(buf)), n)
         remote = _IOVec(addr, n)
         got = self.libc.process_vm_readv(self.pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
@@ -201,11 +230,33 @@ class _Live:
             why = os.strerror(err) if got < 0 else f"read {got} of them"
             raise SnapshotError(f"pid {self.pid}", f"cannot read {n} bytes at {addr:#x}: {why}")
         self.bytes_read += n
+
+    def read(self, addr: int, n: int):
+        if n <= 0:
+            return b""
+        buf = bytearray(n)
+        self._readv(addr, buf, n)
         self.image.add(addr, buf)
         return buf
 
+    def touch(self, addr: int, n: int) -> None:
+        """touch reads [addr, addr + n) into the image without returning it: to the spill file when there is one,
+        through one reused buffer, so the tool's memory does not grow with the heap."""
+        if self.spill is None or n <= self.SPILL_PIECE:
+            self.read(addr, n)
+            return
+        if self._piece is None:
+            self._piece = bytearray(self.SPILL_PIECE)
+        fd = self.spill.fileno()
+        at = os.lseek(fd, 0, os.SEEK_END)
+        for o in range(0, n, self.SPILL_PIECE):
+            k = min(self.SPILL_PIECE, n - o)
+            self._readv(addr + o, self._piece, k)
+            os.write(fd, memoryview(self._piece)[:k])
+        self.image.add(addr, _Spilled(self.spill, at, n))
+
     def close(self):
-        pass
+        self._piece = None
 
 
 class _IOVec(ctypes.Structure):
@@ -335,7 +386,7 @@ class _Walk:
 
     def build_version(self) -> str:
         p, n = self.slice(self.lay.symbols["runtime.buildVersion"])
-        return self.mem.read(p, n).decode("utf-8", "replace") if 0 < n < 256 else ""
+        return bytes(self.mem.read(p, n)).decode("utf-8", "replace") if 0 < n < 256 else ""
 
     def spans(self) -> Spans:
         """spans returns every in-use (heap) and manual (stack) span of mheap_.allspans."""
@@ -528,7 +579,7 @@ class _Walk:
             before_heap(arenas)
         runs = self.heap_runs(spans)
         for a, e in runs:
-            self.mem.read(a, e - a)
+            self.mem.touch(a, e - a)
         bits = self.alloc_bits(spans)
         headers = self.header_types(spans, bits)
         types = self.types(spans, headers)
@@ -728,11 +779,12 @@ def check_release(built: str | None, what: str):
     return rt
 
 
-def capture(pid: int) -> dict:
+def capture(pid: int, spill_dir=None) -> dict:
     """capture stops the process, reads its runtime's structures and page residency, and resumes it.
 
     Returns the snapshot: ``header`` (a dict, docs/snapshot-format.md) and
-    ``image`` (an _Image of what was read).
+    ``image`` (an _Image of what was read). With ``spill_dir`` the heap's
+    memory goes to an unlinked file there rather than into this process.
     """
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
@@ -753,7 +805,15 @@ def capture(pid: int) -> dict:
     finally:
         binary.close()
     zero_pfn = _own_zero_pfn()
-    live = _Live(pid)
+    spill = None
+    if spill_dir is not None:
+        import tempfile
+
+        try:
+            spill = tempfile.TemporaryFile(dir=spill_dir, prefix=".gctrace-snapshot-")
+        except OSError as e:
+            raise SnapshotError(spill_dir, f"cannot write a spill file: {e.strerror}") from None
+    live = _Live(pid, spill)
     try:
         with _Stopped(pid) as stopped:
             regs = stopped.registers()
@@ -772,7 +832,8 @@ def capture(pid: int) -> dict:
         "format": "gctrace.snapshot", "version": VERSION, "pid": pid, "exe": exe, "build_id": build_id,
         "go_version": got["version"] or built, "arch": "amd64", "layout": {"structs": lay.structs,
                                                                             "symbols": lay.symbols},
-        "green_tea": rt.green_tea, "special_finalizer_kind": finalizer_kind(rt.version), "pause_ms": round(pause * 1000, 3), "bytes_read": live.bytes_read,
+        "green_tea": rt.green_tea, "special_finalizer_kind": finalizer_kind(rt.version),
+        "pause_ms": round(pause * 1000, 3), "bytes_read": live.bytes_read,
         "registers": {str(t): r for t, r in sorted(regs.items())},
         "madvise": _madvise(pid), **smaps, "taken_at": time.time(),
         "zero_page_pfn": zero_pfn,
@@ -851,12 +912,12 @@ def write_snapshot(snap: dict, path) -> int:
     comp = zlib.compressobj(1)
     parts = [MAGIC, struct.pack("<I", VERSION)]
     hdr = orjson.dumps(snap["header"])
-    body = [struct.pack("<Q", len(hdr)), hdr]
+    parts.append(comp.compress(struct.pack("<Q", len(hdr)) + hdr))
     for a, b in snap["image"].ranges():
-        body.append(struct.pack("<QQ", a, len(b)))
-        body.append(b)
-    body.append(struct.pack("<QQ", 0, 0))
-    parts.extend(comp.compress(x) for x in body)
+        parts.append(comp.compress(struct.pack("<QQ", a, len(b))))
+        for piece in (b.pieces() if isinstance(b, _Spilled) else (b,)):
+            parts.append(comp.compress(piece))
+    parts.append(comp.compress(struct.pack("<QQ", 0, 0)))
     parts.append(comp.flush())
     data = b"".join(parts)
     atomicfile.write_bytes(str(path), data, ())
@@ -902,7 +963,7 @@ def read_snapshot(path) -> dict:
         if a == 0 and n == 0:
             break
         take(n)
-        ranges.append((a, bytes(mv[pos - n:pos])))
+        ranges.append((a, mv[pos - n:pos]))  # views of the body, not copies
     if pos != len(body):
         raise SnapshotError(path, f"{len(body) - pos} bytes after the end record")
     if not isinstance(header, dict) or header.get("format") != "gctrace.snapshot":
