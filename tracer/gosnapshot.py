@@ -151,7 +151,7 @@ class _Image:
             s, old = self.starts[k], self.chunks[k]
             if addr + len(data) <= s + len(old):
                 return
-            self.chunks[k] = old[:addr - s] + data  # (a _Spilled slice is bytes)
+            self.chunks[k] = bytes(old[:addr - s]) + bytes(data)  # (a _Spilled slice is bytes already)
         else:
             k += 1
             self.starts.insert(k, addr)
@@ -160,7 +160,7 @@ class _Image:
         while k + 1 < len(self.starts) and self.starts[k + 1] <= end:  # swallow what it now covers
             s, nxt = self.starts.pop(k + 1), self.chunks.pop(k + 1)
             if s + len(nxt) > end:
-                self.chunks[k] = self.chunks[k][0:len(self.chunks[k])] + nxt[end - s:len(nxt)]
+                self.chunks[k] = bytes(self.chunks[k][0:len(self.chunks[k])]) + bytes(nxt[end - s:len(nxt)])
                 end = self.starts[k] + len(self.chunks[k])
 
     def covers(self, addr: int, n: int) -> bool:
@@ -222,7 +222,7 @@ class _Live:
         self._piece = None
 
     def _readv(self, addr: int, buf, n: int):
-        local = _IOVec(ctypes.addressof((ctypes.c_char * n).from_buffer(buf)), n)
+        local = _IOVec(ctypes.addressof((ctypes.c_char * n).from_buffer(buf)), n)  # buf: writable, n bytes
         remote = _IOVec(addr, n)
         got = self.libc.process_vm_readv(self.pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
         if got != n:
@@ -239,11 +239,30 @@ class _Live:
         self.image.add(addr, buf)
         return buf
 
+    def prepare(self, nbytes: int) -> None:
+        """prepare allocates and faults in, before the target is stopped, the memory the heap will be read into:
+        zeroing fresh pages costs as much as the copy, and this way not inside the pause."""
+        self._arena = np.ones(nbytes, np.uint8)  # every page written, so faulted in
+        self._arena_used = 0
+
+    def _from_arena(self, n: int):
+        a = getattr(self, "_arena", None)
+        if a is None or self._arena_used + n > len(a):
+            return None
+        view = memoryview(a)[self._arena_used:self._arena_used + n]
+        self._arena_used += n
+        return view
+
     def touch(self, addr: int, n: int) -> None:
         """touch reads [addr, addr + n) into the image without returning it: to the spill file when there is one,
         through one reused buffer, so the tool's memory does not grow with the heap."""
         if self.spill is None or n <= self.SPILL_PIECE:
-            self.read(addr, n)
+            buf = self._from_arena(n)
+            if buf is None:
+                self.read(addr, n)
+                return
+            self._readv(addr, buf, n)
+            self.image.add(addr, buf)
             return
         if self._piece is None:
             self._piece = bytearray(self.SPILL_PIECE)
@@ -814,6 +833,8 @@ def capture(pid: int, spill_dir=None) -> dict:
         except OSError as e:
             raise SnapshotError(spill_dir, f"cannot write a spill file: {e.strerror}") from None
     live = _Live(pid, spill)
+    if spill is None:
+        live.prepare(_heap_estimate(pid, lay))
     try:
         with _Stopped(pid) as stopped:
             regs = stopped.registers()
@@ -841,6 +862,17 @@ def capture(pid: int, spill_dir=None) -> dict:
     pages = _page_runs(got, pagemap, zero_pfn)
     header["pages"] = pages
     return {"header": header, "image": live.image}
+
+
+def _heap_estimate(pid: int, lay: Layout) -> int:
+    """_heap_estimate is the bytes of the in-use spans now, read without stopping (racy: only a size hint), +1/8."""
+    try:
+        walk = _Walk(_Live(pid), lay, False, 0)
+        runs = walk.heap_runs(walk.spans())
+    except SnapshotError:
+        return 0
+    n = sum(e - a for a, e in runs)
+    return n + n // 8
 
 
 def _build_id(binary) -> str | None:
