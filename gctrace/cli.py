@@ -588,6 +588,33 @@ def import_go_snapshot_cmd(snapshot, binary, output, quiet):
         click.echo(f"{k}: {v}", err=True)
 
 
+@import_group.command("go-core")
+@click.argument("core", type=click.Path(dir_okay=False))
+@click.option("--binary", required=True, type=click.Path(dir_okay=False),
+              help="The Go executable the core file is of (non-PIE linux/amd64, Go 1.22-1.27, with DWARF).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dump file (.json, .jsonl, optionally .gz).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def import_go_core_cmd(core, binary, output, quiet):
+    """Import a core file of a Go program (gcore, GOTRACEBACK=crash) typed with DWARF; residency is assumed.
+
+    \b
+    Example:
+      gcore -o app.core PID && gctrace import go-core app.core.PID --binary ./app -o d.jsonl
+    """
+    from gctrace.tracer.goimport import write_dump
+    from gctrace.tracer.gosnapshot import import_core, import_summary
+
+    inputs = (core, binary)
+    _refuse_inputs((output,), inputs)
+    with _import_steps(quiet, output) as next_step:
+        doc = import_core(core, binary)
+        next_step()
+        write_dump(doc, output, inputs)
+    for k, v in import_summary(doc).items():
+        click.echo(f"{k}: {v}", err=True)
+
+
 @cli.command("snapshot")
 @click.argument("pid", type=int)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,

@@ -324,3 +324,34 @@ def test_a_signal_during_the_stop_resumes_the_target_and_says_so(binaries, tmp_p
         assert not (tmp_path / "s.snap").exists()
         assert state(p.pid) not in "tT"
         command(p, b"dump /dev/null\n")
+
+
+@pytest.mark.parametrize("minor", ["1.22", "1.26"])
+def test_a_core_file_imports_to_the_heap_the_dump_describes(binaries, minor, tmp_path):
+    # GIVEN a core file (gcore) of snapdemo taken right after it wrote a heap dump
+    if shutil.which("gcore") is None:
+        pytest.skip("gcore (Debian's gdb package) is not installed")
+    exe = demo(binaries, minor)
+    with running(exe) as p:
+        command(p, f"dump {tmp_path / 'heap.dump'}\n".encode())
+        subprocess.run(["gcore", "-o", str(tmp_path / "core"), str(p.pid)], check=True, capture_output=True)
+        core = tmp_path / f"core.{p.pid}"
+    # WHEN both are imported
+    r = gctrace("import", "go-core", str(core), "--binary", exe, "-o", str(tmp_path / "d.json"))
+    assert r.returncode == 0, r.stderr
+    import orjson
+    got = orjson.loads((tmp_path / "d.json").read_bytes())
+    b = Binary(exe)
+    try:
+        want = import_heapdump(str(tmp_path / "heap.dump"), b)
+    finally:
+        b.close()
+    # THEN the same objects (== MemStats) and maps, a reachable superset, residency assumed
+    ms = want["meta"]["memstats"]
+    assert (len(got["objects"]), sum(o["size"] for o in got["objects"])) == (ms["HeapObjects"], ms["HeapAlloc"])
+    assert got["maps"] == want["maps"]
+    assert reach(want) <= reach(got)
+    assert got["meta"]["source"] == "go-core" and "pages" not in got
+    # and a file that is no core is one line, exit 2
+    r = gctrace("import", "go-core", exe, "--binary", exe, "-o", str(tmp_path / "x.json"))
+    assert r.returncode == 2 and "not an x86-64 core file" in r.stderr and r.stderr.count("\n") == 1

@@ -147,7 +147,7 @@ class _Image:
     def add(self, addr: int, data: bytes):
         """add keeps data at addr; ranges that touch or overlap an earlier one are merged into it."""
         k = bisect.bisect_right(self.starts, addr) - 1
-        if k >= 0 and addr <= self.starts[k] + len(self.chunks[k]):
+        if k >= 0 and addr < self.starts[k] + len(self.chunks[k]):
             s, old = self.starts[k], self.chunks[k]
             if addr + len(data) <= s + len(old):
                 return
@@ -157,15 +157,22 @@ class _Image:
             self.starts.insert(k, addr)
             self.chunks.insert(k, data)
         end = self.starts[k] + len(self.chunks[k])
-        while k + 1 < len(self.starts) and self.starts[k + 1] <= end:  # swallow what it now covers
+        while k + 1 < len(self.starts) and self.starts[k + 1] < end:  # swallow what it now overlaps
             s, nxt = self.starts.pop(k + 1), self.chunks.pop(k + 1)
             if s + len(nxt) > end:
                 self.chunks[k] = bytes(self.chunks[k][0:len(self.chunks[k])]) + bytes(nxt[end - s:len(nxt)])
                 end = self.starts[k] + len(self.chunks[k])
 
     def covers(self, addr: int, n: int) -> bool:
+        """covers reports whether [addr, addr + n) was read, in one range or in ranges that touch."""
         k = bisect.bisect_right(self.starts, addr) - 1
-        return k >= 0 and addr + n <= self.starts[k] + len(self.chunks[k])
+        if k < 0:
+            return False
+        end = self.starts[k] + len(self.chunks[k])
+        while end < addr + n and k + 1 < len(self.starts) and self.starts[k + 1] == end:
+            k += 1
+            end += len(self.chunks[k])
+        return addr + n <= end
 
     def touch(self, addr: int, n: int) -> None:
         """touch checks that [addr, addr + n) was read, without copying it out."""
@@ -177,6 +184,15 @@ class _Image:
         if k >= 0 and addr + n <= self.starts[k] + len(self.chunks[k]):
             o = addr - self.starts[k]
             return self.chunks[k][o:o + n]
+        if self.covers(addr, n):  # across ranges that touch (a core file's segments)
+            out, at = [], addr
+            while at < addr + n:
+                k = bisect.bisect_right(self.starts, at) - 1
+                o = at - self.starts[k]
+                take = min(len(self.chunks[k]) - o, addr + n - at)
+                out.append(bytes(self.chunks[k][o:o + take]))
+                at += take
+            return b"".join(out)
         raise SnapshotError("snapshot", f"{n} bytes at {addr:#x} were not read by the snapshot")
 
     def ranges(self):
@@ -1118,7 +1134,7 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
                   finalizers=got["finalizers"], other_roots=other, itabs=got["itabs"],
                   counts={"object": len(addr_arr), "goroutine": len(goroutines), "finalizer": len(got["finalizers"]),
                           "span": int(spans.in_use.sum())})
-    res = {"format": "gctrace.residency", "version": 1, "page_size": OS_PAGE, "madvise": h.get("madvise"),
+    res = None if h.get("pages") is None else {"format": "gctrace.residency", "version": 1, "page_size": OS_PAGE, "madvise": h.get("madvise"),
            "page_state": "snapshot: spans of mheap_.allspans (in use and stacks: used), the page allocator's "
                          "scavenged bits (released), else free",
            "zero_page": ("pagemap PFN equal to the kernel zero page's (read by mapping one in gctrace)"
@@ -1126,7 +1142,7 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
            "attempts": 1, "agreed": True, "rss_kb": h.get("rss_kb"), "arena_rss_kb": h.get("arena_rss_kb"),
            "arena_lazyfree_kb": h.get("arena_lazyfree_kb"),
            "pages": [{k: p[k] for k in ("addr", "n", "resident", "state")} for p in h["pages"]]}
-    facts = {"warnings": walk.warnings, "swapped_pages": sum(p.get("swapped", 0) for p in h["pages"])}
+    facts = {"warnings": walk.warnings, "swapped_pages": sum(p.get("swapped", 0) for p in h.get("pages") or ())}
     return hd, res, facts
 
 
@@ -1151,22 +1167,23 @@ def import_snapshot(snap_path, binary_path) -> dict:
             binary.close()
 
 
-def _doc(snap, snap_path, binary) -> dict:
+def _doc(snap, snap_path, binary, source="go-snapshot") -> dict:
     from .goimport import _build
 
     hd, res, facts = to_heapdump(snap, snap_path)
     doc = _build(hd, binary, res, snap_path, binary.path, snap_path)
     h = snap["header"]
     meta = doc["meta"]
-    meta["source"] = "go-snapshot"
-    meta["snapshot"] = meta.pop("heapdump")
+    meta["source"] = source
+    meta["snapshot" if source == "go-snapshot" else "core"] = meta.pop("heapdump")
     meta.pop("residency", None)
     meta["stacks"] = ("conservatively: every aligned word from a goroutine's stack pointer to stack.hi, and every "
                       "general register of every thread, that points into an allocated object is a root "
                       "(the stack maps are not read)")
-    meta["pid"] = h.get("pid")
-    meta["pause_ms"] = h.get("pause_ms")
-    meta["bytes_read"] = h.get("bytes_read")
+    if source == "go-snapshot":
+        meta["pid"] = h.get("pid")
+        meta["pause_ms"] = h.get("pause_ms")
+        meta["bytes_read"] = h.get("bytes_read")
     meta["swapped_pages"] = facts["swapped_pages"]
     meta["warnings"] = list(meta.get("warnings", [])) + facts["warnings"]
     meta["roots_missing"] = ["runtime.AddCleanup cleanups (their closures and arguments are roots)",
@@ -1189,3 +1206,79 @@ def summary(snap: dict, size: int) -> dict:
     h = snap["header"]
     return {"pid": h["pid"], "go": h["go_version"], "pause": f"{h['pause_ms']:.1f} ms",
             "read": f"{h['bytes_read']} B", "snapshot": f"{size} B compressed"}
+
+
+# --- core files -------------------------------------------------------------------------------------
+
+PRSTATUS_PID, PRSTATUS_REGS = 32, 112  # struct elf_prstatus on x86-64: pr_pid, pr_reg
+
+
+def read_core(path, binary) -> dict:
+    """read_core makes a snapshot of a core file (gcore, or a crash with GOTRACEBACK=crash) and its binary.
+
+    The memory is the PT_LOAD segments (read from the file on demand) and,
+    where the core has none, the binary's (read-only text and data, which
+    gcore leaves out), the registers each thread's NT_PRSTATUS; the layout comes from the binary's
+    DWARF, as at capture time. A core file says nothing of residency: the
+    snapshot has no ``pages`` and the import assumes residency.
+    """
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise SnapshotError(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        elf = ELFFile(f)
+        if elf["e_type"] != "ET_CORE" or elf["e_machine"] != "EM_X86_64":
+            raise SnapshotError(path, f"not an x86-64 core file ({elf['e_type']}, {elf['e_machine']})")
+        ranges, regs = [], {}
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                ranges.append((seg["p_vaddr"], _Spilled(f, seg["p_offset"], seg["p_filesz"])))
+            elif seg["p_type"] == "PT_NOTE":
+                for note in seg.iter_notes():
+                    if note["n_type"] == "NT_PRSTATUS" and isinstance(note["n_desc"], bytes):
+                        d = note["n_desc"]
+                        tid = int.from_bytes(d[PRSTATUS_PID:PRSTATUS_PID + 4], "little")
+                        regs[str(tid)] = list(struct.unpack_from(f"<{USER_REGS}Q", d, PRSTATUS_REGS))
+    except ELFError as e:
+        raise SnapshotError(path, f"not a readable core file: {e}") from None
+    # A core leaves out the read-only mappings of files (text, rodata: types, GC masks, the build version):
+    # they come from the binary's own segments, wherever the core has nothing.
+    for seg in binary.elf.iter_segments():
+        if seg["p_type"] != "PT_LOAD" or not seg["p_filesz"]:
+            continue
+        a, n = seg["p_vaddr"], seg["p_filesz"]
+        if not any(r < a + n and a < r + len(c) for r, c in ranges):
+            ranges.append((a, _Spilled(binary._f, seg["p_offset"], n)))
+    built = binary.build_version()
+    rt = check_release(built, binary.path)
+    lay = Layout.from_binary(binary, binary.path)
+    img = _Image(ranges)
+    walk = _Walk(img, lay, rt.green_tea, finalizer_kind(rt.version))
+    version = walk.build_version()
+    if version and built and version != built:
+        raise SnapshotError(path, f"is a core of {version}, but {binary.path} was built with {built}")
+    header = {"format": "gctrace.snapshot", "version": VERSION, "build_id": _build_id(binary),
+              "go_version": version or built, "arch": "amd64",
+              "layout": {"structs": lay.structs, "symbols": lay.symbols}, "green_tea": rt.green_tea,
+              "special_finalizer_kind": finalizer_kind(rt.version), "registers": regs, "pages": None}
+    return {"header": header, "image": img, "file": f}
+
+
+def import_core(core_path, binary_path) -> dict:
+    """import_core reads a core file with its binary and returns a gctrace dump (residency assumed)."""
+    from .gotypes import Binary
+
+    binary = binary_path if isinstance(binary_path, Binary) else Binary(binary_path)
+    try:
+        snap = read_core(core_path, binary)
+        try:
+            return _doc(snap, core_path, binary, "go-core")
+        finally:
+            snap["file"].close()
+    finally:
+        if binary is not binary_path:
+            binary.close()
