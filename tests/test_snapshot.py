@@ -159,6 +159,15 @@ def test_snapshot_agrees_with_the_heap_dump_written_at_the_same_moment(binaries,
     # and the pages of every object are in the residency runs, resident where an object was just written
     assert got["pages"] and {p["state"] for p in got["pages"]} <= {"used", "free", "released"}
     assert got["meta"]["pages_filled"] == 0
+    # the pagemap's resident pages (the zero page left out) add up to the kernel's own smaps Rss of the heap
+    assert sum(p["n"] for p in got["pages"] if p["resident"]) * 4 == got["meta"]["arena_rss_kb"]
+    # and every page an object touches is a used one
+    used = [(p["addr"], p["addr"] + p["n"] * 4096) for p in got["pages"] if p["state"] == "used"]
+    starts = [u[0] for u in used]
+    for o in got["objects"]:
+        k = bisect.bisect_right(starts, o["addr"]) - 1
+        assert k >= 0 and o["addr"] + o["size"] <= used[k][1] or \
+            all(any(a <= q < e for a, e in used) for q in range(o["addr"] & ~4095, o["addr"] + o["size"], 4096))
 
 
 def test_snapshot_round_trips_through_its_file(binaries, tmp_path):

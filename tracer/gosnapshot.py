@@ -79,15 +79,9 @@ OS_PAGE = 4096
 SPAN_IN_USE, SPAN_MANUAL = 1, 2  # runtime: mSpanInUse, mSpanManual
 G_RUNNING, G_SYSCALL, G_DEAD, G_DEADEXTRA, G_SCAN = 2, 3, 6, 11, 0x1000
 
-
-def finalizer_kind(version: tuple) -> int:
-    """finalizer_kind is runtime._KindSpecialFinalizer: 1, or 2 from Go 1.25 (_KindSpecialTinyBlock took 1)."""
-    return 2 if version >= (1, 25) else 1
-
-
 TFLAG_GCMASK_ON_DEMAND = 1 << 4  # internal/abi: TFlagGCMaskOnDemand (Go 1.24+)
 MIN_SIZE_FOR_MALLOC_HEADER = 512
-INLINE_MARK_BITS = 128
+INLINE_MARK_BITS = 128  # unsafe.Sizeof(spanInlineMarkBits{}), Go 1.26's Green Tea (mgcmark_greenteagc.go)
 HEAP_ARENA_BYTES = 64 << 20  # runtime: heapArenaBytes on linux/amd64
 ARENA_BASE_OFFSET = 0xFFFF800000000000  # runtime: arenaBaseOffset on amd64
 PALLOC_CHUNK_BYTES = 4 << 20  # runtime: pallocChunkBytes (512 pages)
@@ -96,7 +90,7 @@ PALLOC_DATA = 128  # unsafe.Sizeof(pallocData{}): pallocBits and scavenged, 8 wo
 OLDEST, NEWEST = (1, 22), (1, 27)
 
 # ptrace(2)
-PTRACE_CONT, PTRACE_DETACH, PTRACE_GETREGS = 7, 17, 12
+PTRACE_DETACH, PTRACE_GETREGS = 17, 12
 PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
 PTRACE_EVENT_STOP = 128
 WALL = 0x40000000  # __WALL
@@ -123,6 +117,11 @@ MEMBER_ALIASES = {"heapArenas": "allArenas",  # before Go 1.25 (user arenas got 
                   "Type": "_type"}  # runtime.itab, Go 1.22
 SYMBOLS = ("runtime.mheap_", "runtime.firstmoduledata", "runtime.allgs", "runtime.itabTable",
            "runtime.buildVersion")
+
+
+def finalizer_kind(version: tuple) -> int:
+    """finalizer_kind is runtime._KindSpecialFinalizer: 1, or 2 from Go 1.25 (_KindSpecialTinyBlock took 1)."""
+    return 2 if version >= (1, 25) else 1
 
 
 class SnapshotError(GctraceError):
@@ -468,7 +467,8 @@ class _Walk:
         """type_mask returns (Size_, pointer word offsets in one value) of the abi.Type at t, or None (unbuilt)."""
         st = self.lay.structs["internal/abi.Type"]
         b = self.mem.read(t, st["size"])
-        size, ptrbytes, tflag, gcdata = u64(b, st["Size_"]), u64(b, st["PtrBytes"]), b[st["TFlag"]], u64(b, st["GCData"])
+        size, ptrbytes = u64(b, st["Size_"]), u64(b, st["PtrBytes"])
+        tflag, gcdata = b[st["TFlag"]], u64(b, st["GCData"])
         if ptrbytes == 0:
             return size, np.zeros(0, np.int64)
         if tflag & TFLAG_GCMASK_ON_DEMAND:
@@ -1134,14 +1134,16 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
                   finalizers=got["finalizers"], other_roots=other, itabs=got["itabs"],
                   counts={"object": len(addr_arr), "goroutine": len(goroutines), "finalizer": len(got["finalizers"]),
                           "span": int(spans.in_use.sum())})
-    res = None if h.get("pages") is None else {"format": "gctrace.residency", "version": 1, "page_size": OS_PAGE, "madvise": h.get("madvise"),
-           "page_state": "snapshot: spans of mheap_.allspans (in use and stacks: used), the page allocator's "
-                         "scavenged bits (released), else free",
-           "zero_page": ("pagemap PFN equal to the kernel zero page's (read by mapping one in gctrace)"
-                         if h.get("zero_page_pfn") else "not recognised"),
-           "attempts": 1, "agreed": True, "rss_kb": h.get("rss_kb"), "arena_rss_kb": h.get("arena_rss_kb"),
-           "arena_lazyfree_kb": h.get("arena_lazyfree_kb"),
-           "pages": [{k: p[k] for k in ("addr", "n", "resident", "state")} for p in h["pages"]]}
+    res = None if h.get("pages") is None else {
+        "format": "gctrace.residency", "version": 1, "page_size": OS_PAGE, "madvise": h.get("madvise"),
+        "page_state": "snapshot: spans of mheap_.allspans (in use and stacks: used), the page allocator's "
+                      "scavenged bits (released), else free",
+        "zero_page": ("pagemap PFN equal to the kernel zero page's (read by mapping one in gctrace)"
+                      if h.get("zero_page_pfn") else "not recognised"),
+        "attempts": 1, "agreed": True, "rss_kb": h.get("rss_kb"), "arena_rss_kb": h.get("arena_rss_kb"),
+        "arena_lazyfree_kb": h.get("arena_lazyfree_kb"),
+        "pages": [{k: p[k] for k in ("addr", "n", "resident", "state")} for p in h["pages"]],
+    }
     facts = {"warnings": walk.warnings, "swapped_pages": sum(p.get("swapped", 0) for p in h.get("pages") or ())}
     return hd, res, facts
 
