@@ -496,10 +496,23 @@ class _Walk:
         return out
 
     def types(self, spans: Spans, headers) -> dict:
-        """types reads every type the heap's objects name (headers, large spans): {type: mask or None}."""
+        """types reads every type the heap's objects name (headers, large spans): {type: mask or None}.
+
+        A header the program was writing when it was stopped may name no
+        type: such an address gives None, and a warning.
+        """
         large = spans.scan & (spans.sizeclass == 0)
         ts = {t for t in headers.values() if t} | {t for t in spans.large_type[large].tolist() if t}
-        return {t: self.type_mask(t) for t in sorted(ts)}
+        out, bad = {}, 0
+        for t in sorted(ts):
+            try:
+                out[t] = self.type_mask(t)
+            except SnapshotError:
+                out[t], bad = None, bad + 1
+        if bad:
+            self.warnings.append(f"{bad} malloc headers or span types name no readable type (objects being "
+                                 f"allocated when the program stopped?): those objects get no pointer fields")
+        return out
 
     def heap_bits_base(self, addr: int, npages: int, elemsize: int) -> int:
         """heap_bits_base is where a small scan span's heap bits begin (runtime: spanHeapBitsRange)."""
@@ -549,6 +562,8 @@ class _Walk:
                 sp = next((r for r in thread_sps if lo <= r < hi), lo)
             if not lo <= sp <= hi:
                 sp = lo
+            if hi - lo > 1 << 30:  # runtime: maxstacksize is 1 GB on 64-bit; anything else is a g being set up
+                continue
             sp &= ~7
             out.append({"g": g, "goid": u64(b, gl["goid"]), "status": status, "sp": sp, "lo": lo, "hi": hi,
                         "ctxt": u64(b, sched + lay.off("runtime.gobuf", "ctxt")),
@@ -1075,8 +1090,8 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
                 F.append(allo)
             C.append(np.array(counts, np.int64))
     if unbuilt:
-        walk.warnings.append(f"{unbuilt} large objects have a type whose GC mask the runtime has not built yet: "
-                             f"their pointer fields are not known")
+        walk.warnings.append(f"{unbuilt} objects have a type whose GC mask is unknown (not built yet by the "
+                             f"runtime, or unreadable): their pointer fields are not known")
     addr_arr = np.concatenate(A) if A else np.zeros(0, np.uint64)
     size_arr = np.concatenate(Z) if Z else np.zeros(0, np.uint64)
     fstart = np.zeros(len(addr_arr) + 1, np.int64)
