@@ -172,6 +172,7 @@ def cli():
       1    a --fail-on threshold was crossed (analyze, diff)
       2    bad input or usage: one line on stderr, gctrace: FILE: problem
       130  interrupted (Ctrl-C)
+      143  terminated (SIGTERM) while snapshot had a process stopped (it was resumed)
     """
 
 
@@ -600,7 +601,8 @@ def import_go_core_cmd(core, binary, output, quiet):
 
     \b
     Example:
-      gcore -o app.core PID && gctrace import go-core app.core.PID --binary ./app -o d.jsonl
+      gcore -o app.core 4242
+      gctrace import go-core app.core.4242 --binary ./app -o d.jsonl
     """
     from gctrace.tracer.goimport import write_dump
     from gctrace.tracer.gosnapshot import import_core, import_summary

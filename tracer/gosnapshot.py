@@ -729,9 +729,17 @@ class _Stopped:
         return False
 
 
+class Interrupted(SnapshotError):
+    """Interrupted is a snapshot ended by SIGINT or SIGTERM; the exit status is 128 + the signal, as a shell's."""
+
+    def __init__(self, signum):
+        super().__init__("snapshot", f"interrupted by {signal.Signals(signum).name}; the target was resumed")
+        self.exit_code = 128 + signum
+
+
 def _interrupted(signum, frame):
     """_interrupted ends a snapshot on SIGINT or SIGTERM; the ``finally`` of _Stopped resumes the target."""
-    raise SnapshotError("snapshot", f"interrupted by {signal.Signals(signum).name}; the target was resumed")
+    raise Interrupted(signum)
 
 
 # --- capture ----------------------------------------------------------------------------------------
