@@ -57,6 +57,7 @@ bench: $(STAMP) native  ## print speed and memory figures (not asserted), the Go
 	$(PY) bench/record_bench.py
 	$(PY) -m gctrace.tracer.loadfactor
 	$(PY) bench/import_bench.py --dir $(OUT)/bench
+	$(PY) bench/snapshot_bench.py --mib 1024
 
 goldens: $(STAMP)  ## regenerate the golden reports; review the diff before committing
 	GCTRACE_REGEN_GOLDENS=1 $(PY) -m pytest -q tests/test_goldens.py

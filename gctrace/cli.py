@@ -179,6 +179,7 @@ def cli():
       1    a --fail-on threshold was crossed (analyze, diff)
       2    bad input or usage: one line on stderr, gctrace: FILE: problem
       130  interrupted (Ctrl-C)
+      143  terminated (SIGTERM) while snapshot had a process stopped (it was resumed)
     """
 
 
@@ -670,6 +671,111 @@ def _check_import(staged: str, doc: dict, heapdump, residency) -> list[str]:
         return [f"{off} of the {total} pages holding objects are free, released or missing in it "
                 "(filled in as used and resident)"]
     return []
+
+
+@import_group.command("go-snapshot")
+@click.argument("snapshot", type=click.Path(dir_okay=False))
+@click.option("--binary", required=True, type=click.Path(dir_okay=False),
+              help="The Go executable the snapshot was taken of (its symbols and DWARF type the heap).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dump file (.json, .jsonl, optionally .gz).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def import_go_snapshot_cmd(snapshot, binary, output, quiet):
+    """Import a snapshot of `gctrace snapshot` typed with DWARF (stacks scanned conservatively).
+
+    \b
+    Example:
+      gctrace import go-snapshot app.snap --binary ./app -o d.jsonl
+    """
+    from gctrace.tracer.goimport import write_dump
+    from gctrace.tracer.gosnapshot import import_snapshot, import_summary
+
+    inputs = (snapshot, binary)
+    _refuse_inputs((output,), inputs)
+    with _import_steps(quiet, output) as next_step:
+        doc = import_snapshot(snapshot, binary)
+        next_step()
+        write_dump(doc, output, inputs)
+    for k, v in import_summary(doc).items():
+        click.echo(f"{k}: {v}", err=True)
+
+
+@import_group.command("go-core")
+@click.argument("core", type=click.Path(dir_okay=False))
+@click.option("--binary", required=True, type=click.Path(dir_okay=False),
+              help="The Go executable the core file is of (non-PIE linux/amd64, Go 1.22-1.27, with DWARF).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dump file (.json, .jsonl, optionally .gz).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def import_go_core_cmd(core, binary, output, quiet):
+    """Import a core file of a Go program (gcore, GOTRACEBACK=crash) typed with DWARF; residency is assumed.
+
+    \b
+    Example:
+      gcore -o app.core 4242
+      gctrace import go-core app.core.4242 --binary ./app -o d.jsonl
+    """
+    from gctrace.tracer.goimport import write_dump
+    from gctrace.tracer.gosnapshot import import_core, import_summary
+
+    inputs = (core, binary)
+    _refuse_inputs((output,), inputs)
+    with _import_steps(quiet, output) as next_step:
+        doc = import_core(core, binary)
+        next_step()
+        write_dump(doc, output, inputs)
+    for k, v in import_summary(doc).items():
+        click.echo(f"{k}: {v}", err=True)
+
+
+@cli.command("snapshot")
+@click.argument("pid", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Snapshot file (docs/snapshot-format.md); needed unless --analyze.")
+@click.option("--analyze", "then_analyze", is_flag=True,
+              help="Also import the snapshot with the process's executable and print the analysis.")
+@click.option("--dump", type=click.Path(dir_okay=False), default=None,
+              help="With --analyze: keep the imported dump here (.json, .jsonl, optionally .gz).")
+@click.option("--low-memory", "low_memory", is_flag=True,
+              help="Spill the heap to a file beside SNAP while reading it: the tool's memory stays small, "
+                   "the pause is longer (disk writes while the target is stopped).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
+    """Snapshot the heap of a running Go program (1.22+, linux/amd64) by PID, with no code change.
+
+    The process is stopped (ptrace) while its runtime's structures, heap and
+    page residency are read, then resumed, on every path.
+
+    \b
+    Examples:
+      gctrace snapshot 4242 -o app.snap
+      gctrace snapshot 4242 --analyze
+    """
+    import tempfile
+
+    from gctrace.tracer.gosnapshot import capture, import_snapshot, summary, write_snapshot
+
+    if output is None and not then_analyze:
+        raise UsageError("snapshot: give -o SNAP, or --analyze")
+    _refuse_inputs((output, dump), ())
+    with tempfile.TemporaryDirectory(prefix="gctrace-snap-") as tmp:
+        path = output or os.path.join(tmp, "heap.snap")
+        snap = capture(pid, os.path.dirname(os.path.abspath(path)) if low_memory else None)
+        size = write_snapshot(snap, path)
+        for k, v in summary(snap, size).items():
+            click.echo(f"{k}: {v}", err=True)
+        if not then_analyze:
+            return
+        from gctrace.tracer.goimport import write_dump
+
+        exe = f"/proc/{pid}/exe"
+        doc = import_snapshot(path, exe if os.path.exists(exe) else snap["header"]["exe"])
+        out = dump or os.path.join(tmp, "heap.jsonl")
+        write_dump(doc, out, (path,))
+        a = _analyze(out, quiet)
+        from gctrace.analysis.report import text_report
+
+        _emit(text_report(a, 10), None)
 
 
 @cli.command("record-go", context_settings={"ignore_unknown_options": True})

@@ -2,7 +2,8 @@
 # system-deps.sh installs the Debian packages `make demo` or `make test` needs, if any is missing.
 #
 #   scripts/system-deps.sh demo   # a C compiler and libc headers, python3-venv, graphviz (render's dot)
-#   scripts/system-deps.sh test   # the same, and chromium (the HTML page is opened in headless chromium)
+#   scripts/system-deps.sh test   # the same, chromium (the HTML page is opened in headless chromium),
+#                                 # Go 1.19 (gctraceres' Go tests) and gdb's gcore (core-file imports)
 #
 # It checks what each target runs, not package names: a compiler that can build a
 # program against libc, `python3 -m venv` with pip (ensurepip), graphviz's `dot`,
@@ -32,6 +33,8 @@ cc_ok || add gcc libc6-dev
 command -v dot >/dev/null 2>&1 || add graphviz
 if [ "$want" = test ]; then
   command -v chromium >/dev/null 2>&1 || add chromium
+  [ -x "${GO119:-/usr/lib/go-1.19/bin/go}" ] || add golang-1.19-go
+  command -v gcore >/dev/null 2>&1 || add gdb
 fi
 
 [ -z "$need" ] && exit 0

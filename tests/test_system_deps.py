@@ -39,14 +39,16 @@ def make_machine(tmp_path, *, uid=1000, have=(), sudo=False, apt=True):
         stub("cc", "exit 0")
     if "dot" in have:
         stub("dot", "exit 0")
-    if "chromium" in have:
+    if "chromium" in have:  # the test suite's other tools come with it in these cases: Go 1.19 and gcore
         stub("chromium", "exit 0")
+        stub("go", "exit 0")
+        stub("gcore", "exit 0")
     stub("python3", "exit 0" if "venv" in have else "exit 1")
     return bin_dir, log
 
 
 def run(tmp_path, target, bin_dir):
-    env = {"PATH": str(bin_dir), "PYTHON": str(bin_dir / "python3")}
+    env = {"PATH": str(bin_dir), "PYTHON": str(bin_dir / "python3"), "GO119": str(bin_dir / "go")}
     return subprocess.run([SH, str(SCRIPT), target], capture_output=True, text=True, env=env, timeout=30)
 
 
@@ -69,10 +71,11 @@ def test_root_installs_what_is_missing_with_apt_get(tmp_path):
     bin_dir, log = make_machine(tmp_path, uid=0, have=("venv",))
     # WHEN make test asks for its packages
     p = run(tmp_path, "test", bin_dir)
-    # THEN apt-get installs exactly the compiler with libc headers, graphviz and chromium, without sudo
+    # THEN apt-get installs exactly the compiler with libc headers, graphviz, chromium, Go 1.19 and gdb, without sudo
     assert p.returncode == 0, p.stderr
     assert calls(log) == ["apt-get update -qq",
-                          "apt-get install -y -qq --no-install-recommends gcc libc6-dev graphviz chromium"]
+                          "apt-get install -y -qq --no-install-recommends gcc libc6-dev graphviz chromium "
+                          "golang-1.19-go gdb"]
 
 
 def test_demo_does_not_install_chromium(tmp_path):

@@ -1,0 +1,413 @@
+"""Tests of `gctrace snapshot` (tracer/gosnapshot.py) against heap dumps the same program wrote at the same moment.
+
+The program (fixtures/go/snapshot/main.go) writes a heap dump with
+debug.WriteHeapDump on command and then blocks on stdin, allocating nothing:
+the snapshot taken then must describe the heap the dump describes. The heap
+dump is the independent answer: written by the Go runtime itself, under a
+stopped world, with its own pointer bitmaps.
+"""
+
+import bisect
+import gzip
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from gctrace.tracer import gosnapshot as gs
+from gctrace.tracer.goheapdump import read_heapdump
+from gctrace.tracer.goimport import import_heapdump
+from gctrace.tracer.gotypes import Binary
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = os.path.join(ROOT, "fixtures", "go", "snapshot")
+VERSIONS = {"1.22": "1.22.10", "1.23": "1.23.9", "1.24": "1.24.11", "1.25": "1.25.5", "1.26": "1.26.6",
+            "1.27": "1.27.3"}
+GO_CACHE = os.environ.get("GCTRACE_GO_CACHE", "/root/.cache/gctrace-go")
+
+
+@pytest.fixture(scope="module")
+def binaries(tmp_path_factory):
+    return tmp_path_factory.mktemp("snapdemo")
+
+
+def demo(binaries, minor):
+    """demo returns the snapdemo binary for Go 1.<minor>: the committed one, or built with that toolchain."""
+    out = binaries / f"snapdemo{minor}"
+    if out.exists():
+        return str(out)
+    gz = os.path.join(SRC, f"go{minor}", "snapdemo.gz")
+    if os.path.exists(gz):
+        with gzip.open(gz) as f:
+            out.write_bytes(f.read())
+        out.chmod(0o755)
+        return str(out)
+    go = os.path.join(GO_CACHE, VERSIONS[minor], "bin", "go")
+    if not os.path.exists(go):
+        pytest.skip(f"no committed snapdemo for Go {minor} and no toolchain at {go} to build one")
+    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", CGO_ENABLED="0")
+    subprocess.run([go, "build", "-trimpath", "-buildvcs=false", "-o", str(out), "."], cwd=SRC, env=env,
+                   check=True, capture_output=True)
+    return str(out)
+
+
+@contextmanager
+def running(exe, *args, env=None):
+    """running starts snapdemo, waits until its heap is built, and always ends it."""
+    p = subprocess.Popen([exe, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=None if env is None else {**os.environ, **env})
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+
+
+def command(p, line: bytes):
+    p.stdin.write(line)
+    p.stdin.flush()
+    assert p.stdout.readline() == b"ready\n"
+
+
+def state(pid) -> str:
+    """state is the process's state letter in /proc/PID/stat (R, S, T for stopped, t for traced)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def reach(doc, skip_kinds=()):
+    """reach returns the addresses of the objects reachable from doc's roots (pointers may be interior)."""
+    objs = sorted(doc["objects"], key=lambda o: o["addr"])
+    addr = [o["addr"] for o in objs]
+
+    def find(w):
+        k = bisect.bisect_right(addr, w) - 1
+        return k if k >= 0 and w < addr[k] + objs[k]["size"] else -1
+
+    seen = set()
+    work = [find(r["target"]) for r in doc["roots"] if r["kind"] not in skip_kinds]
+    while work:
+        k = work.pop()
+        if k < 0 or k in seen:
+            continue
+        seen.add(k)
+        work.extend(find(w) for _, w in objs[k]["ptrs"])
+    return {addr[k] for k in seen}
+
+
+@pytest.mark.parametrize("minor", sorted(VERSIONS))
+def test_snapshot_agrees_with_the_heap_dump_written_at_the_same_moment(binaries, minor, tmp_path):
+    # GIVEN snapdemo built with Go 1.<minor>, which wrote a heap dump and now waits on stdin
+    exe = demo(binaries, minor)
+    hdpath, snappath = tmp_path / "heap.dump", tmp_path / "heap.snap"
+    with running(exe) as p:
+        command(p, f"dump {hdpath}\n".encode())
+        # WHEN it is snapshotted by PID and the snapshot goes through its file
+        snap = gs.capture(p.pid)
+        assert state(p.pid) not in "tT", "the target was left stopped"
+        gs.write_snapshot(snap, snappath)
+    b = Binary(exe)
+    try:
+        hd = read_heapdump(hdpath)
+        want = import_heapdump(str(hdpath), b)
+        got = gs.import_snapshot(str(snappath), b)
+        snap_hd, _, _ = gs.to_heapdump(gs.read_snapshot(snappath))
+    finally:
+        b.close()
+
+    # THEN the same objects and bytes, equal to the MemStats the runtime wrote
+    ms = want["meta"]["memstats"]
+    assert (len(got["objects"]), sum(o["size"] for o in got["objects"])) == (ms["HeapObjects"], ms["HeapAlloc"])
+    assert [(o["addr"], o["size"]) for o in got["objects"]] == [(o["addr"], o["size"]) for o in want["objects"]]
+    # the same pointer fields, object by object, as the runtime's own bitmaps in the dump (the dump's tail
+    # slots past nelems are not objects: only the snapshot's addresses are compared)
+    fields = dict(zip(hd.obj_addr, hd.obj_fields))
+    assert {a: f for a, f in zip(snap_hd.obj_addr, snap_hd.obj_fields)} == {a: fields[a] for a in snap_hd.obj_addr}
+    # the same contents, but for the runtime's own g, m and p, which resuming the world changed
+    wo = {o["addr"]: o for o in want["objects"]}
+    changed = sorted({o.get("type", "?") for o in got["objects"] if o["ptrs"] != wo[o["addr"]]["ptrs"]})
+    assert set(changed) <= {"runtime.g", "runtime.m", "runtime.p"}, changed
+    # the same maps, with the same header fields
+    assert got["maps"] == want["maps"]
+    assert len(got["maps"]) >= 4
+    # the same data and bss roots, but for the runtime's own variables (m0, sched, ...), which resuming changed
+    def globals_(doc):
+        return sorted((r["name"], r["target"]) for r in doc["roots"]
+                      if r["kind"] == "global" and not r["name"].startswith("runtime."))
+    assert globals_(got) == globals_(want)
+    assert len(globals_(got)) >= 8
+    # the same finalizers (object, funcval, fint, ot), snapdemo's own among them
+    assert [(o, fn, fint, ot) for o, fn, _, fint, ot in sorted(snap_hd.finalizers)] == \
+        [(o, fn, fint, ot) for o, fn, _, fint, ot in sorted(hd.finalizers)]
+    final = next(r["target"] for r in want["roots"] if r["name"] == "main.final")
+    assert final in {f[0] for f in snap_hd.finalizers}
+    # a reachable superset (stacks and registers are scanned conservatively), each extra object reached
+    # from a conservative root
+    r_want, r_got = reach(want), reach(got)
+    assert r_want <= r_got
+    extra = r_got - r_want
+    assert extra <= reach(got, skip_kinds=("global", "finalizer")), "an extra object not from a stack or register"
+    assert len(extra) <= 10, sorted(hex(a) for a in extra)
+    assert got["meta"]["stacks"].startswith("conservatively")
+    assert got["meta"]["source"] == "go-snapshot"
+    # and the pages of every object are in the residency runs, resident where an object was just written
+    assert got["pages"] and {p["state"] for p in got["pages"]} <= {"used", "free", "released"}
+    assert got["meta"]["pages_filled"] == 0
+    # the pagemap's resident pages (the zero page left out) add up to the kernel's own smaps Rss of the heap
+    assert sum(p["n"] for p in got["pages"] if p["resident"]) * 4 == got["meta"]["arena_rss_kb"]
+    # and every page an object touches is a used one
+    used = [(p["addr"], p["addr"] + p["n"] * 4096) for p in got["pages"] if p["state"] == "used"]
+    starts = [u[0] for u in used]
+    for o in got["objects"]:
+        k = bisect.bisect_right(starts, o["addr"]) - 1
+        assert k >= 0 and o["addr"] + o["size"] <= used[k][1] or \
+            all(any(a <= q < e for a, e in used) for q in range(o["addr"] & ~4095, o["addr"] + o["size"], 4096))
+
+
+def test_snapshot_round_trips_through_its_file(binaries, tmp_path):
+    exe = demo(binaries, "1.26")
+    with running(exe) as p:
+        snap = gs.capture(p.pid)
+    gs.write_snapshot(snap, tmp_path / "s.snap")
+    back = gs.read_snapshot(tmp_path / "s.snap")
+    assert back["header"] == snap["header"]
+    assert [(a, bytes(b)) for a, b in back["image"].ranges()] == [(a, bytes(b)) for a, b in snap["image"].ranges()]
+    assert snap["header"]["bytes_read"] >= sum(len(b) for _, b in snap["image"].ranges()) > 1 << 20
+
+
+def test_a_spilled_capture_round_trips_and_imports_as_one_kept_in_memory(binaries, tmp_path, monkeypatch):
+    # GIVEN a capture that spills every heap run to a file, through 64 KiB pieces
+    monkeypatch.setattr(gs._Live, "SPILL_PIECE", 1 << 16)
+    exe = demo(binaries, "1.26")
+    with running(exe) as p:
+        spilled = gs.capture(p.pid, str(tmp_path))
+        kept = gs.capture(p.pid)
+    assert any(isinstance(b, gs._Spilled) for _, b in spilled["image"].ranges())
+    assert os.listdir(tmp_path) == []  # the spill file is unlinked from the start
+    # WHEN it is written and read back
+    gs.write_snapshot(spilled, tmp_path / "s.snap")
+    back = gs.read_snapshot(tmp_path / "s.snap")
+    # THEN it holds the spilled bytes, and imports to the same heap as the capture kept in memory
+    assert [(a, bytes(b[0:len(b)])) for a, b in back["image"].ranges()] == \
+        [(a, bytes(b[0:len(b)])) for a, b in spilled["image"].ranges()]
+    gs.write_snapshot(kept, tmp_path / "k.snap")
+    b = Binary(exe)
+    try:
+        one, two = gs.import_snapshot(str(tmp_path / "s.snap"), b), gs.import_snapshot(str(tmp_path / "k.snap"), b)
+    finally:
+        b.close()
+    assert [(o["addr"], o["size"]) for o in one["objects"]] == [(o["addr"], o["size"]) for o in two["objects"]]
+    assert one["maps"] == two["maps"]
+
+
+def test_reader_refuses_unknown_versions_and_other_files(tmp_path):
+    (tmp_path / "v9.snap").write_bytes(gs.MAGIC + (9).to_bytes(4, "little") + b"x")
+    with pytest.raises(gs.SnapshotError, match="snapshot version 9 unknown"):
+        gs.read_snapshot(tmp_path / "v9.snap")
+    (tmp_path / "other.snap").write_bytes(b"go1.7 heap dump\n")
+    with pytest.raises(gs.SnapshotError, match="not a gctrace snapshot"):
+        gs.read_snapshot(tmp_path / "other.snap")
+    (tmp_path / "cut.snap").write_bytes(gs.MAGIC + (1).to_bytes(4, "little") + b"\x78\x01garbage")
+    with pytest.raises(gs.SnapshotError, match="bad compressed data"):
+        gs.read_snapshot(tmp_path / "cut.snap")
+
+
+def gctrace(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "gctrace", *args], capture_output=True, text=True, **kw)
+
+
+def test_cli_snapshot_then_import_and_analyze(binaries, tmp_path):
+    exe = demo(binaries, "1.26")
+    with running(exe) as p:
+        r = gctrace("snapshot", str(p.pid), "-o", str(tmp_path / "s.snap"))
+        assert r.returncode == 0, r.stderr
+        assert "pause:" in r.stderr and state(p.pid) not in "tT"
+        a = gctrace("snapshot", str(p.pid), "--analyze")
+        assert a.returncode == 0, a.stderr
+        assert "stacks scanned conservatively" in a.stdout and "main.byID" in a.stdout
+    r = gctrace("import", "go-snapshot", str(tmp_path / "s.snap"), "--binary", exe, "-o", str(tmp_path / "d.jsonl"))
+    assert r.returncode == 0, r.stderr
+    assert gctrace("analyze", str(tmp_path / "d.jsonl")).returncode == 0
+
+
+def test_the_target_is_never_left_stopped_when_the_tool_is_killed(binaries):
+    # GIVEN a target with a heap big enough that its stop lasts a while
+    exe = demo(binaries, "1.26")
+    rng = random.Random(15)
+    with running(exe, "-grow", "64") as p:
+        hits = 0
+        for i in range(8):
+            # WHEN the snapshot tool is killed at a random moment while the target is stopped
+            tool = subprocess.Popen([sys.executable, "-m", "gctrace", "snapshot", str(p.pid), "-o", os.devnull],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while tool.poll() is None and state(p.pid) not in "tT" and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            if state(p.pid) in "tT":
+                hits += 1
+            time.sleep(rng.random() * 0.05)
+            sig = signal.SIGKILL if i % 2 == 0 else signal.SIGTERM
+            tool.send_signal(sig)
+            rc = tool.wait()
+            # THEN the target runs on: not stopped, and it still answers
+            time.sleep(0.01)
+            assert state(p.pid) not in "tT", f"left stopped after {sig.name} (exit {rc})"
+            command(p, b"dump /dev/null\n")
+        assert hits >= 4, "the tool was seldom caught with the target stopped: the test proved little"
+
+
+def test_refusals_are_one_line_and_exit_2(binaries, tmp_path):
+    exe = demo(binaries, "1.26")
+    # a non-Go program with symbols
+    c = tmp_path / "loop.c"
+    c.write_text("#include <unistd.h>\nint main(void){ pause(); return 0; }\n")
+    cexe = tmp_path / "loop"
+    subprocess.run(["gcc", "-O1", "-o", str(cexe), str(c)], check=True)
+    stripped = tmp_path / "snapdemo-stripped"
+    subprocess.run(["strip", "-o", str(stripped), exe], check=True)
+    procs = [subprocess.Popen([str(cexe)]), subprocess.Popen(["sleep", "100"])]
+    try:
+        with running(str(stripped)) as sp:
+            cases = [(procs[0].pid, "not a Go program"), (procs[1].pid, "stripped"), (sp.pid, "stripped"),
+                     (2 ** 22 + 12345, "no such process")]
+            for pid, why in cases:
+                r = gctrace("snapshot", str(pid), "-o", str(tmp_path / "x.snap"))
+                assert r.returncode == 2 and why in r.stderr, (pid, r.stderr)
+                assert r.stderr.count("\n") == 1 and r.stderr.startswith("gctrace: ")
+                assert not (tmp_path / "x.snap").exists()
+                if pid < 2 ** 22:
+                    assert state(pid) not in "tT"
+    finally:
+        for q in procs:
+            q.kill()
+            q.wait()
+
+
+def test_a_process_we_may_not_trace_is_refused(binaries, tmp_path):
+    # GIVEN a Go program of root's, and gctrace run as nobody
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run gctrace as another user")
+    exe = demo(binaries, "1.26")
+    with running(exe) as p:
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                            "gctrace", "snapshot", str(p.pid), "-o", "/tmp/never.snap"],
+                           capture_output=True, text=True, env=dict(os.environ, HOME="/tmp"))
+        assert r.returncode == 2 and r.stderr.startswith("gctrace: ") and r.stderr.count("\n") == 1, r.stderr
+        assert "permission denied" in r.stderr.lower() or "not permitted" in r.stderr.lower()
+        assert state(p.pid) not in "tT"
+
+
+def test_a_process_traced_by_another_is_refused_and_left_as_it_was(binaries):
+    # GIVEN a target this test already holds stopped with ptrace
+    exe = demo(binaries, "1.26")
+    with running(exe) as p:
+        with gs._Stopped(p.pid):
+            # WHEN gctrace tries to snapshot it THEN it says it cannot attach, exit 2
+            r = gctrace("snapshot", str(p.pid), "-o", os.devnull)
+            assert r.returncode == 2 and "cannot attach" in r.stderr, r.stderr
+        assert state(p.pid) not in "tT"
+        command(p, b"dump /dev/null\n")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_stop_resumes_the_target_and_says_so(binaries, tmp_path, sig):
+    # GIVEN a target whose stop lasts a few hundred milliseconds
+    exe = demo(binaries, "1.26")
+    with running(exe, "-grow", "256") as p:
+        tool = subprocess.Popen([sys.executable, "-m", "gctrace", "snapshot", str(p.pid), "-o",
+                                 str(tmp_path / "s.snap")], stderr=subprocess.PIPE, text=True)
+        while tool.poll() is None and state(p.pid) not in "tT":
+            time.sleep(0.0005)
+        # WHEN the tool gets the signal while the target is stopped
+        assert state(p.pid) in "tT", "the stop was missed"
+        tool.send_signal(sig)
+        err = tool.communicate()[1]
+        # THEN one line, exit 128 + the signal (130 for Ctrl-C), nothing written, and the target runs on
+        assert tool.returncode == 128 + sig and err.count("\n") == 1 and f"interrupted by {sig.name}" in err, err
+        assert not (tmp_path / "s.snap").exists()
+        assert state(p.pid) not in "tT"
+        command(p, b"dump /dev/null\n")
+
+
+@pytest.mark.parametrize("minor", ["1.22", "1.26"])
+def test_a_core_file_imports_to_the_heap_the_dump_describes(binaries, minor, tmp_path):
+    # GIVEN a core file (gcore) of snapdemo taken right after it wrote a heap dump
+    if shutil.which("gcore") is None:
+        pytest.skip("gcore (Debian's gdb package) is not installed")
+    exe = demo(binaries, minor)
+    with running(exe) as p:
+        command(p, f"dump {tmp_path / 'heap.dump'}\n".encode())
+        subprocess.run(["gcore", "-o", str(tmp_path / "core"), str(p.pid)], check=True, capture_output=True)
+        core = tmp_path / f"core.{p.pid}"
+    # WHEN both are imported
+    r = gctrace("import", "go-core", str(core), "--binary", exe, "-o", str(tmp_path / "d.json"))
+    assert r.returncode == 0, r.stderr
+    import orjson
+    got = orjson.loads((tmp_path / "d.json").read_bytes())
+    b = Binary(exe)
+    try:
+        want = import_heapdump(str(tmp_path / "heap.dump"), b)
+    finally:
+        b.close()
+    # THEN the same objects (== MemStats) and maps, a reachable superset, residency assumed
+    ms = want["meta"]["memstats"]
+    assert (len(got["objects"]), sum(o["size"] for o in got["objects"])) == (ms["HeapObjects"], ms["HeapAlloc"])
+    assert got["maps"] == want["maps"]
+    assert reach(want) <= reach(got)
+    assert got["meta"]["source"] == "go-core" and "pages" not in got
+    # and a file that is no core is one line, exit 2
+    r = gctrace("import", "go-core", exe, "--binary", exe, "-o", str(tmp_path / "x.json"))
+    assert r.returncode == 2 and "not an x86-64 core file" in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("what, version, flags, why", [
+    ("Go 1.21", "1.21.13", [], "snapshots know Go 1.22 to 1.27"),
+    ("a PIE", "1.26.6", ["-buildmode=pie"], "position-independent"),
+])
+def test_programs_snapshots_do_not_read_are_refused_before_stopping(tmp_path, what, version, flags, why):
+    # GIVEN snapdemo built as something the snapshot does not read
+    go = os.path.join(GO_CACHE, version, "bin", "go")
+    if not os.path.exists(go):
+        pytest.skip(f"no toolchain at {go} to build {what}")
+    exe = str(tmp_path / "snapdemo")
+    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", CGO_ENABLED="0")
+    subprocess.run([go, "build", "-trimpath", "-buildvcs=false", *flags, "-o", exe, "."], cwd=SRC, env=env,
+                   check=True, capture_output=True)
+    with running(exe) as p:
+        # WHEN it is snapshotted THEN one line, exit 2, and it was never stopped
+        r = gctrace("snapshot", str(p.pid), "-o", str(tmp_path / "x.snap"))
+        assert r.returncode == 2 and why in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        assert state(p.pid) not in "tT"
+        command(p, b"dump /dev/null\n")
+
+
+@pytest.mark.parametrize("minor", [pytest.param("1.22", marks=pytest.mark.slow), "1.26"])  # ~30 s each
+def test_snapshots_of_a_busy_program_succeed_and_it_runs_on(binaries, minor, tmp_path):
+    # GIVEN snapdemo with 4 goroutines allocating and dropping map entries and blobs without end
+    exe = demo(binaries, minor)
+    b = Binary(exe)
+    try:
+        with running(exe, "-churn", "4", env={"GOGC": "10"}) as p:  # GOGC=10: less garbage to import
+            for i in range(2):
+                time.sleep(0.2)
+                # WHEN it is snapshotted mid-allocation
+                snap = gs.capture(p.pid)
+                assert state(p.pid) not in "tT"
+                gs.write_snapshot(snap, tmp_path / "s.snap")
+                doc = gs.import_snapshot(str(tmp_path / "s.snap"), b)
+                # THEN every churning map is found among the program's maps, each with at most its 20,000
+                # entries, and the import's own checks (objects do not overlap, fields inside objects) held
+                names = {m.get("name"): m for m in doc["maps"]}
+                churned = [m for n, m in names.items() if n and n.startswith("main.churned")]
+                assert len(churned) == 4, sorted(n for n in names if n)
+                assert all(0 <= m["count"] <= 20001 for m in churned)
+            command(p, b"dump /dev/null\n")
+    finally:
+        b.close()

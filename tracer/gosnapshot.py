@@ -1,0 +1,1309 @@
+"""gosnapshot takes a snapshot of a running Go program by PID and turns it into a HeapDump.
+
+No code change in the target: the snapshot stops every thread of the process
+(PTRACE_SEIZE + PTRACE_INTERRUPT), reads the runtime's own structures
+from its memory, reads the residency of the heap's pages from
+/proc/PID/pagemap while the threads are still stopped (so residency and
+contents are of the same instant), and lets the threads go (PTRACE_DETACH).
+If the snapshot tool dies half-way, the kernel detaches it and the threads
+run on: a seized thread stopped by PTRACE_INTERRUPT is in no group stop, so
+nothing is left stopped (SIGSTOP would leave it stopped). Ctrl-C and
+SIGTERM end the snapshot through the same ``finally``. Memory is read with
+process_vm_readv(2) (the same permission as /proc/PID/mem, four times as
+fast for a big heap).
+
+Terminology:
+
+- *image*: the memory ranges the snapshot read, by address. Everything the
+  importer needs is in it; the snapshot file stores it (docs/snapshot-format.md).
+- *walk*: ``_Walk`` reads the runtime's structures through a memory reader.
+  The capture runs it on the live process (every read is recorded into the
+  image) and the import runs the very same code on the image, so the import
+  never asks for a byte the capture did not read.
+
+What comes from where (Go 1.22 and later on linux/amd64; field offsets of
+every runtime struct from the binary's DWARF, never hard-coded):
+
+- spans: ``runtime.mheap_.allspans``; a span is the heap's when its state
+  is mSpanInUse (1), a goroutine stack's when mSpanManual (2).
+- objects: slot i of an in-use span is allocated when i < freeindex or its
+  allocBits bit is set (runtime/mbitmap.go, mspan.isFree), for i < nelems.
+  A slot's size is the span's elemsize, as in a heap dump.
+- pointer fields (mspan.typePointersOf, runtime/mbitmap.go): a noscan span
+  (spanclass & 1) has none; objects of up to 512 B take ``elemsize/8`` heap
+  bits from the bitmap at the span's end (``npages*8192/64`` bytes, before
+  Green Tea's 128 bytes of inline mark bits, Go 1.26+, for 16..512-byte
+  objects: spanHeapBitsRange); larger objects of a size class start with a
+  malloc header, the address of their ``abi.Type``, whose GCData mask is
+  tiled from the word after the header; a large object's type is the span's
+  ``largeType``. A type flagged TFlagGCMaskOnDemand keeps the address of its
+  mask in the word GCData points to, built on first use: an unbuilt one gives
+  no fields and a warning.
+- roots: data and bss with ``firstmoduledata.gcdatamask``/``gcbssmask``;
+  finalizers from the spans' specials; goroutine stacks from
+  ``runtime.allgs``, scanned *conservatively* (every aligned word from the
+  goroutine's stack pointer to ``stack.hi`` that points into an allocated
+  object is a root: the stack maps are not read), and the general registers
+  of every thread, conservatively too. So the reachable set is the heap
+  dump's or a superset of it; meta.stacks says so.
+- pages: /proc/PID/pagemap for every page of the heap arenas
+  (``mheap_.heapArenas``): present (not the kernel zero page) or swapped.
+  State: ``used`` in an in-use or stack span; else ``free`` or ``released``
+  by the page allocator's scavenged bits (``mheap_.pages.chunks``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import errno
+import mmap
+import os
+import signal
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from gctrace.errors import GctraceError
+
+from .goheapdump import FIELD_PTR, Frame, HeapDump, ObjectArrays, Segment
+
+MAGIC = b"gctrace-snapshot\n"
+VERSION = 1
+PAGE = 8192  # runtime: pageSize
+OS_PAGE = 4096
+SPAN_IN_USE, SPAN_MANUAL = 1, 2  # runtime: mSpanInUse, mSpanManual
+G_RUNNING, G_SYSCALL, G_DEAD, G_DEADEXTRA, G_SCAN = 2, 3, 6, 11, 0x1000
+
+TFLAG_GCMASK_ON_DEMAND = 1 << 4  # internal/abi: TFlagGCMaskOnDemand (Go 1.24+)
+MIN_SIZE_FOR_MALLOC_HEADER = 512
+INLINE_MARK_BITS = 128  # unsafe.Sizeof(spanInlineMarkBits{}), Go 1.26's Green Tea (mgcmark_greenteagc.go)
+HEAP_ARENA_BYTES = 64 << 20  # runtime: heapArenaBytes on linux/amd64
+ARENA_BASE_OFFSET = 0xFFFF800000000000  # runtime: arenaBaseOffset on amd64
+PALLOC_CHUNK_BYTES = 4 << 20  # runtime: pallocChunkBytes (512 pages)
+PALLOC_L2_BITS = 13  # runtime: pallocChunksL2Bits on amd64 (48 - 22 - 13)
+PALLOC_DATA = 128  # unsafe.Sizeof(pallocData{}): pallocBits and scavenged, 8 words each
+OLDEST, NEWEST = (1, 22), (1, 27)
+
+# ptrace(2)
+PTRACE_DETACH, PTRACE_GETREGS = 17, 12
+PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
+PTRACE_EVENT_STOP = 128
+WALL = 0x40000000  # __WALL
+USER_REGS = 27  # struct user_regs_struct on x86-64, 8-byte fields
+
+# The runtime structs and members the walk reads; every offset comes from DWARF.
+STRUCTS = {
+    "runtime.mheap": ("allspans", "heapArenas", "pages"),
+    "runtime.mspan": ("startAddr", "npages", "freeindex", "nelems", "allocBits", "spanclass", "state",
+                      "elemsize", "specials", "largeType"),
+    "runtime.moduledata": ("data", "edata", "bss", "ebss", "gcdatamask", "gcbssmask"),
+    "runtime.g": ("stack", "sched", "syscallsp", "atomicstatus", "goid"),
+    "runtime.gobuf": ("sp", "ctxt"),
+    "internal/abi.Type": ("Size_", "PtrBytes", "TFlag", "GCData"),
+    "runtime.itabTableType": ("size", "entries"),
+    "internal/abi.ITab": ("Type",),
+    "runtime.special": ("next", "offset", "kind"),
+    "runtime.specialfinalizer": ("fn", "fint", "ot"),
+    "runtime.pageAlloc": ("chunks",),
+}
+# Older names of the same things: struct -> its name before, member -> its name before.
+STRUCT_ALIASES = {"internal/abi.ITab": "runtime.itab"}  # Go 1.22
+MEMBER_ALIASES = {"heapArenas": "allArenas",  # before Go 1.25 (user arenas got their own list then)
+                  "Type": "_type"}  # runtime.itab, Go 1.22
+SYMBOLS = ("runtime.mheap_", "runtime.firstmoduledata", "runtime.allgs", "runtime.itabTable",
+           "runtime.buildVersion")
+
+
+def finalizer_kind(version: tuple) -> int:
+    """finalizer_kind is runtime._KindSpecialFinalizer: 1, or 2 from Go 1.25 (_KindSpecialTinyBlock took 1)."""
+    return 2 if version >= (1, 25) else 1
+
+
+class SnapshotError(GctraceError):
+    """SnapshotError reports a target or a snapshot file that cannot be used: ``<what>: <problem>``."""
+
+    def __init__(self, what, problem):
+        self.path = str(what)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+# --- memory readers ---------------------------------------------------------------------------------
+
+class _Image:
+    """_Image is memory as ranges of bytes by address: what a snapshot read."""
+
+    def __init__(self, ranges=()):
+        self.starts, self.chunks = [], []
+        for a, b in sorted(ranges, key=lambda r: r[0]):
+            self.add(a, b)
+
+    def add(self, addr: int, data: bytes):
+        """add keeps data at addr; ranges that touch or overlap an earlier one are merged into it."""
+        k = bisect.bisect_right(self.starts, addr) - 1
+        if k >= 0 and addr < self.starts[k] + len(self.chunks[k]):
+            s, old = self.starts[k], self.chunks[k]
+            if addr + len(data) <= s + len(old):
+                return
+            self.chunks[k] = bytes(old[:addr - s]) + bytes(data)  # (a _Spilled slice is bytes already)
+        else:
+            k += 1
+            self.starts.insert(k, addr)
+            self.chunks.insert(k, data)
+        end = self.starts[k] + len(self.chunks[k])
+        while k + 1 < len(self.starts) and self.starts[k + 1] < end:  # swallow what it now overlaps
+            s, nxt = self.starts.pop(k + 1), self.chunks.pop(k + 1)
+            if s + len(nxt) > end:
+                self.chunks[k] = bytes(self.chunks[k][0:len(self.chunks[k])]) + bytes(nxt[end - s:len(nxt)])
+                end = self.starts[k] + len(self.chunks[k])
+
+    def covers(self, addr: int, n: int) -> bool:
+        """covers reports whether [addr, addr + n) was read, in one range or in ranges that touch."""
+        k = bisect.bisect_right(self.starts, addr) - 1
+        if k < 0:
+            return False
+        end = self.starts[k] + len(self.chunks[k])
+        while end < addr + n and k + 1 < len(self.starts) and self.starts[k + 1] == end:
+            k += 1
+            end += len(self.chunks[k])
+        return addr + n <= end
+
+    def touch(self, addr: int, n: int) -> None:
+        """touch checks that [addr, addr + n) was read, without copying it out."""
+        if not self.covers(addr, n):
+            raise SnapshotError("snapshot", f"{n} bytes at {addr:#x} were not read by the snapshot")
+
+    def read(self, addr: int, n: int) -> bytes:
+        k = bisect.bisect_right(self.starts, addr) - 1
+        if k >= 0 and addr + n <= self.starts[k] + len(self.chunks[k]):
+            o = addr - self.starts[k]
+            return self.chunks[k][o:o + n]
+        if self.covers(addr, n):  # across ranges that touch (a core file's segments)
+            out, at = [], addr
+            while at < addr + n:
+                k = bisect.bisect_right(self.starts, at) - 1
+                o = at - self.starts[k]
+                take = min(len(self.chunks[k]) - o, addr + n - at)
+                out.append(bytes(self.chunks[k][o:o + take]))
+                at += take
+            return b"".join(out)
+        raise SnapshotError("snapshot", f"{n} bytes at {addr:#x} were not read by the snapshot")
+
+    def ranges(self):
+        return list(zip(self.starts, self.chunks))
+
+
+class _Spilled:
+    """_Spilled is a range of memory the capture wrote to a spill file instead of keeping it: bytes on demand."""
+
+    def __init__(self, f, off: int, n: int):
+        self.f, self.off, self.n = f, off, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, sl: slice) -> bytes:
+        start, stop, _ = sl.indices(self.n)
+        return os.pread(self.f.fileno(), max(stop - start, 0), self.off + start)
+
+    def pieces(self, size: int = 16 << 20):
+        """pieces yields the range's bytes in pieces of size bytes."""
+        for o in range(0, self.n, size):
+            yield self[o:min(o + size, self.n)]
+
+
+class _Live:
+    """_Live reads a stopped process's memory, recording every read in an image.
+
+    Reads go through process_vm_readv(2), about four times as fast as
+    /proc/PID/mem for a big heap (both need the right to ptrace the target),
+    into bytearrays that the image keeps without a copy.
+    """
+
+    SPILL_PIECE = 32 << 20
+
+    def __init__(self, pid: int, spill=None):
+        self.pid = pid
+        self.image = _Image()
+        self.bytes_read = 0
+        self.spill = spill  # an open, unlinked file for the heap's memory, or None: kept in memory
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.process_vm_readv.restype = ctypes.c_ssize_t
+        self._piece = None
+
+    def _readv(self, addr: int, buf, n: int):
+        local = _IOVec(ctypes.addressof((ctypes.c_char * n).from_buffer(buf)), n)  # buf: writable, n bytes
+        remote = _IOVec(addr, n)
+        got = self.libc.process_vm_readv(self.pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+        if got != n:
+            err = ctypes.get_errno()
+            why = os.strerror(err) if got < 0 else f"read {got} of them"
+            raise SnapshotError(f"pid {self.pid}", f"cannot read {n} bytes at {addr:#x}: {why}")
+        self.bytes_read += n
+
+    def read(self, addr: int, n: int):
+        if n <= 0:
+            return b""
+        buf = bytearray(n)
+        self._readv(addr, buf, n)
+        self.image.add(addr, buf)
+        return buf
+
+    def prepare(self, nbytes: int) -> None:
+        """prepare allocates and faults in, before the target is stopped, the memory the heap will be read into:
+        zeroing fresh pages costs as much as the copy, and this way not inside the pause."""
+        self._arena = np.ones(nbytes, np.uint8)  # every page written, so faulted in
+        self._arena_used = 0
+
+    def _from_arena(self, n: int):
+        a = getattr(self, "_arena", None)
+        if a is None or self._arena_used + n > len(a):
+            return None
+        view = memoryview(a)[self._arena_used:self._arena_used + n]
+        self._arena_used += n
+        return view
+
+    def touch(self, addr: int, n: int) -> None:
+        """touch reads [addr, addr + n) into the image without returning it: to the spill file when there is one,
+        through one reused buffer, so the tool's memory does not grow with the heap."""
+        if self.spill is None or n <= self.SPILL_PIECE:
+            buf = self._from_arena(n)
+            if buf is None:
+                self.read(addr, n)
+                return
+            self._readv(addr, buf, n)
+            self.image.add(addr, buf)
+            return
+        if self._piece is None:
+            self._piece = bytearray(self.SPILL_PIECE)
+        fd = self.spill.fileno()
+        at = os.lseek(fd, 0, os.SEEK_END)
+        for o in range(0, n, self.SPILL_PIECE):
+            k = min(self.SPILL_PIECE, n - o)
+            self._readv(addr + o, self._piece, k)
+            os.write(fd, memoryview(self._piece)[:k])
+        self.image.add(addr, _Spilled(self.spill, at, n))
+
+    def close(self):
+        self._piece = None
+
+
+class _IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _read_rows(mem, addrs: np.ndarray, size: int, gap: int = 4096) -> np.ndarray:
+    """_read_rows reads size bytes at each address into the rows of an (n, size) array, in the given order.
+
+    Addresses closer than gap are read in one go; a run that cannot be read
+    whole (it spans unmapped memory) is read row by row.
+    """
+    addrs = np.asarray(addrs, np.uint64)
+    out = np.zeros((len(addrs), size), np.uint8)
+    if not len(addrs):
+        return out
+    order = np.unique(addrs)
+    cut = np.flatnonzero(order[1:] - order[:-1] > np.uint64(size + gap)) + 1
+    for run in np.split(order, cut):
+        start, end = int(run[0]), int(run[-1]) + size
+        try:
+            blob = np.frombuffer(mem.read(start, end - start), np.uint8)
+        except SnapshotError:
+            if len(run) == 1:
+                raise
+            blob = None
+        rows = np.flatnonzero((addrs >= run[0]) & (addrs <= run[-1]))
+        for i in rows.tolist() if blob is None else ():
+            out[i] = np.frombuffer(mem.read(int(addrs[i]), size), np.uint8)
+        if blob is not None:
+            offs = (addrs[rows] - np.uint64(start)).astype(np.int64)
+            out[rows] = blob[offs[:, None] + np.arange(size)[None, :]]
+    return out
+
+
+def _col(rows: np.ndarray, off: int, n: int) -> np.ndarray:
+    """_col returns the n-byte little-endian field at off of every row, as uint64."""
+    b = np.zeros((len(rows), 8), np.uint8)
+    b[:, :n] = rows[:, off:off + n]
+    return b.view("<u8").ravel()
+
+
+def _read_many(mem, addrs, size: int, gap: int = 4096) -> dict:
+    """_read_many reads size bytes at each address: {address: bytes}."""
+    order = sorted(set(addrs))
+    rows = _read_rows(mem, np.array(order, np.uint64), size, gap)
+    return {a: rows[i].tobytes() for i, a in enumerate(order)}
+
+
+def u64(b: bytes, off: int = 0) -> int:
+    return int.from_bytes(b[off:off + 8], "little")
+
+
+# --- the walk ---------------------------------------------------------------------------------------
+
+@dataclass
+class Layout:
+    """Layout is the runtime's struct offsets and symbol addresses: what the walk reads where."""
+
+    structs: dict  # struct -> {member: offset}, "size" -> its size
+    symbols: dict  # name -> address
+
+    @classmethod
+    def from_binary(cls, binary, what):
+        structs = {}
+        for name, members in STRUCTS.items():
+            got = binary.struct_layout(name)
+            if got is None and name in STRUCT_ALIASES:
+                got = binary.struct_layout(STRUCT_ALIASES[name])
+            if got is None:
+                raise SnapshotError(what, f"its DWARF has no {name}: not a Go {OLDEST[0]}.{OLDEST[1]}+ binary?")
+            offs, size = got
+            offs = {**{m: offs[MEMBER_ALIASES[m]] for m in members if m not in offs and MEMBER_ALIASES.get(m) in offs},
+                    **offs}
+            lack = [m for m in members if m not in offs]
+            if lack:
+                raise SnapshotError(what, f"{name} in its DWARF lacks {', '.join(lack)}: a Go release gctrace "
+                                          f"does not know")
+            structs[name] = {**{m: offs[m] for m in members}, "size": size}
+        symbols = {}
+        for s in SYMBOLS:
+            a = next((x[0] for x in binary._syms if x[2] == s), None)
+            if a is None:
+                raise SnapshotError(what, f"no symbol {s}: not a Go program")
+            symbols[s] = a
+        return cls(structs, symbols)
+
+    def off(self, struct: str, member: str) -> int:
+        return self.structs[struct][member]
+
+
+class Spans:
+    """Spans is the in-use and manual spans of mheap_.allspans as columns (numpy arrays), sorted by address."""
+
+    COLUMNS = (("addr", "startAddr", 8), ("npages", "npages", 8), ("elemsize", "elemsize", 8),
+               ("nelems", "nelems", 2), ("freeindex", "freeindex", 2), ("spanclass", "spanclass", 1),
+               ("state", "state", 1), ("alloc_bits", "allocBits", 8), ("specials", "specials", 8),
+               ("large_type", "largeType", 8))
+
+    def __init__(self, rows: np.ndarray, m: dict):
+        cols = {name: _col(rows, m[member], n) for name, member, n in self.COLUMNS}
+        keep = (cols["state"] == SPAN_IN_USE) | (cols["state"] == SPAN_MANUAL)
+        order = np.argsort(cols["addr"][keep], kind="stable")
+        for name, col in cols.items():
+            setattr(self, name, col[keep][order])
+        self.in_use = self.state == SPAN_IN_USE
+        self.scan = self.in_use & ((self.spanclass & np.uint64(1)) == 0)
+        self.sizeclass = self.spanclass >> np.uint64(1)
+
+    def __len__(self):
+        return len(self.addr)
+
+
+class _Walk:
+    """_Walk reads the runtime's structures through ``mem`` (live or an image) with ``lay``'s offsets."""
+
+    def __init__(self, mem, lay: Layout, green_tea: bool, finalizer: int):
+        self.mem, self.lay, self.green_tea, self.finalizer = mem, lay, green_tea, finalizer
+        self.warnings = []
+
+    def field(self, addr, struct, member, n=8):
+        return int.from_bytes(self.mem.read(addr + self.lay.off(struct, member), n), "little")
+
+    def slice(self, addr):
+        b = self.mem.read(addr, 16)
+        return u64(b), u64(b, 8)
+
+    def build_version(self) -> str:
+        p, n = self.slice(self.lay.symbols["runtime.buildVersion"])
+        return bytes(self.mem.read(p, n)).decode("utf-8", "replace") if 0 < n < 256 else ""
+
+    def spans(self) -> Spans:
+        """spans returns every in-use (heap) and manual (stack) span of mheap_.allspans."""
+        lay, mh = self.lay, self.lay.symbols["runtime.mheap_"]
+        p, n = self.slice(mh + lay.off("runtime.mheap", "allspans"))
+        ptrs = np.frombuffer(self.mem.read(p, 8 * n), "<u8") if n else np.zeros(0, np.uint64)
+        m = lay.structs["runtime.mspan"]
+        return Spans(_read_rows(self.mem, ptrs[ptrs != 0], m["size"]), m)
+
+    def heap_runs(self, spans: Spans) -> list:
+        """heap_runs returns [start, end) runs of the in-use spans' memory, adjacent spans merged."""
+        a = spans.addr[spans.in_use]
+        e = a + spans.npages[spans.in_use] * np.uint64(PAGE)
+        if not len(a):
+            return []
+        cut = np.flatnonzero(a[1:] != e[:-1]) + 1
+        starts = np.concatenate(([0], cut))
+        ends = np.concatenate((cut, [len(a)])) - 1
+        return [[s, t] for s, t in zip(a[starts].tolist(), e[ends].tolist())]
+
+    def alloc_bits(self, spans: Spans) -> dict:
+        """alloc_bits reads the allocBits of every in-use span: {span index: uint8 array of (nelems+7)/8 bytes}."""
+        use = np.flatnonzero(spans.in_use & (spans.nelems > 0))
+        nbytes = (spans.nelems[use] + np.uint64(7)) // np.uint64(8)
+        out = {}
+        for n in np.unique(nbytes).tolist():
+            sel = use[nbytes == n]
+            rows = _read_rows(self.mem, spans.alloc_bits[sel], n, gap=256)
+            out.update(zip(sel.tolist(), rows))
+        return out
+
+    @staticmethod
+    def allocated(spans: Spans, bits: dict, i: int) -> np.ndarray:
+        """allocated returns the allocated slot indices of span i (mspan.isFree, negated)."""
+        row = bits.get(i)
+        if row is None:
+            return np.zeros(0, np.int64)
+        n = int(spans.nelems[i])
+        b = np.unpackbits(row, bitorder="little")[:n]
+        b[:min(int(spans.freeindex[i]), n)] = 1
+        return np.flatnonzero(b)
+
+    def type_mask(self, t: int):
+        """type_mask returns (Size_, pointer word offsets in one value) of the abi.Type at t, or None (unbuilt)."""
+        st = self.lay.structs["internal/abi.Type"]
+        b = self.mem.read(t, st["size"])
+        size, ptrbytes = u64(b, st["Size_"]), u64(b, st["PtrBytes"])
+        tflag, gcdata = b[st["TFlag"]], u64(b, st["GCData"])
+        if ptrbytes == 0:
+            return size, np.zeros(0, np.int64)
+        if tflag & TFLAG_GCMASK_ON_DEMAND:
+            gcdata = u64(self.mem.read(gcdata, 8))
+            if gcdata == 0:
+                return None
+        words = ptrbytes // 8
+        mask = np.frombuffer(self.mem.read(gcdata, (words + 63) // 64 * 8), np.uint8)
+        bits = np.unpackbits(mask, bitorder="little")[:words]
+        return size, np.flatnonzero(bits).astype(np.int64) * 8
+
+    def header_spans(self, spans: Spans) -> np.ndarray:
+        """header_spans returns the indices of the in-use spans whose objects start with a malloc header."""
+        return np.flatnonzero(spans.scan & (spans.sizeclass != 0)
+                              & (spans.elemsize > np.uint64(MIN_SIZE_FOR_MALLOC_HEADER)))
+
+    def header_types(self, spans: Spans, bits: dict) -> dict:
+        """header_types reads the malloc header word of every allocated 513 B..32 KiB scan object: {addr: type}."""
+        out = {}
+        for i in self.header_spans(spans).tolist():
+            a0, z = int(spans.addr[i]), int(spans.elemsize[i])
+            for k in self.allocated(spans, bits, i).tolist():
+                a = a0 + k * z
+                out[a] = u64(self.mem.read(a, 8))
+        return out
+
+    def types(self, spans: Spans, headers) -> dict:
+        """types reads every type the heap's objects name (headers, large spans): {type: mask or None}.
+
+        A header the program was writing when it was stopped may name no
+        type: such an address gives None, and a warning.
+        """
+        large = spans.scan & (spans.sizeclass == 0)
+        ts = {t for t in headers.values() if t} | {t for t in spans.large_type[large].tolist() if t}
+        out, bad = {}, 0
+        for t in sorted(ts):
+            try:
+                out[t] = self.type_mask(t)
+            except SnapshotError:
+                out[t], bad = None, bad + 1
+        if bad:
+            self.warnings.append(f"{bad} malloc headers or span types name no readable type (objects being "
+                                 f"allocated when the program stopped?): those objects get no pointer fields")
+        return out
+
+    def heap_bits_base(self, addr: int, npages: int, elemsize: int) -> int:
+        """heap_bits_base is where a small scan span's heap bits begin (runtime: spanHeapBitsRange)."""
+        size = npages * PAGE
+        base = addr + size - size // 64
+        if self.green_tea and 16 <= elemsize <= MIN_SIZE_FOR_MALLOC_HEADER:
+            base -= INLINE_MARK_BITS
+        return base
+
+    def segments(self):
+        """segments returns the data and bss Segments with the pointer offsets of their GC masks."""
+        md = self.lay.symbols["runtime.firstmoduledata"]
+        out = []
+        for lo, hi, mask in (("data", "edata", "gcdatamask"), ("bss", "ebss", "gcbssmask")):
+            a, e = self.field(md, "runtime.moduledata", lo), self.field(md, "runtime.moduledata", hi)
+            bv = md + self.lay.off("runtime.moduledata", mask)
+            n, p = int.from_bytes(self.mem.read(bv, 4), "little"), u64(self.mem.read(bv + 8, 8))
+            bits = np.unpackbits(np.frombuffer(self.mem.read(p, (n + 7) // 8), np.uint8), bitorder="little")[:n]
+            contents = self.mem.read(a, e - a)
+            offs = (np.flatnonzero(bits) * 8)
+            out.append(Segment(a, contents, offs[offs + 8 <= len(contents)].tolist()))
+        return out
+
+    def goroutines(self, thread_sps=()) -> list:
+        """goroutines returns each live g: its fields and the stack words from its stack pointer to stack.hi.
+
+        A running goroutine's saved sp is stale: the stack pointer of the
+        thread whose rsp lies in its stack is used, else the whole stack.
+        """
+        lay = self.lay
+        p, n = self.slice(lay.symbols["runtime.allgs"])
+        gs = np.frombuffer(self.mem.read(p, 8 * n), "<u8").tolist() if n else []
+        gl = lay.structs["runtime.g"]
+        raw = _read_many(self.mem, gs, gl["size"])
+        sched = gl["sched"]
+        out = []
+        for g in gs:
+            b = raw[g]
+            status = int.from_bytes(b[gl["atomicstatus"]:gl["atomicstatus"] + 4], "little") & ~G_SCAN
+            if status in (G_DEAD, G_DEADEXTRA):
+                continue
+            lo, hi = u64(b, gl["stack"]), u64(b, gl["stack"] + 8)
+            sp = u64(b, sched + lay.off("runtime.gobuf", "sp"))
+            if status == G_SYSCALL and u64(b, gl["syscallsp"]):
+                sp = u64(b, gl["syscallsp"])
+            if status == G_RUNNING:
+                sp = next((r for r in thread_sps if lo <= r < hi), lo)
+            if not lo <= sp <= hi:
+                sp = lo
+            if hi - lo > 1 << 30:  # runtime: maxstacksize is 1 GB on 64-bit; anything else is a g being set up
+                continue
+            sp &= ~7
+            out.append({"g": g, "goid": u64(b, gl["goid"]), "status": status, "sp": sp, "lo": lo, "hi": hi,
+                        "ctxt": u64(b, sched + lay.off("runtime.gobuf", "ctxt")),
+                        "stack": self.mem.read(sp, hi - sp) if hi > sp else b""})
+        return out
+
+    def finalizers(self, spans) -> list:
+        """finalizers returns (obj, fn, 0, fint, ot) of every finalizer special of the in-use spans."""
+        sl, fl = self.lay.structs["runtime.special"], self.lay.structs["runtime.specialfinalizer"]
+        out = []
+        for i in np.flatnonzero(spans.in_use & (spans.specials != 0)).tolist():
+            base, sp = int(spans.addr[i]), int(spans.specials[i])
+            while sp:
+                b = self.mem.read(sp, fl["size"] if fl["size"] > sl["size"] else sl["size"])
+                if b[sl["kind"]] == self.finalizer:
+                    off = int.from_bytes(b[sl["offset"]:sl["offset"] + 2], "little")
+                    out.append((base + off, u64(b, fl["fn"]), 0, u64(b, fl["fint"]), u64(b, fl["ot"])))
+                sp = u64(b, sl["next"])
+        return out
+
+    def itabs(self) -> dict:
+        """itabs returns {itab: its type} of runtime.itabTable (static itabs are added to it at start-up)."""
+        tl = self.lay.structs["runtime.itabTableType"]
+        t = u64(self.mem.read(self.lay.symbols["runtime.itabTable"], 8))
+        if not t:
+            return {}
+        size = u64(self.mem.read(t + tl["size"], 8))
+        tabs = [x for x in np.frombuffer(self.mem.read(t + tl["entries"], 8 * size), "<u8").tolist() if x]
+        off = self.lay.off("internal/abi.ITab", "Type")
+        got = _read_many(self.mem, [x + off for x in tabs], 8)
+        return {x: u64(got[x + off]) for x in tabs}
+
+    def arenas(self) -> list:
+        """arenas returns the base addresses of the heap arenas (mheap_.heapArenas), sorted."""
+        p, n = self.slice(self.lay.symbols["runtime.mheap_"] + self.lay.off("runtime.mheap", "heapArenas"))
+        idx = np.frombuffer(self.mem.read(p, 8 * n), "<u8").tolist() if n else []
+        return sorted((i * HEAP_ARENA_BYTES + ARENA_BASE_OFFSET) & (2 ** 64 - 1) for i in idx)
+
+    def scavenged(self, arenas) -> dict:
+        """scavenged returns {chunk base: 512 booleans} of the page allocator's scavenged bits per 4 MiB chunk."""
+        pages = self.lay.symbols["runtime.mheap_"] + self.lay.off("runtime.mheap", "pages")
+        chunks = pages + self.lay.off("runtime.pageAlloc", "chunks")
+        out = {}
+        for a in arenas:
+            for c in range(a, a + HEAP_ARENA_BYTES, PALLOC_CHUNK_BYTES):
+                ci = ((c - ARENA_BASE_OFFSET) & (2 ** 64 - 1)) // PALLOC_CHUNK_BYTES
+                l1 = u64(self.mem.read(chunks + 8 * (ci >> PALLOC_L2_BITS), 8))
+                if not l1:
+                    continue
+                d = self.mem.read(l1 + PALLOC_DATA * (ci & ((1 << PALLOC_L2_BITS) - 1)), PALLOC_DATA)
+                out[c] = np.unpackbits(np.frombuffer(d[64:], np.uint8), bitorder="little").astype(bool)
+        return out
+
+    def walk(self, thread_sps=(), before_heap=None):
+        """walk reads everything the import needs; the capture calls it on the live process.
+
+        ``before_heap(arenas)`` runs before the heap is read: the capture reads
+        the pagemap there, as reading memory maps the zero page into holes.
+        """
+        spans = self.spans()
+        arenas = self.arenas()
+        if before_heap is not None:
+            before_heap(arenas)
+        runs = self.heap_runs(spans)
+        for a, e in runs:
+            self.mem.touch(a, e - a)
+        bits = self.alloc_bits(spans)
+        headers = self.header_types(spans, bits)
+        types = self.types(spans, headers)
+        return {"spans": spans, "runs": runs, "bits": bits, "headers": headers, "types": types,
+                "segments": self.segments(), "goroutines": self.goroutines(thread_sps),
+                "finalizers": self.finalizers(spans), "itabs": self.itabs(), "arenas": arenas,
+                "scavenged": self.scavenged(arenas), "version": self.build_version()}
+
+
+# --- stopping the target ----------------------------------------------------------------------------
+
+class _Stopped:
+    """_Stopped stops every thread of a process with ptrace while in the with block, and always resumes them."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.threads = {}  # tid -> signal to deliver on detach
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.libc.ptrace.restype = ctypes.c_long
+        self.stopped_at = self.resumed_at = 0.0
+
+    def _ptrace(self, req, tid, addr=0, data=0):
+        r = self.libc.ptrace(req, tid, ctypes.c_void_p(addr), ctypes.c_void_p(data))
+        if r == -1:
+            return ctypes.get_errno()
+        return 0
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, _interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.stopped_at = time.perf_counter()
+            while True:
+                try:
+                    tids = {int(t) for t in os.listdir(f"/proc/{self.pid}/task")}
+                except OSError:
+                    raise SnapshotError(f"pid {self.pid}", "no such process") from None
+                new = sorted(tids - self.threads.keys())
+                if not new:
+                    break
+                for tid in new:
+                    err = self._ptrace(PTRACE_SEIZE, tid)
+                    if err == errno.ESRCH:
+                        continue  # the thread exited meanwhile
+                    if err:
+                        raise SnapshotError(f"pid {self.pid}", f"cannot attach: {os.strerror(err)} "
+                                                               f"(ptrace; root or CAP_SYS_PTRACE needed?)")
+                    self.threads[tid] = 0
+                    self._ptrace(PTRACE_INTERRUPT, tid)
+                for tid in new:
+                    if tid in self.threads:
+                        self._wait(tid)
+            if not self.threads:
+                raise SnapshotError(f"pid {self.pid}", "no such process")
+        except BaseException:
+            self._resume()
+            raise
+        return self
+
+    def _wait(self, tid):
+        """_wait waits for tid's ptrace stop; a signal-delivery stop keeps its signal for the detach."""
+        while True:
+            try:
+                _, status = os.waitpid(tid, WALL)
+            except ChildProcessError:
+                self.threads.pop(tid, None)
+                return
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                self.threads.pop(tid, None)
+                return
+            if os.WIFSTOPPED(status):
+                if status >> 16 != PTRACE_EVENT_STOP and os.WSTOPSIG(status) != signal.SIGTRAP:
+                    self.threads[tid] = os.WSTOPSIG(status)
+                return
+
+    def registers(self) -> dict:
+        """registers returns {tid: the 27 general registers} of every stopped thread."""
+        out = {}
+        for tid in self.threads:
+            buf = (ctypes.c_ulonglong * USER_REGS)()
+            if self._ptrace(PTRACE_GETREGS, tid, 0, ctypes.addressof(buf)) == 0:
+                out[tid] = list(buf)
+        return out
+
+    def _resume(self):
+        for s in getattr(self, "_old", {}):
+            signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C must not cut the detach loop short
+        for tid, sig in list(self.threads.items()):
+            self._ptrace(PTRACE_DETACH, tid, 0, sig)
+        self.threads.clear()
+        self.resumed_at = time.perf_counter()
+        for s, h in getattr(self, "_old", {}).items():
+            signal.signal(s, h)
+
+    def __exit__(self, *exc):
+        self._resume()
+        return False
+
+
+class Interrupted(SnapshotError):
+    """Interrupted is a snapshot ended by SIGINT or SIGTERM; the exit status is 128 + the signal, as a shell's."""
+
+    def __init__(self, signum):
+        super().__init__("snapshot", f"interrupted by {signal.Signals(signum).name}; the target was resumed")
+        self.exit_code = 128 + signum
+
+
+def _interrupted(signum, frame):
+    """_interrupted ends a snapshot on SIGINT or SIGTERM; the ``finally`` of _Stopped resumes the target."""
+    raise Interrupted(signum)
+
+
+# --- capture ----------------------------------------------------------------------------------------
+
+def _check_go(pid: int, exe: str):
+    """_check_go refuses a target that is not an ELF Go program with symbols."""
+    from .gotypes import Binary
+    try:
+        with open(exe, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise SnapshotError(f"pid {pid}", f"cannot read its executable: {e.strerror}") from None
+    if head != b"\x7fELF":
+        raise SnapshotError(f"pid {pid}", "its executable is not an ELF file")
+    try:
+        b = Binary(exe)
+    except GctraceError as e:
+        raise SnapshotError(f"pid {pid}", f"{exe}: {getattr(e, 'problem', e)}") from None
+    if not any(s[2] == "runtime.mheap_" for s in b._syms):
+        b.close()
+        raise SnapshotError(f"pid {pid}", f"{exe}: not a Go program (no runtime.mheap_)")
+    if b.elf["e_type"] != "ET_EXEC" or b.elf["e_machine"] != "EM_X86_64":
+        kind = "a position-independent executable" if b.elf["e_type"] == "ET_DYN" else b.elf["e_machine"]
+        b.close()
+        raise SnapshotError(f"pid {pid}", f"{exe}: {kind}: snapshots read non-PIE linux/amd64 Go programs only "
+                                          f"(Go's default with CGO_ENABLED=0)")
+    return b
+
+
+def _pagemap(pid: int, arenas: list) -> dict:
+    """_pagemap reads the pagemap entries of every 4 KiB page of the arenas: {arena: uint64 array}."""
+    out = {}
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
+        for a in arenas:
+            n = HEAP_ARENA_BYTES // OS_PAGE
+            b = os.pread(fd, 8 * n, (a // OS_PAGE) * 8)
+            out[a] = np.frombuffer(b, "<u8")
+    finally:
+        os.close(fd)
+    return out
+
+
+def _smaps(pid: int, arenas: list) -> dict:
+    """_smaps sums Rss and LazyFree (KiB) of the process and of its mappings that overlap the arenas."""
+    total = arena_rss = arena_lazy = 0
+    inside = False
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split(None, 1)[0]
+                if "-" in head and not head.endswith(":"):
+                    lo, hi = (int(x, 16) for x in head.split("-"))
+                    inside = any(lo < a + HEAP_ARENA_BYTES and a < hi for a in arenas)
+                elif head == "Rss:":
+                    kb = int(line.split()[1])
+                    total += kb
+                    arena_rss += kb if inside else 0
+                elif head == "LazyFree:" and inside:
+                    arena_lazy += int(line.split()[1])
+    except OSError:
+        return {}
+    return {"rss_kb": total, "arena_rss_kb": arena_rss, "arena_lazyfree_kb": arena_lazy}
+
+
+def _madvise(pid: int) -> str:
+    """_madvise says how the runtime returns pages: MADV_DONTNEED unless GODEBUG=madvdontneed=0 (Go 1.16+)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return "dontneed"
+    for e in env:
+        if e.startswith(b"GODEBUG=") and b"madvdontneed=0" in e:
+            return "free"
+    return "dontneed"
+
+
+def check_release(built: str | None, what: str):
+    """check_release returns the GoRuntime of a binary's runtime.buildVersion, refusing releases snapshots do not know.
+
+    >>> check_release("go1.26.6", "pid 1").version
+    (1, 26)
+    >>> check_release("go1.21.13", "pid 1")
+    Traceback (most recent call last):
+    ...
+    gctrace.tracer.gosnapshot.SnapshotError: pid 1: go1.21.13: snapshots know Go 1.22 to 1.27
+    """
+    from .goimport import GoRuntime
+
+    rt = GoRuntime.parse(built)
+    if rt.version is None or not OLDEST <= rt.version <= NEWEST:
+        raise SnapshotError(what, f"{built or 'an unknown Go release'}: snapshots know Go "
+                                  f"{OLDEST[0]}.{OLDEST[1]} to {NEWEST[0]}.{NEWEST[1]}")
+    return rt
+
+
+def capture(pid: int, spill_dir=None) -> dict:
+    """capture stops the process, reads its runtime's structures and page residency, and resumes it.
+
+    Returns the snapshot: ``header`` (a dict, docs/snapshot-format.md) and
+    ``image`` (an _Image of what was read). With ``spill_dir`` the heap's
+    memory goes to an unlinked file there rather than into this process.
+    """
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except FileNotFoundError:
+        raise SnapshotError(f"pid {pid}", "no such process") from None
+    except PermissionError:
+        raise SnapshotError(f"pid {pid}", "permission denied (cannot read /proc/PID/exe: not yours to trace)") from None
+    except OSError as e:
+        raise SnapshotError(f"pid {pid}", f"cannot inspect: {e.strerror}") from None
+    if os.uname().machine != "x86_64":
+        raise SnapshotError(f"pid {pid}", f"snapshots are read on linux/amd64 only (this is {os.uname().machine})")
+    binary = _check_go(pid, f"/proc/{pid}/exe")
+    try:
+        built = binary.build_version()
+        rt = check_release(built, f"pid {pid}")
+        lay = Layout.from_binary(binary, f"pid {pid}")
+        build_id = _build_id(binary)
+    finally:
+        binary.close()
+    zero_pfn = _own_zero_pfn()
+    spill = None
+    if spill_dir is not None:
+        import tempfile
+
+        try:
+            spill = tempfile.TemporaryFile(dir=spill_dir, prefix=".gctrace-snapshot-")
+        except OSError as e:
+            raise SnapshotError(spill_dir, f"cannot write a spill file: {e.strerror}") from None
+    live = _Live(pid, spill)
+    if spill is None:
+        live.prepare(_heap_estimate(pid, lay))
+    try:
+        with _Stopped(pid) as stopped:
+            regs = stopped.registers()
+            walk = _Walk(live, lay, rt.green_tea, finalizer_kind(rt.version))
+            pagemap, smaps = {}, {}
+
+            def residency(arenas):
+                pagemap.update(_pagemap(pid, arenas))
+                smaps.update(_smaps(pid, arenas))
+
+            got = walk.walk([r[19] for r in regs.values()], residency)  # user_regs_struct: rsp is the 20th
+        pause = stopped.resumed_at - stopped.stopped_at
+    finally:
+        live.close()
+    header = {
+        "format": "gctrace.snapshot", "version": VERSION, "pid": pid, "exe": exe, "build_id": build_id,
+        "go_version": got["version"] or built, "arch": "amd64", "layout": {"structs": lay.structs,
+                                                                            "symbols": lay.symbols},
+        "green_tea": rt.green_tea, "special_finalizer_kind": finalizer_kind(rt.version),
+        "pause_ms": round(pause * 1000, 3), "bytes_read": live.bytes_read,
+        "registers": {str(t): r for t, r in sorted(regs.items())},
+        "madvise": _madvise(pid), **smaps, "taken_at": time.time(),
+        "zero_page_pfn": zero_pfn,
+    }
+    pages = _page_runs(got, pagemap, zero_pfn)
+    header["pages"] = pages
+    return {"header": header, "image": live.image}
+
+
+def _heap_estimate(pid: int, lay: Layout) -> int:
+    """_heap_estimate is the bytes of the in-use spans now, read without stopping (racy: only a size hint), +1/8."""
+    try:
+        walk = _Walk(_Live(pid), lay, False, 0)
+        runs = walk.heap_runs(walk.spans())
+    except SnapshotError:
+        return 0
+    n = sum(e - a for a, e in runs)
+    return n + n // 8
+
+
+def _build_id(binary) -> str | None:
+    sec = binary.elf.get_section_by_name(".note.go.buildid")
+    if sec is None:
+        return None
+    return sec.data()[16:].rstrip(b"\0").decode("ascii", "replace")
+
+
+def _own_zero_pfn():
+    """_own_zero_pfn maps a page, reads it (which maps the kernel's zero page) and returns the PFN, or None."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    p = libc.mmap(None, OS_PAGE, mmap.PROT_READ, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    if not p or p == ctypes.c_void_p(-1).value:
+        return None
+    try:
+        ctypes.string_at(p, 1)
+        with open("/proc/self/pagemap", "rb") as f:
+            f.seek(p // OS_PAGE * 8)
+            e = int.from_bytes(f.read(8), "little")
+        pfn = e & ((1 << 55) - 1)
+        return pfn if e >> 63 and pfn else None
+    except OSError:
+        return None
+    finally:
+        libc.munmap(p, OS_PAGE)
+
+
+def _page_runs(got, pagemap, zero_pfn) -> list:
+    """_page_runs gives each 4 KiB page of the arenas its residency and allocator state, as runs."""
+    pages = []
+    spans = got["spans"]
+    for a in got["arenas"]:
+        e = pagemap[a]
+        pfn = e & np.uint64((1 << 55) - 1)
+        present = (e >> np.uint64(63)).astype(bool)
+        swapped = ((e >> np.uint64(62)) & np.uint64(1)).astype(bool)
+        resident = present & ~(pfn == np.uint64(zero_pfn)) if zero_pfn else present
+        n = len(e)
+        state = np.full(n, 1, np.int8)  # 0 used, 1 free, 2 released
+        for c, bits in got["scavenged"].items():
+            if a <= c < a + HEAP_ARENA_BYTES:
+                i = (c - a) // OS_PAGE
+                state[i:i + 2 * len(bits)] = np.where(np.repeat(bits, PAGE // OS_PAGE), 2, 1)
+        inside = (spans.addr >= np.uint64(a)) & (spans.addr < np.uint64(a + HEAP_ARENA_BYTES))
+        for sa, npg in zip(spans.addr[inside].tolist(), spans.npages[inside].tolist()):
+            i = (sa - a) // OS_PAGE
+            state[i:i + npg * (PAGE // OS_PAGE)] = 0
+        key = state.astype(np.int16) * 2 + resident
+        cut = np.flatnonzero(np.diff(key)) + 1
+        starts = np.concatenate(([0], cut)).tolist()
+        ends = np.concatenate((cut, [n])).tolist()
+        names = ("used", "free", "released")
+        for s0, e0 in zip(starts, ends):
+            pages.append({"addr": a + s0 * OS_PAGE, "n": e0 - s0, "resident": bool(resident[s0]),
+                          "state": names[int(state[s0])], "swapped": int(swapped[s0:e0].sum())})
+    return pages
+
+
+# --- the file ---------------------------------------------------------------------------------------
+
+def write_snapshot(snap: dict, path) -> int:
+    """write_snapshot writes a snapshot file (docs/snapshot-format.md), whole or not at all; returns its size."""
+    from gctrace import atomicfile
+
+    comp = zlib.compressobj(1)
+    parts = [MAGIC, struct.pack("<I", VERSION)]
+    hdr = orjson.dumps(snap["header"])
+    parts.append(comp.compress(struct.pack("<Q", len(hdr)) + hdr))
+    for a, b in snap["image"].ranges():
+        parts.append(comp.compress(struct.pack("<QQ", a, len(b))))
+        for piece in (b.pieces() if isinstance(b, _Spilled) else (b,)):
+            parts.append(comp.compress(piece))
+    parts.append(comp.compress(struct.pack("<QQ", 0, 0)))
+    parts.append(comp.flush())
+    data = b"".join(parts)
+    atomicfile.write_bytes(str(path), data, ())
+    return len(data)
+
+
+def read_snapshot(path) -> dict:
+    """read_snapshot reads a snapshot file, refusing anything but this format's version."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise SnapshotError(path, f"cannot read: {e.strerror or e}") from None
+    if not raw.startswith(MAGIC):
+        raise SnapshotError(path, f"not a gctrace snapshot (expected the magic {MAGIC!r})")
+    if len(raw) < len(MAGIC) + 4:
+        raise SnapshotError(path, "truncated header")
+    (version,) = struct.unpack_from("<I", raw, len(MAGIC))
+    if version != VERSION:
+        raise SnapshotError(path, f"snapshot version {version} unknown (this gctrace reads version {VERSION})")
+    try:
+        body = zlib.decompress(raw[len(MAGIC) + 4:])
+    except zlib.error as e:
+        raise SnapshotError(path, f"bad compressed data: {e}") from None
+    pos = 0
+
+    def take(n):
+        nonlocal pos
+        if pos + n > len(body):
+            raise SnapshotError(path, f"truncated at byte {pos} of the body")
+        pos += n
+        return body[pos - n:pos]
+
+    (hn,) = struct.unpack("<Q", take(8))
+    try:
+        header = orjson.loads(take(hn))
+    except orjson.JSONDecodeError as e:
+        raise SnapshotError(path, f"bad header: {e}") from None
+    ranges = []
+    mv = memoryview(body)
+    while True:
+        a, n = struct.unpack("<QQ", take(16))
+        if a == 0 and n == 0:
+            break
+        take(n)
+        ranges.append((a, mv[pos - n:pos]))  # views of the body, not copies
+    if pos != len(body):
+        raise SnapshotError(path, f"{len(body) - pos} bytes after the end record")
+    if not isinstance(header, dict) or header.get("format") != "gctrace.snapshot":
+        raise SnapshotError(path, "the header is not a gctrace.snapshot header")
+    return {"header": header, "image": _Image(ranges)}
+
+
+# --- import -----------------------------------------------------------------------------------------
+
+def to_heapdump(snap: dict, path="snapshot") -> tuple:
+    """to_heapdump turns a snapshot into the HeapDump the heap-dump importer reads, and its residency.
+
+    Returns (HeapDump, residency dict in tracer/go/gctraceres's shape, facts).
+    """
+    h = snap["header"]
+    lay = Layout(h["layout"]["structs"], h["layout"]["symbols"])
+    walk = _Walk(snap["image"], lay, h["green_tea"], h["special_finalizer_kind"])
+    regs = h.get("registers", {})
+    got = walk.walk([r[19] for r in regs.values()])
+    img = snap["image"]
+
+    # objects: per span, arrays of addresses, field counts and field offsets, joined at the end
+    A, Z, C, F = [], [], [], []  # addresses, sizes, fields per object, field offsets
+    unbuilt = 0
+    spans = got["spans"]
+    for i in np.flatnonzero(spans.in_use).tolist():
+        idx = walk.allocated(spans, got["bits"], i)
+        if not len(idx):
+            continue
+        sa, z, npages = int(spans.addr[i]), int(spans.elemsize[i]), int(spans.npages[i])
+        base = np.uint64(sa) + idx.astype(np.uint64) * np.uint64(z)
+        A.append(base)
+        Z.append(np.full(len(idx), z, np.uint64))
+        if not spans.scan[i]:
+            C.append(np.zeros(len(idx), np.int64))
+        elif z <= MIN_SIZE_FOR_MALLOC_HEADER:  # heap bits at the span's end, elemsize/8 bits an object
+            hb = walk.heap_bits_base(sa, npages, z)
+            bits = np.unpackbits(np.frombuffer(img.read(hb, npages * PAGE // 64), np.uint8), bitorder="little")
+            w = z // 8
+            row, col = np.nonzero(bits[idx[:, None] * w + np.arange(w)[None, :]])
+            C.append(np.bincount(row, minlength=len(idx)))
+            F.append(col.astype(np.int64) * 8)
+        else:  # a malloc header's type, or the span's largeType, tiled over the object
+            counts = []
+            for a in base.tolist():
+                if spans.sizeclass[i]:
+                    t, start = got["headers"].get(a, 0), 8
+                else:
+                    t, start = int(spans.large_type[i]), 0
+                m = got["types"].get(t) if t else None
+                if t and m is None:
+                    unbuilt += 1
+                if not m or not len(m[1]) or m[0] == 0:
+                    counts.append(0)
+                    continue
+                tsize, offs = m
+                n = (z - start + tsize - 1) // tsize
+                allo = (start + np.arange(n, dtype=np.int64)[:, None] * tsize + offs[None, :]).ravel()
+                allo = allo[allo + 8 <= z]
+                counts.append(len(allo))
+                F.append(allo)
+            C.append(np.array(counts, np.int64))
+    if unbuilt:
+        walk.warnings.append(f"{unbuilt} objects have a type whose GC mask is unknown (not built yet by the "
+                             f"runtime, or unreadable): their pointer fields are not known")
+    addr_arr = np.concatenate(A) if A else np.zeros(0, np.uint64)
+    size_arr = np.concatenate(Z) if Z else np.zeros(0, np.uint64)
+    fstart = np.zeros(len(addr_arr) + 1, np.int64)
+    if C:
+        np.cumsum(np.concatenate(C), out=fstart[1:])
+    foffs = np.concatenate(F) if F else np.zeros(0, np.int64)
+    runs = got["runs"]
+    run_starts = [r[0] for r in runs]
+    chunks, run_off, total = [], [], 0
+    for a, e in runs:
+        chunks.append(img.read(a, e - a))
+        run_off.append(total)
+        total += e - a
+    raw = b"".join(chunks)
+    k = np.searchsorted(np.array(run_starts, np.uint64), addr_arr, side="right") - 1
+    off = np.array(run_off, np.int64)[k] + (addr_arr - np.array(run_starts, np.uint64)[k]).astype(np.int64) \
+        if len(addr_arr) else np.zeros(0, np.int64)
+    objects = ObjectArrays(addr=addr_arr, off=off, size=size_arr, field_start=fstart,
+                           field_kind=np.full(len(foffs), FIELD_PTR, np.uint8), field_off=foffs)
+
+    # roots: stacks and registers, conservatively
+    sorted_addr = addr_arr  # spans are walked by address, slots in order: already sorted
+
+    def hits(words: np.ndarray) -> np.ndarray:
+        if not len(sorted_addr):
+            return np.zeros(len(words), bool)
+        j = np.searchsorted(sorted_addr, words, side="right") - 1
+        ok = j >= 0
+        jj = np.where(ok, j, 0)
+        return ok & (words < sorted_addr[jj] + size_arr[jj])
+
+    frames, goroutines = [], []
+    for g in got["goroutines"]:
+        goroutines.append({"g": g["g"], "sp": g["sp"], "goid": g["goid"], "gopc": 0, "status": g["status"],
+                           "issystem": 0, "isbackground": 0, "waitsince": 0, "waitreason": "",
+                           "ctxt": g["ctxt"], "m": 0, "defer": 0, "panic": 0})
+        st = g["stack"]
+        words = np.frombuffer(st[:len(st) // 8 * 8], "<u8")
+        offs = (np.flatnonzero(hits(words)) * 8).tolist()
+        frames.append(Frame(g["sp"], 0, 0, st, 0, 0, 0, f"goroutine {g['goid']} stack (conservative)", offs, g["g"]))
+    other = []
+    for tid, r in sorted(regs.items()):
+        words = np.array(r, np.uint64)
+        for w in words[hits(words)].tolist():
+            other.append((f"thread {tid} registers (conservative)", w))
+
+    segs = got["segments"]
+    arenas = got["arenas"]
+    hd = HeapDump(path=str(path), raw=raw, objects=objects,
+                  params={"bigendian": False, "ptrsize": 8, "arch": h.get("arch", "amd64"),
+                          "version": h.get("go_version"), "ncpu": 0,
+                          "arena_start": arenas[0] if arenas else 0,
+                          "arena_end": arenas[-1] + HEAP_ARENA_BYTES if arenas else 0},
+                  data=segs[0], bss=segs[1], frames=frames, goroutines=goroutines,
+                  finalizers=got["finalizers"], other_roots=other, itabs=got["itabs"],
+                  counts={"object": len(addr_arr), "goroutine": len(goroutines), "finalizer": len(got["finalizers"]),
+                          "span": int(spans.in_use.sum())})
+    res = None if h.get("pages") is None else {
+        "format": "gctrace.residency", "version": 1, "page_size": OS_PAGE, "madvise": h.get("madvise"),
+        "page_state": "snapshot: spans of mheap_.allspans (in use and stacks: used), the page allocator's "
+                      "scavenged bits (released), else free",
+        "zero_page": ("pagemap PFN equal to the kernel zero page's (read by mapping one in gctrace)"
+                      if h.get("zero_page_pfn") else "not recognised"),
+        "attempts": 1, "agreed": True, "rss_kb": h.get("rss_kb"), "arena_rss_kb": h.get("arena_rss_kb"),
+        "arena_lazyfree_kb": h.get("arena_lazyfree_kb"),
+        "pages": [{k: p[k] for k in ("addr", "n", "resident", "state")} for p in h["pages"]],
+    }
+    facts = {"warnings": walk.warnings, "swapped_pages": sum(p.get("swapped", 0) for p in h.get("pages") or ())}
+    return hd, res, facts
+
+
+def import_snapshot(snap_path, binary_path) -> dict:
+    """import_snapshot reads a snapshot with its binary and returns a gctrace dump (tracer/goimport's build)."""
+    from .gotypes import Binary
+
+    snap = read_snapshot(snap_path)
+    if isinstance(binary_path, Binary):
+        binary, close = binary_path, False
+    else:
+        binary, close = Binary(binary_path), True
+    try:
+        bid = _build_id(binary)
+        want = snap["header"].get("build_id")
+        if want and bid and bid != want:
+            raise SnapshotError(binary.path, f"is not the program of the snapshot (Go build ID {bid}, "
+                                             f"the snapshot's {want})")
+        return _doc(snap, snap_path, binary)
+    finally:
+        if close:
+            binary.close()
+
+
+def _doc(snap, snap_path, binary, source="go-snapshot") -> dict:
+    from .goimport import _build
+
+    hd, res, facts = to_heapdump(snap, snap_path)
+    doc = _build(hd, binary, res, snap_path, binary.path, snap_path)
+    h = snap["header"]
+    meta = doc["meta"]
+    meta["source"] = source
+    meta["snapshot" if source == "go-snapshot" else "core"] = meta.pop("heapdump")
+    meta.pop("residency", None)
+    meta["stacks"] = ("conservatively: every aligned word from a goroutine's stack pointer to stack.hi, and every "
+                      "general register of every thread, that points into an allocated object is a root "
+                      "(the stack maps are not read)")
+    if source == "go-snapshot":
+        meta["pid"] = h.get("pid")
+        meta["pause_ms"] = h.get("pause_ms")
+        meta["bytes_read"] = h.get("bytes_read")
+    meta["swapped_pages"] = facts["swapped_pages"]
+    meta["warnings"] = list(meta.get("warnings", [])) + facts["warnings"]
+    meta["roots_missing"] = ["runtime.AddCleanup cleanups (their closures and arguments are roots)",
+                             "weak pointer handles (weak.Make)", "the finalizer queue (finq)"]
+    return doc
+
+
+def import_summary(doc: dict) -> dict:
+    """import_summary returns the figures worth a line each after a snapshot's import."""
+    from .goimport import summary as heapdump_summary
+
+    out = heapdump_summary(doc)
+    out["objects"] = f"{len(doc['objects'])} ({sum(o['size'] for o in doc['objects'])} B)"
+    out["stacks"] = doc["meta"]["stacks"].split(":")[0]
+    return out
+
+
+def summary(snap: dict, size: int) -> dict:
+    """summary returns the figures worth a line each after a snapshot."""
+    h = snap["header"]
+    return {"pid": h["pid"], "go": h["go_version"], "pause": f"{h['pause_ms']:.1f} ms",
+            "read": f"{h['bytes_read']} B", "snapshot": f"{size} B compressed"}
+
+
+# --- core files -------------------------------------------------------------------------------------
+
+PRSTATUS_PID, PRSTATUS_REGS = 32, 112  # struct elf_prstatus on x86-64: pr_pid, pr_reg
+
+
+def read_core(path, binary) -> dict:
+    """read_core makes a snapshot of a core file (gcore, or a crash with GOTRACEBACK=crash) and its binary.
+
+    The memory is the PT_LOAD segments (read from the file on demand) and,
+    where the core has none, the binary's (read-only text and data, which
+    gcore leaves out), the registers each thread's NT_PRSTATUS; the layout comes from the binary's
+    DWARF, as at capture time. A core file says nothing of residency: the
+    snapshot has no ``pages`` and the import assumes residency.
+    """
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise SnapshotError(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        elf = ELFFile(f)
+        if elf["e_type"] != "ET_CORE" or elf["e_machine"] != "EM_X86_64":
+            raise SnapshotError(path, f"not an x86-64 core file ({elf['e_type']}, {elf['e_machine']})")
+        ranges, regs = [], {}
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                ranges.append((seg["p_vaddr"], _Spilled(f, seg["p_offset"], seg["p_filesz"])))
+            elif seg["p_type"] == "PT_NOTE":
+                for note in seg.iter_notes():
+                    if note["n_type"] == "NT_PRSTATUS" and isinstance(note["n_desc"], bytes):
+                        d = note["n_desc"]
+                        tid = int.from_bytes(d[PRSTATUS_PID:PRSTATUS_PID + 4], "little")
+                        regs[str(tid)] = list(struct.unpack_from(f"<{USER_REGS}Q", d, PRSTATUS_REGS))
+    except ELFError as e:
+        raise SnapshotError(path, f"not a readable core file: {e}") from None
+    # A core leaves out the read-only mappings of files (text, rodata: types, GC masks, the build version):
+    # they come from the binary's own segments, wherever the core has nothing.
+    for seg in binary.elf.iter_segments():
+        if seg["p_type"] != "PT_LOAD" or not seg["p_filesz"]:
+            continue
+        a, n = seg["p_vaddr"], seg["p_filesz"]
+        if not any(r < a + n and a < r + len(c) for r, c in ranges):
+            ranges.append((a, _Spilled(binary._f, seg["p_offset"], n)))
+    built = binary.build_version()
+    rt = check_release(built, binary.path)
+    lay = Layout.from_binary(binary, binary.path)
+    img = _Image(ranges)
+    walk = _Walk(img, lay, rt.green_tea, finalizer_kind(rt.version))
+    version = walk.build_version()
+    if version and built and version != built:
+        raise SnapshotError(path, f"is a core of {version}, but {binary.path} was built with {built}")
+    header = {"format": "gctrace.snapshot", "version": VERSION, "build_id": _build_id(binary),
+              "go_version": version or built, "arch": "amd64",
+              "layout": {"structs": lay.structs, "symbols": lay.symbols}, "green_tea": rt.green_tea,
+              "special_finalizer_kind": finalizer_kind(rt.version), "registers": regs, "pages": None}
+    return {"header": header, "image": img, "file": f}
+
+
+def import_core(core_path, binary_path) -> dict:
+    """import_core reads a core file with its binary and returns a gctrace dump (residency assumed)."""
+    from .gotypes import Binary
+
+    binary = binary_path if isinstance(binary_path, Binary) else Binary(binary_path)
+    try:
+        snap = read_core(core_path, binary)
+        try:
+            return _doc(snap, core_path, binary, "go-core")
+        finally:
+            snap["file"].close()
+    finally:
+        if binary is not binary_path:
+            binary.close()
