@@ -35,6 +35,15 @@ class HeapDumpError(DumpError):
     """
 
 
+class SnapshotError(GctraceError):
+    """SnapshotError reports a target or a snapshot file that cannot be used: ``<what>: <problem>``."""
+
+    def __init__(self, what, problem):
+        self.path = str(what)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
 class UsageError(GctraceError):
     """UsageError reports a bad option value or an impossible request."""
 

@@ -68,7 +68,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from gctrace.errors import GctraceError
+from gctrace.errors import GctraceError, SnapshotError  # noqa: F401 (SnapshotError: the tests and the CLI import it from here too)
 
 from .goheapdump import FIELD_PTR, Frame, HeapDump, ObjectArrays, Segment
 
@@ -122,15 +122,6 @@ SYMBOLS = ("runtime.mheap_", "runtime.firstmoduledata", "runtime.allgs", "runtim
 def finalizer_kind(version: tuple) -> int:
     """finalizer_kind is runtime._KindSpecialFinalizer: 1, or 2 from Go 1.25 (_KindSpecialTinyBlock took 1)."""
     return 2 if version >= (1, 25) else 1
-
-
-class SnapshotError(GctraceError):
-    """SnapshotError reports a target or a snapshot file that cannot be used: ``<what>: <problem>``."""
-
-    def __init__(self, what, problem):
-        self.path = str(what)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 # --- memory readers ---------------------------------------------------------------------------------
@@ -826,7 +817,7 @@ def check_release(built: str | None, what: str):
     >>> check_release("go1.21.13", "pid 1")
     Traceback (most recent call last):
     ...
-    gctrace.tracer.gosnapshot.SnapshotError: pid 1: go1.21.13: snapshots know Go 1.22 to 1.27
+    gctrace.errors.SnapshotError: pid 1: go1.21.13: snapshots know Go 1.22 to 1.27
     """
     from .goimport import GoRuntime
 

@@ -30,27 +30,11 @@ HERE = Path(__file__).resolve().parent
 BUFFER = 8 << 20
 VERSION = 3
 
-_lib = None
-_tried = False
-
-
 def _load():
-    global _lib, _tried
-    if not _tried:
-        _tried = True
-        path = native.library_path(HERE, "gowrite", "GCTRACE_GOWRITE_LIB")
-        try:
-            lib = ctypes.CDLL(str(path)) if path else None
-        except OSError:
-            lib = None
-        if lib is not None:
-            lib.gw_version.restype = ctypes.c_int64
-            if lib.gw_version() == VERSION:
-                vp, i64 = ctypes.c_void_p, ctypes.c_int64
-                lib.gw_objects.argtypes = [vp, vp, i64, ctypes.POINTER(i64)] + [vp] * 12 + [i64]
-                lib.gw_objects.restype = i64
-                _lib = lib
-    return _lib
+    vp, i64 = ctypes.c_void_p, ctypes.c_int64
+    return native.load(HERE, "gowrite", "GCTRACE_GOWRITE_LIB",
+                       {"gw_objects": (i64, [vp, vp, i64, ctypes.POINTER(i64)] + [vp] * 12 + [i64])},
+                       ("gw_version", VERSION))
 
 
 def available() -> bool:
