@@ -11,7 +11,8 @@
    optional C scanner :mod:`gctrace.tracer.goscan`), its binary's symbols and
    DWARF (:mod:`gctrace.tracer.gotypes`, cached by :mod:`gctrace.tracer.dwarfcache`)
    and the residency file of the Go helper package in ``go/gctraceres``, joined by
-   :mod:`gctrace.tracer.goimport` (:mod:`gctrace.tracer.gowrite`: a C writer, prototype).
+   :mod:`gctrace.tracer.goimport` (:mod:`gctrace.tracer.gowrite`: a C writer, prototype);
+   :mod:`gctrace.tracer.gosnapshot` reads a live Go process or a core file into the same HeapDump.
 
 Importing this package needs no compiler, so ``gctrace analyze`` works where
 none exists. Nothing here imports the analyzer.
