@@ -557,16 +557,25 @@ def import_go_heapdump_cmd(heapdump, binary, residency, output, quiet):
     Example:
       gctrace import go-heapdump heap.dump --binary ./prog --residency heap.res -o d.jsonl
     """
-    from gctrace.tracer.goimport import import_heapdump, summary, write_dump
+    from gctrace.tracer.goimport import import_heapdump, summary
 
-    inputs = (heapdump, binary, residency)
-    _refuse_inputs((output,), inputs)
     _sniff_go_heapdump(heapdump)
+    _import(lambda: import_heapdump(heapdump, binary, residency), summary, output, quiet,
+            source=heapdump, inputs=(heapdump, binary, residency), residency=residency)
+
+
+def _import(read, summarize, output: str, quiet: bool, *, source, inputs, residency=None):
+    """_import runs one import (``read`` returns the dump), writes it checked to ``output`` and prints its summary.
+
+    Every importer goes through here: no output is ever one of ``inputs``, and
+    nothing reaches ``output`` that analyze would refuse (_write_checked_import).
+    """
+    _refuse_inputs((output,), inputs)
     with _import_steps(quiet, output) as next_step:
-        doc = import_heapdump(heapdump, binary, residency)
+        doc = read()
         next_step()
-        warnings = _write_checked_import(doc, output, inputs, heapdump, residency)
-    for k, v in summary(doc).items():
+        warnings = _write_checked_import(doc, output, inputs, source, residency)
+    for k, v in summarize(doc).items():
         click.echo(f"{k}: {v}", err=True)
     for w in warnings:
         click.echo(f"gctrace: {residency}: warning: {w}", err=True)
@@ -687,17 +696,10 @@ def import_go_snapshot_cmd(snapshot, binary, output, quiet):
     Example:
       gctrace import go-snapshot app.snap --binary ./app -o d.jsonl
     """
-    from gctrace.tracer.goimport import write_dump
     from gctrace.tracer.gosnapshot import import_snapshot, import_summary
 
-    inputs = (snapshot, binary)
-    _refuse_inputs((output,), inputs)
-    with _import_steps(quiet, output) as next_step:
-        doc = import_snapshot(snapshot, binary)
-        next_step()
-        write_dump(doc, output, inputs)
-    for k, v in import_summary(doc).items():
-        click.echo(f"{k}: {v}", err=True)
+    _import(lambda: import_snapshot(snapshot, binary), import_summary, output, quiet,
+            source=snapshot, inputs=(snapshot, binary))
 
 
 @import_group.command("go-core")
@@ -715,17 +717,10 @@ def import_go_core_cmd(core, binary, output, quiet):
       gcore -o app.core 4242
       gctrace import go-core app.core.4242 --binary ./app -o d.jsonl
     """
-    from gctrace.tracer.goimport import write_dump
     from gctrace.tracer.gosnapshot import import_core, import_summary
 
-    inputs = (core, binary)
-    _refuse_inputs((output,), inputs)
-    with _import_steps(quiet, output) as next_step:
-        doc = import_core(core, binary)
-        next_step()
-        write_dump(doc, output, inputs)
-    for k, v in import_summary(doc).items():
-        click.echo(f"{k}: {v}", err=True)
+    _import(lambda: import_core(core, binary), import_summary, output, quiet,
+            source=core, inputs=(core, binary))
 
 
 @cli.command("snapshot")
