@@ -143,7 +143,7 @@ def html_report(a: Analysis, report: dict, graph_svg: str | None, graph_note: st
                    "<table><tr><th>map</th><th>shape</th><th>memory</th></tr>")
         for m in quiet:
             h = m.header
-            kept = m.groups_bytes + m.tables_bytes + m.directory_bytes if h.impl == "swiss" else m.buckets_bytes
+            kept = m.bytes if h.impl == "swiss" else m.buckets_bytes
             out.append(f'<tr class="quiet-map" id="map-report-{h.hmap:#x}">{_td(map_label(h))}'
                        f"{_td(_map_state(m))}{_td(fmt_bytes(kept), True)}</tr>")
         out.append("</table></details>")

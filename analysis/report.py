@@ -304,12 +304,13 @@ def text_report(a: Analysis, runs: int | None = DEFAULT_RUNS, barrier: Replay | 
     size = heap.obj_size
     ps = pc.page_size
     resident = pc.resident_pages
+    warnings = report_warnings(a)
     lines = [f"gctrace analyze: {os.path.basename(heap.path)}",
              f"residency {'assumed (the dump has no pages)' if pc.assumed else 'measured'}, "
              f"page size {ps} B, source {heap.meta.get('source', 'unknown')}, "
              f"madvise {heap.meta.get('madvise') or 'unknown'}"
              + (f", stacks scanned {heap.meta['stacks'].split(':')[0]}" if heap.meta.get("stacks") else ""), "",
-             *(f"WARNING: {w}" for w in report_warnings(a)), *([""] if report_warnings(a) else []),
+             *(f"WARNING: {w}" for w in warnings), *([""] if warnings else []),
              "Summary",
              f"  objects      {heap.n_objects} ({fmt_bytes(int(size.sum()))})",
              f"  reachable    {int(reach.sum())} ({fmt_bytes(int(size[reach].sum()))})",

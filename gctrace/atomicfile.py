@@ -199,9 +199,13 @@ def _beside(out, real) -> Iterator[tuple[int, str]]:
 
 
 @contextmanager
-def scratch_path(directory=None) -> Iterator[str]:
-    """scratch_path yields the name of a new empty temp file (in ``directory``), removed on every path."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+def scratch_path(directory=None, suffix: str = TEMP_SUFFIX) -> Iterator[str]:
+    """scratch_path yields the name of a new empty temp file (in ``directory``), removed on every path.
+
+    ``suffix`` ends the name after the temp part: a writer that picks its
+    form from the name (``.jsonl.gz``) gets the one it should write.
+    """
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=suffix)
     os.close(fd)
     try:
         yield tmp

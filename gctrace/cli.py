@@ -625,26 +625,18 @@ def _write_checked_import(doc: dict, output: str, inputs, heapdump, residency) -
     for stdout, devices and FIFOs) and is removed on every path.
     """
     import shutil
-    import tempfile
 
     from gctrace import atomicfile
     from gctrace.tracer.goimport import write_dump
 
     real = os.path.realpath(output) if output != "-" else None
     where = os.path.dirname(real) if real and (not os.path.exists(real) or os.path.isfile(real)) else None
-    fd, staged = tempfile.mkstemp(dir=where, prefix=".gctrace-import-", suffix=_dump_suffix(output))
-    os.close(fd)
-    try:
+    with atomicfile.scratch_path(where, suffix=_dump_suffix(output)) as staged:
         write_dump(doc, staged)
         warnings = _check_import(staged, doc, heapdump, residency)
         with open(staged, "rb") as src, atomicfile.open_output(output, inputs) as out:
             shutil.copyfileobj(src, out, 1 << 20)
-        return warnings
-    finally:
-        try:
-            os.unlink(staged)
-        except OSError:
-            pass
+    return warnings
 
 
 def _check_import(staged: str, doc: dict, heapdump, residency) -> list[str]:
