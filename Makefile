@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-native: analysis/libfastparse.so analysis/libheapgraph.so  ## build the tracer's C library (tracer/libgcmap.so) and Go heap-dump scanner, the loader's C parser and the heap graph's C loops
+native: analysis/libfastparse.so analysis/libheapgraph.so  ## build the tracer's C library (tracer/native/libgcmap.so) and Go heap-dump scanner, the loader's C parser and the heap graph's C loops
 	$(MAKE) -s -C tracer
 
 # The loader's optional C parser (analysis/fastparse.py loads it; without it the loader reads in Python).
@@ -55,7 +55,7 @@ bench: $(STAMP) native  ## print speed and memory figures (not asserted), the Go
 	$(PY) bench/render_bench.py
 	$(PY) bench/barrier_bench.py
 	$(PY) bench/record_bench.py
-	$(PY) -m gctrace.tracer.loadfactor
+	$(PY) -m gctrace.tracer.native.loadfactor
 	$(PY) bench/import_bench.py --dir $(OUT)/bench
 	$(PY) bench/snapshot_bench.py --mib 1024
 

@@ -5,13 +5,13 @@ pyproject.toml. The extension is optional: where no C compiler exists the
 build prints a warning and installs the rest, so ``gctrace analyze`` works
 there; ``gctrace record`` then says the native tracer is missing
 (gctrace.errors.MissingToolError). The library is plain C loaded with ctypes
-(see tracer/binding.py), not a CPython module: it defines no PyInit. The same holds for the loader's
+(see tracer/native/binding.py), not a CPython module: it defines no PyInit. The same holds for the loader's
 record parser (analysis/_fastparse.c, loaded by analysis/fastparse.py): without
 it the loader reads every record in Python, only slower; and for the heap
 graph's loops (analysis/_heapgraph.c, loaded by analysis/heapgraph.py):
 without it numpy, scipy and Python resolve, mark and dominate, only slower; and
-for the Go heap-dump importer's scanner of object records (tracer/_goheapdump.c,
-loaded by tracer/goscan.py): without it the importer reads them in Python.
+for the Go heap-dump importer's scanner of object records (tracer/goheap/_goheapdump.c,
+loaded by tracer/goheap/goscan.py): without it the importer reads them in Python.
 """
 
 from setuptools import Extension, setup
@@ -21,9 +21,9 @@ SOURCES = ["heap.c", "map.c", "swiss.c", "gc.c", "record.c", "residency.c"]
 setup(
     ext_modules=[
         Extension(
-            "gctrace.tracer._gcmap",
-            sources=[f"tracer/{s}" for s in SOURCES],
-            depends=["tracer/gcmap.h", "tracer/runtime.h"],
+            "gctrace.tracer.native._gcmap",
+            sources=[f"tracer/native/{s}" for s in SOURCES],
+            depends=["tracer/native/gcmap.h", "tracer/native/runtime.h"],
             extra_compile_args=["-std=c11", "-O2"],
             optional=True,
         ),
@@ -34,14 +34,14 @@ setup(
             optional=True,
         ),
         Extension(
-            "gctrace.tracer._goheapdump",
-            sources=["tracer/_goheapdump.c"],
+            "gctrace.tracer.goheap._goheapdump",
+            sources=["tracer/goheap/_goheapdump.c"],
             extra_compile_args=["-std=c11", "-O2"],
             optional=True,
         ),
         Extension(
-            "gctrace.tracer._gowrite",
-            sources=["tracer/_gowrite.c"],
+            "gctrace.tracer.goheap._gowrite",
+            sources=["tracer/goheap/_gowrite.c"],
             extra_compile_args=["-std=c11", "-O2"],
             optional=True,
         ),

@@ -38,10 +38,10 @@ TOOLCHAIN_DIRS = (Path("/root/.cache/gctrace-go"), Path.home() / ".cache" / "gct
 
 STEPS = r"""
 import json, sys, time
-from gctrace.tracer import gowrite
-from gctrace.tracer.goheapdump import read_heapdump
-from gctrace.tracer.goimport import import_heapdump, write_dump
-from gctrace.tracer.gotypes import Binary
+from gctrace.tracer.goheap import gowrite
+from gctrace.tracer.goheap.goheapdump import read_heapdump
+from gctrace.tracer.goheap.goimport import import_heapdump, write_dump
+from gctrace.tracer.goheap.gotypes import Binary
 dump, binary, out = sys.argv[1:4]
 t = {}
 s = time.perf_counter(); hd = read_heapdump(dump); t["parse"] = time.perf_counter() - s

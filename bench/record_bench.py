@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from gctrace.tracer.binding import Runtime
+from gctrace.tracer.native.binding import Runtime
 
 
 def time_inserts(n, shape, record, seed=1, impl="classic"):

@@ -4,7 +4,7 @@
 ``~/.cache/gctrace``; ``GCTRACE_CACHE=0`` turns every cache off. The root
 is the user's: gctrace never deletes in it. The analyzer's heap cache
 (analysis/heapcache.py) keeps its entries in ``gctrace-heapcache-v1/``, the
-importer's DWARF index (tracer/dwarfcache.py) in ``dwarf-v1/``; each touches
+importer's DWARF index (tracer/goheap/dwarfcache.py) in ``dwarf-v1/``; each touches
 only what it made.
 """
 

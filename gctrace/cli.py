@@ -296,7 +296,7 @@ def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, impl,
       gctrace record fill-delete --gc concurrent --at mark_done -o mark.jsonl  # for replay
       gctrace record fill-delete --n 2000000 --no-events -o big.jsonl.gz
     """
-    from gctrace.tracer.scenarios import record_scenario
+    from gctrace.tracer.native.scenarios import record_scenario
 
     arena_bytes = parse_size("--arena", arena)
     summary = record_scenario(scenario, output, n=n, madvise=madvise, gc=gc, seed=seed, at=at,
@@ -557,7 +557,7 @@ def import_go_heapdump_cmd(heapdump, binary, residency, output, quiet):
     Example:
       gctrace import go-heapdump heap.dump --binary ./prog --residency heap.res -o d.jsonl
     """
-    from gctrace.tracer.goimport import import_heapdump, summary
+    from gctrace.tracer.goheap.goimport import import_heapdump, summary
 
     _sniff_go_heapdump(heapdump)
     _import(lambda: import_heapdump(heapdump, binary, residency), summary, output, quiet,
@@ -627,7 +627,7 @@ def _write_checked_import(doc: dict, output: str, inputs, heapdump, residency) -
     import shutil
 
     from gctrace import atomicfile
-    from gctrace.tracer.goimport import write_dump
+    from gctrace.tracer.goheap.goimport import write_dump
 
     real = os.path.realpath(output) if output != "-" else None
     where = os.path.dirname(real) if real and (not os.path.exists(real) or os.path.isfile(real)) else None
@@ -688,7 +688,7 @@ def import_go_snapshot_cmd(snapshot, binary, output, quiet):
     Example:
       gctrace import go-snapshot app.snap --binary ./app -o d.jsonl
     """
-    from gctrace.tracer.gosnapshot import import_snapshot, import_summary
+    from gctrace.tracer.goheap.gosnapshot import import_snapshot, import_summary
 
     _import(lambda: import_snapshot(snapshot, binary), import_summary, output, quiet,
             source=snapshot, inputs=(snapshot, binary))
@@ -709,7 +709,7 @@ def import_go_core_cmd(core, binary, output, quiet):
       gcore -o app.core 4242
       gctrace import go-core app.core.4242 --binary ./app -o d.jsonl
     """
-    from gctrace.tracer.gosnapshot import import_core, import_summary
+    from gctrace.tracer.goheap.gosnapshot import import_core, import_summary
 
     _import(lambda: import_core(core, binary), import_summary, output, quiet,
             source=core, inputs=(core, binary))
@@ -740,7 +740,7 @@ def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
     """
     import tempfile
 
-    from gctrace.tracer.gosnapshot import capture, import_snapshot, summary, write_snapshot
+    from gctrace.tracer.goheap.gosnapshot import capture, import_snapshot, summary, write_snapshot
 
     if output is None and not then_analyze:
         raise UsageError("snapshot: give -o SNAP, or --analyze")
@@ -753,7 +753,7 @@ def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
             click.echo(f"{k}: {v}", err=True)
         if not then_analyze:
             return
-        from gctrace.tracer.goimport import write_dump
+        from gctrace.tracer.goheap.goimport import write_dump
 
         exe = f"/proc/{pid}/exe"
         doc = import_snapshot(path, exe if os.path.exists(exe) else snap["header"]["exe"])
@@ -773,14 +773,14 @@ def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
               help="Keep the raw heap dump and residency file in this directory.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def record_go_cmd(argv, output, keep, quiet):
-    """Run a Go program built with tracer/go/gctraceres and import its dump.
+    """Run a Go program built with tracer/goheap/gctraceres and import its dump.
 
     \b
     Example:
       gctrace record-go -o d.jsonl -- ./prog args
     """
     from gctrace.progress import showing
-    from gctrace.tracer.goimport import record_go
+    from gctrace.tracer.goheap.goimport import record_go
 
     with showing(_progress(quiet)):
         facts = record_go(list(argv), output, keep)

@@ -31,7 +31,7 @@ class HeapDumpError(DumpError):
 
     Its message names the file and, inside a dump, the offset and record:
     ``heap.dump: offset 1234: object record: truncated``. The Go importer
-    raises it; gctrace.tracer.goheapdump re-exports the name.
+    raises it; gctrace.tracer.goheap.goheapdump re-exports the name.
     """
 
 

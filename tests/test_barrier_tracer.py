@@ -24,7 +24,7 @@ require_native()
 from gctrace.analysis.barrier import replay  # noqa: E402
 from gctrace.analysis.load import load_dump  # noqa: E402
 from gctrace.analysis.mark import mark  # noqa: E402
-from gctrace.tracer.scenarios import PHASES, record_scenario  # noqa: E402
+from gctrace.tracer.native.scenarios import PHASES, record_scenario  # noqa: E402
 
 
 def tracer_marked(path):

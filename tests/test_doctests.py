@@ -19,9 +19,12 @@ import gctrace
 import gctrace.analysis
 import gctrace.analysis.load
 import gctrace.tracer
+import gctrace.tracer.goheap
+import gctrace.tracer.native
 from builders import tiny_heap, with_events
 
-ALL_MODULES = sorted(m.name for pkg in (gctrace, gctrace.analysis, gctrace.analysis.load, gctrace.tracer)
+ALL_MODULES = sorted(m.name for pkg in (gctrace, gctrace.analysis, gctrace.analysis.load, gctrace.tracer,
+                                                 gctrace.tracer.native, gctrace.tracer.goheap)
                      for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")
                      # not the C libraries, nor __main__ (importing it runs the CLI)
                      if importlib.util.find_spec(m.name).origin.endswith(".py") and m.name != "gctrace.__main__")

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from gctrace.cachedir import cache_root
-from gctrace.tracer import dwarfcache
-from gctrace.tracer.goimport import import_heapdump
-from gctrace.tracer.gotypes import Binary
+from gctrace.tracer.goheap import dwarfcache
+from gctrace.tracer.goheap.goimport import import_heapdump
+from gctrace.tracer.goheap.gotypes import Binary
 from test_goheapdump import BINARY, DUMPS
 
 DUMP = DUMPS / "free-dontneed.heapdump.gz"

@@ -162,7 +162,7 @@ def test_the_native_tracer_writes_the_end_record_in_both_forms(tmp_path):
 
 
 def test_the_go_importer_writer_ends_with_the_end_record(tmp_path):
-    from gctrace.tracer.goimport import write_dump
+    from gctrace.tracer.goheap.goimport import write_dump
 
     doc = dump_doc(OBJS, ROOTS, pages=PAGES, maps=[])
     for name in ("d.json", "d.jsonl", "d.jsonl.gz"):

@@ -328,6 +328,6 @@ def _go():
 @pytest.mark.skipif(_go() is None, reason="no Go toolchain (set GCTRACE_GO)")
 def test_gctraceres_go_tests():
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", CGO_ENABLED="0")
-    r = subprocess.run([_go(), "test", "-count=1", "."], cwd=ROOT / "tracer" / "go" / "gctraceres", env=env,
+    r = subprocess.run([_go(), "test", "-count=1", "."], cwd=ROOT / "tracer" / "goheap" / "gctraceres", env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

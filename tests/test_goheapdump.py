@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from gctrace.cli import cli
-from gctrace.tracer.goheapdump import HEADER, HeapDumpError, parse, read_heapdump
-from gctrace.tracer.goimport import import_heapdump, write_dump
-from gctrace.tracer.gotypes import Binary
+from gctrace.tracer.goheap.goheapdump import HEADER, HeapDumpError, parse, read_heapdump
+from gctrace.tracer.goheap.goimport import import_heapdump, write_dump
+from gctrace.tracer.goheap.gotypes import Binary
 
 GO = Path(__file__).resolve().parent.parent / "fixtures" / "go"
 DUMPS = GO / "heapdumps"

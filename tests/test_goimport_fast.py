@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from gctrace.tracer import goimport, gowrite
-from gctrace.tracer.goimport import import_heapdump, write_dump
+from gctrace.tracer.goheap import goimport, gowrite
+from gctrace.tracer.goheap.goimport import import_heapdump, write_dump
 from test_goimport_versions import CASES as VERSION_CASES, VERSIONS, _binary, _residency
 from test_goheapdump import BINARY, CASES as HEAPDUMP_CASES, DUMPS
 

@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from gctrace.cli import cli
-from gctrace.tracer.goheapdump import read_heapdump
-from gctrace.tracer.goimport import GoRuntime, _phantoms, import_heapdump, write_dump
-from gctrace.tracer.gotypes import Binary
+from gctrace.tracer.goheap.goheapdump import read_heapdump
+from gctrace.tracer.goheap.goimport import GoRuntime, _phantoms, import_heapdump, write_dump
+from gctrace.tracer.goheap.gotypes import Binary
 
 GO = Path(__file__).resolve().parent.parent / "fixtures" / "go"
 VERSIONS = Path(os.environ.get("GCTRACE_GO_VERSIONS") or GO / "versions")

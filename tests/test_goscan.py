@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gctrace.tracer import goscan
-from gctrace.tracer.goheapdump import HEADER, HeapDumpError, parse
+from gctrace.tracer.goheap import goscan
+from gctrace.tracer.goheap.goheapdump import HEADER, HeapDumpError, parse
 from sanitized import run_sanitized
 from test_goheapdump import DUMPS, small_dump, sv, uv
 
@@ -277,6 +277,6 @@ def test_c_scanner_under_asan_and_ubsan(tmp_path):
         p.write_bytes(raw)
         corpus.append(p)
     # WHEN the scanner, built with ASan and UBSan, reads them and 3000 random mutations of them
-    r = run_sanitized(tmp_path, DRIVER, "heap-dump scanner", ["3000", *corpus], include="tracer")
+    r = run_sanitized(tmp_path, DRIVER, "heap-dump scanner", ["3000", *corpus], include="tracer/goheap")
     # THEN nothing is read or written out of bounds, no UB, every invariant holds
     assert r.returncode == 0 and r.stdout == "ok\n", r.stderr[-3000:]

@@ -8,10 +8,10 @@ import numpy as np
 import orjson
 import pytest
 
-from gctrace.tracer import gowrite
-from gctrace.tracer.goheapdump import parse
-from gctrace.tracer.goimport import import_heapdump
-from gctrace.tracer.gotypes import Binary
+from gctrace.tracer.goheap import gowrite
+from gctrace.tracer.goheap.goheapdump import parse
+from gctrace.tracer.goheap.goimport import import_heapdump
+from gctrace.tracer.goheap.gotypes import Binary
 from sanitized import run_sanitized
 from test_goheapdump import BINARY, CASES, DUMPS, small_dump
 
@@ -78,7 +78,7 @@ def test_every_key_and_word_is_written_as_orjson_writes_it():
 def test_words_that_are_no_address_are_left_out():
     # GIVEN one object whose fields hold 0, 2^63, 2^64-1 and 2^63-1
     from test_goheapdump import sv, uv
-    from gctrace.tracer.goheapdump import HEADER
+    from gctrace.tracer.goheap.goheapdump import HEADER
 
     body = b"".join(x.to_bytes(8, "little") for x in (0, 1 << 63, (1 << 64) - 1, (1 << 63) - 1))
     raw = (HEADER + uv(6) + uv(0) + uv(8) + uv(0) + uv(1 << 40) + sv(b"amd64") + sv(b"go1.26.6") + uv(1)
@@ -193,6 +193,6 @@ int main(int argc, char **argv) {
 def test_c_writer_under_asan_and_ubsan(tmp_path):
     # GIVEN random objects: words nil, >= 2^63 or not, owners, names to escape, objects left to Python
     # WHEN the writer, built with ASan and UBSan, writes them 3000 times into exactly-sized small buffers
-    r = run_sanitized(tmp_path, DRIVER, "Go import's line writer", ["3000"], include="tracer")
+    r = run_sanitized(tmp_path, DRIVER, "Go import's line writer", ["3000"], include="tracer/goheap")
     # THEN nothing is read or written out of bounds, no UB, and the lines are printf's, byte for byte
     assert r.returncode == 0 and r.stdout == "ok\n", r.stderr[-3000:]

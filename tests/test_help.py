@@ -53,7 +53,7 @@ def test_top_level_help_has_the_workflow_and_exit_codes():
 
 
 def test_record_help_lists_every_phase_of_every_scenario():
-    from gctrace.tracer.scenarios import PHASES
+    from gctrace.tracer.native.scenarios import PHASES
 
     text = " ".join(help_of("record").split())  # help is wrapped: compare word streams
     for scenario, phases in PHASES.items():

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from dumps import FIXTURES
 from gctrace.analysis.load import load_dump
 from gctrace.cli import main
-from gctrace.tracer import goimport
-from gctrace.tracer.gotypes import Binary
+from gctrace.tracer.goheap import goimport
+from gctrace.tracer.goheap.gotypes import Binary
 
 GO = FIXTURES / "go"
 BINARY = GO / "mapheap" / "mapheap"

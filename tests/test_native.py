@@ -39,4 +39,4 @@ def test_every_ctypes_cdll_goes_through_native():
                    for p in (root / d).rglob("*.py") if "ctypes.CDLL(" in p.read_text())
     # load/assemble.py asks glibc for malloc_trim (CDLL(None), no library of ours); gosnapshot.py asks libc for
     # process_vm_readv (CDLL(None) too).
-    assert set(users) <= {"gctrace/native.py", "analysis/load/assemble.py", "tracer/gosnapshot.py"}, users
+    assert set(users) <= {"gctrace/native.py", "analysis/load/assemble.py", "tracer/goheap/gosnapshot.py"}, users

@@ -28,7 +28,7 @@ from gctrace import cli as cli_module
 from gctrace.analysis import heapcache
 from gctrace.cli import main
 from gctrace.errors import GctraceError
-from gctrace.tracer.goimport import write_dump
+from gctrace.tracer.goheap.goimport import write_dump
 
 CLEARED = FIXTURES / "map_after_mapclear.json"
 BARRIER = FIXTURES / "barrier_textbook.json"  # has a concurrent mark to replay

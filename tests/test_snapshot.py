@@ -1,4 +1,4 @@
-"""Tests of `gctrace snapshot` (tracer/gosnapshot.py) against heap dumps the same program wrote at the same moment.
+"""Tests of `gctrace snapshot` (tracer/goheap/gosnapshot.py) against heap dumps the same program wrote at the same moment.
 
 The program (fixtures/go/snapshot/main.go) writes a heap dump with
 debug.WriteHeapDump on command and then blocks on stdin, allocating nothing:
@@ -20,10 +20,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from gctrace.tracer import gosnapshot as gs
-from gctrace.tracer.goheapdump import read_heapdump
-from gctrace.tracer.goimport import import_heapdump
-from gctrace.tracer.gotypes import Binary
+from gctrace.tracer.goheap import gosnapshot as gs
+from gctrace.tracer.goheap.goheapdump import read_heapdump
+from gctrace.tracer.goheap.goimport import import_heapdump
+from gctrace.tracer.goheap.gotypes import Binary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "fixtures", "go", "snapshot")

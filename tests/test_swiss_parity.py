@@ -1,7 +1,7 @@
 """The native Swiss map and real Go 1.26 give `gctrace analyze` the same story (issue 12's parity must-show).
 
 The real side is fixtures/go/swissparity: a Go 1.26.6 program that gives two
-global maps the native scenarios' histories (tracer/scenarios.py: keys
+global maps the native scenarios' histories (tracer/native/scenarios.py: keys
 0..n-1, then delete every key, or clear(m)), collects, scavenges and writes
 a heap dump. Its facts.json is what it read about its maps through unsafe,
 so the import is held to Go's own reading first. Then the same histories are
@@ -28,7 +28,7 @@ from gctrace.analysis.analyze import analyze  # noqa: E402
 from gctrace.analysis.load import load_dump  # noqa: E402
 from gctrace.analysis.report import json_report  # noqa: E402
 from gctrace.cli import cli  # noqa: E402
-from gctrace.tracer.scenarios import record_scenario  # noqa: E402
+from gctrace.tracer.native.scenarios import record_scenario  # noqa: E402
 
 REAL = FIXTURES / "go" / "swissparity"
 FACTS = json.loads((REAL / "facts.json").read_text())

@@ -11,9 +11,9 @@ require_native()
 
 from gctrace.analysis.load import load_dump  # noqa: E402
 from gctrace.errors import MissingToolError, UsageError  # noqa: E402
-from gctrace.tracer import binding  # noqa: E402
-from gctrace.tracer.binding import Runtime  # noqa: E402
-from gctrace.tracer.scenarios import record_scenario  # noqa: E402
+from gctrace.tracer.native import binding  # noqa: E402
+from gctrace.tracer.native.binding import Runtime  # noqa: E402
+from gctrace.tracer.native.scenarios import record_scenario  # noqa: E402
 
 def records(path):
     opener = gzip.open if str(path).endswith(".gz") else open

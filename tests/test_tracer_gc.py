@@ -12,8 +12,8 @@ require_native()
 
 from gctrace.analysis.load import load_dump  # noqa: E402
 from gctrace.analysis.mark import mark  # noqa: E402
-from gctrace.tracer.binding import Runtime  # noqa: E402
-from gctrace.tracer.scenarios import PHASES, record_scenario  # noqa: E402
+from gctrace.tracer.native.binding import Runtime  # noqa: E402
+from gctrace.tracer.native.scenarios import PHASES, record_scenario  # noqa: E402
 
 SCENARIOS = sorted(PHASES)
 SHAPES = ["int64->int64", "int64->*value"]

@@ -1,4 +1,4 @@
-"""The load-factor tables (tracer/loadfactor.py): the classic map reproduces Go 1.19's map.go table."""
+"""The load-factor tables (tracer/native/loadfactor.py): the classic map reproduces Go 1.19's map.go table."""
 
 import math
 
@@ -8,7 +8,7 @@ from tracer_native import require_native
 
 require_native()
 
-from gctrace.tracer.loadfactor import MAPGO_TABLE, classic_rows, occupancy_rows, swiss_rows  # noqa: E402
+from gctrace.tracer.native.loadfactor import MAPGO_TABLE, classic_rows, occupancy_rows, swiss_rows  # noqa: E402
 
 
 @pytest.fixture(scope="module")

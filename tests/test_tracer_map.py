@@ -11,7 +11,7 @@ from tracer_native import require_native
 
 require_native()
 
-from gctrace.tracer.binding import Runtime  # noqa: E402
+from gctrace.tracer.native.binding import Runtime  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "go" / "map_B_sequence.json"
 SHAPES = ["int64->int64", "int64->*value"]

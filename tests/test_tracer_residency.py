@@ -17,7 +17,7 @@ from tracer_native import require_native
 
 require_native()
 
-from gctrace.tracer.scenarios import record_scenario  # noqa: E402
+from gctrace.tracer.native.scenarios import record_scenario  # noqa: E402
 
 N = 40000
 

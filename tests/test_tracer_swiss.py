@@ -1,4 +1,4 @@
-"""The native Swiss-table map (tracer/swiss.c): held against real Go 1.26, a dict model and the dump contract."""
+"""The native Swiss-table map (tracer/native/swiss.c): held against real Go 1.26, a dict model and the dump contract."""
 
 import json
 import random
@@ -12,8 +12,8 @@ from tracer_native import require_native
 
 require_native()
 
-from gctrace.tracer.binding import Runtime  # noqa: E402
-from gctrace.tracer.scenarios import record_scenario  # noqa: E402
+from gctrace.tracer.native.binding import Runtime  # noqa: E402
+from gctrace.tracer.native.scenarios import record_scenario  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "go" / "swiss_sequence.json"
 CTRL_EMPTY_GROUP = [0, 0, 8]

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from gctrace.tracer import binding
+from gctrace.tracer.native import binding
 
 
 def require_native():

@@ -24,7 +24,7 @@ map operation); the write barrier then keeps some dead objects marked
 (floating garbage) and, when switched off, loses live ones.
 
 With ``impl="swiss"`` (``gctrace record --map swiss``) every scenario runs
-on Go 1.26's Swiss-table map (tracer/swiss.c) instead: ``clear`` is
+on Go 1.26's Swiss-table map (tracer/native/swiss.c) instead: ``clear`` is
 ``Map.Clear`` (every table kept, ``clear_seq`` incremented), ``midgrow``
 stops right after the insert that split a table (a Swiss map grows one
 table at a time, within one insert, so it is never caught half-way; the old
@@ -46,7 +46,7 @@ import numpy as np
 
 from gctrace.errors import UsageError
 from gctrace.progress import bar
-from gctrace.tracer.binding import Runtime
+from gctrace.tracer.native.binding import Runtime
 
 COMMON_TAIL = ("mark_done", "swept", "end")
 

@@ -12,7 +12,7 @@ its bucket type is the struct ``bucket<K,V>`` (tophash, keys, values,
 overflow).
 
 ``Binary`` loads this once (one pass over the DWARF, ~3 s for a small Go
-program, kept by build ID in the DWARF cache, tracer/dwarfcache.py, so the
+program, kept by build ID in the DWARF cache, tracer/goheap/dwarfcache.py, so the
 next import of the same binary skips it) and answers: which symbol holds an address, the typed globals, and
 ``layout(type)``: where the pointers of a value of that type are, and what
 each points to, so the importer can follow pointers from typed globals as

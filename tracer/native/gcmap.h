@@ -90,7 +90,7 @@ void gm_map_header(uintptr_t h, uint64_t out[9]);
 /* gm_map_check verifies every invariant of h and aborts when one fails. */
 void gm_map_check(int shape, uintptr_t h);
 
-/* Measurement hooks for the load-factor tables (tracer/loadfactor.py).
+/* Measurement hooks for the load-factor tables (tracer/native/loadfactor.py).
  * gm_set_load_factor sets the classic map's loadFactor to num/den (Go's
  * 13/2 until then). gm_map_probes stores the full cells each key's lookup
  * checks (map.go's hitprobe/missprobe). gm_map_occupancy counts primary

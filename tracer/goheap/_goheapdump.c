@@ -5,7 +5,7 @@
  * records (tag 1: addr, contents, fields), and reading them one varint at a
  * time in Python is most of an import (50 s of a profiled 112 s at 1M
  * objects). The other records (params, memstats, types, frames, goroutines,
- * finalizers, ...) number in the hundreds or thousands; tracer/goheapdump.py
+ * finalizers, ...) number in the hundreds or thousands; tracer/goheap/goheapdump.py
  * keeps reading those itself.
  *
  * The contract, which keeps the Python parser the one reference:
@@ -38,7 +38,7 @@
 enum { GHD_END = 0, GHD_OTHER = 1, GHD_FULL = 2, GHD_LIMIT = 3 };
 enum { TAG_OBJECT = 1, FIELD_PTR = 1, FIELD_IFACE = 2, FIELD_EFACE = 3 };
 
-/* ghd_scan_t mirrors class _Scan in tracer/goscan.py, field for field. */
+/* ghd_scan_t mirrors class _Scan in tracer/goheap/goscan.py, field for field. */
 typedef struct {
     int64_t pos;        /* in/out: the next record */
     int64_t end;        /* in: the buffer's length */

@@ -1,6 +1,6 @@
 """loadfactor measures the load-factor tables of both maps by counting probes in the tracer.
 
-    python -m gctrace.tracer.loadfactor        # prints docs/load-factors.md's tables
+    python -m gctrace.tracer.native.loadfactor        # prints docs/load-factors.md's tables
 
 (a) The classic map: the table at the top of Go 1.19's runtime/map.go
 (loadFactor 4.0..8.0: %overflow, bytes/entry, hitprobe, missprobe), for
@@ -35,7 +35,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from gctrace.tracer.binding import Runtime
+from gctrace.tracer.native.binding import Runtime
 
 MAPGO_TABLE = {
     # loadFactor: (%overflow, bytes/entry, hitprobe, missprobe), from Go 1.19's runtime/map.go

@@ -29,7 +29,7 @@ What comes from where:
   counts, per bucket, the tophash bytes >= minTopHash (5): emptyRest (0),
   emptyOne (1) and the evacuated markers evacuatedX (2), evacuatedY (3),
   evacuatedEmpty (4) are not occupied slots.
-- pages: from the residency file written by tracer/go/gctraceres (without
+- pages: from the residency file written by tracer/goheap/gctraceres (without
   it there are no pages and the analyzer says residency was assumed).
 
 Go releases. The heap dump's format has not changed since Go 1.7, but what
@@ -71,7 +71,7 @@ only through hmap.extra.overflow/oldoverflow. The analyzer's map audit
 follows chains through the pointer field at b + bucketsize - 8, so the
 importer adds that word as a pointer field when it is non-nil and marks the
 object ``"noscan": true``, exactly as the native tracer's dump writer does
-(tracer/record.c). This cannot make anything reachable that Go would free:
+(tracer/native/record.c). This cannot make anything reachable that Go would free:
 a live noscan map holds the same overflow buckets through extra.overflow,
 and mapclear zeroes the array (overflow words included) when it drops them.
 
@@ -985,7 +985,7 @@ class GoObjects(Sequence):
     ``[k]`` and iteration give each object's record as a dict (``record``,
     the one reference for what a line holds); ``write`` writes all their
     lines, the plain ones (no bucket slots, no ``noscan``: nearly all) by C
-    straight from the heap dump's arrays when tracer/_gowrite.c is built
+    straight from the heap dump's arrays when tracer/goheap/_gowrite.c is built
     (gowrite), byte for byte what orjson writes for the records. At a million
     objects the dicts would take gigabytes and most of the import's time;
     nothing makes them unless asked. ``nbytes`` is the objects' total size,
@@ -1125,7 +1125,7 @@ def _refused(heap: _Heap) -> int:
 
 
 def read_residency(path) -> dict:
-    """read_residency loads a residency file of tracer/go/gctraceres and checks its shape."""
+    """read_residency loads a residency file of tracer/goheap/gctraceres and checks its shape."""
     try:
         with open(path, "rb") as f:
             doc = orjson.loads(f.read())
@@ -1315,7 +1315,7 @@ def _build(hd, binary, res, dump_path, binary_path, residency_path) -> dict:
         "typed_objects": len(typer.type),
         "roots_outside_heap": outside,
         "pointer_free_overflow": "overflow word added as a ptr field of noscan bucket objects "
-                                 "(see tracer/goimport.py)",
+                                 "(see tracer/goheap/goimport.py)",
         "phantom_slots": {"objects": heap.phantoms, "bytes": heap.phantom_bytes,
                           "with_pointer_fields": heap.phantom_pointers,
                           "why": "tail slots of small spans past nelems (heap bits, inline mark bits): "
@@ -1414,7 +1414,7 @@ def summary(doc: dict) -> dict:
 
 
 def record_go(argv, output, keep=None) -> dict:
-    """record_go runs a program built with tracer/go/gctraceres, then imports the dump it wrote.
+    """record_go runs a program built with tracer/goheap/gctraceres, then imports the dump it wrote.
 
     The program's stdin, stdout and stderr are its own; $GCTRACE_HEAPDUMP and
     $GCTRACE_RESIDENCY tell gctraceres.Dump where to write (in ``keep``, or a

@@ -1,7 +1,7 @@
 /*
  * _gowrite.c writes the JSON Lines of a Go import's plain objects straight from the heap dump's arrays.
  *
- * Issue 11's fast import (tracer/gowrite.py, goimport.GoObjects.write): a
+ * Issue 11's fast import (tracer/goheap/gowrite.py, goimport.GoObjects.write): a
  * dict per object, orjson-dumped, took 10 s and gigabytes at 1M objects.
  * Nearly all of those objects are "plain": an address, a size, a kind, the
  * pointer words of their fields and maybe the map that owns them and a type

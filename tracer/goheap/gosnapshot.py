@@ -1038,7 +1038,7 @@ def read_snapshot(path) -> dict:
 def to_heapdump(snap: dict, path="snapshot") -> tuple:
     """to_heapdump turns a snapshot into the HeapDump the heap-dump importer reads, and its residency.
 
-    Returns (HeapDump, residency dict in tracer/go/gctraceres's shape, facts).
+    Returns (HeapDump, residency dict in tracer/goheap/gctraceres's shape, facts).
     """
     h = snap["header"]
     lay = Layout(h["layout"]["structs"], h["layout"]["symbols"])

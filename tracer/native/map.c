@@ -61,7 +61,7 @@
 #define bucketCntBits 3
 #define bucketCnt (1 << bucketCntBits)
 /* loadFactorNum/loadFactorDen is Go's 13/2, kept in gm so that the
- * load-factor table (gm_set_load_factor, tracer/loadfactor.py) can measure
+ * load-factor table (gm_set_load_factor, tracer/native/loadfactor.py) can measure
  * the map at other load factors; gm_init restores 13/2. */
 #define loadFactorNum ((uintptr_t)gm.mapLoadFactorNum)
 #define loadFactorDen ((uintptr_t)gm.mapLoadFactorDen)
