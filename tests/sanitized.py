@@ -24,3 +24,4 @@ def run_sanitized(tmp_path, driver: str, what: str, args=(), timeout=300, includ
     assert build.returncode == 0, build.stderr
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout,
                           env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "PATH": "/usr/bin:/bin"})
+

@@ -16,6 +16,8 @@ from dumps import BASE, FIXTURES
 from gctrace.analysis import fastparse
 from gctrace.analysis.load import load_dump
 from gctrace.errors import DumpError
+import fuzzing
+from fuzzing import FUZZ_MAIN, FUZZ_PROLOGUE
 from sanitized import run_sanitized
 
 NEEDS_C = pytest.mark.skipif(not fastparse.available(),
@@ -209,26 +211,10 @@ def test_a_string_holding_quote_colon_is_no_repeated_key(tmp_path, monkeypatch):
 
 def mutate(rng: random.Random, data: bytes) -> bytes:
     """mutate returns data with a few random byte-level edits, biased towards JSON's own characters."""
-    b = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        i = rng.randrange(len(b) + 1)
-        what = rng.randrange(6)
-        tokens = [b'"', b"\\", b"[", b"]", b"{", b"}", b",", b":", b"-", b".5", b"e9", b"0", b"\xff", b"\xc3",
-                  b"true", b"null", b"9223372036854775808", b" ", b"\n", b"\t", b"\x00"]
-        if what == 0 and i < len(b):
-            b[i] = rng.randrange(256)
-        elif what == 1:
-            b[i:i] = rng.choice(tokens)
-        elif what == 2:
-            del b[i:i + rng.randint(1, 4)]
-        elif what == 3 and i < len(b):
-            j = rng.randrange(len(b))
-            b[i:i] = b[j:j + rng.randint(1, 8)]
-        elif what == 4:
-            del b[i:]
-        else:
-            b[i:i] = str(rng.choice([0, 1, 7, 8, 16, 4096, BASE])).encode()
-    return bytes(b)
+    return fuzzing.mutate(rng, data, lambda rng: rng.randrange(256),
+                          [b'"', b"\\", b"[", b"]", b"{", b"}", b",", b":", b"-", b".5", b"e9", b"0", b"\xff", b"\xc3",
+                           b"true", b"null", b"9223372036854775808", b" ", b"\n", b"\t", b"\x00"],
+                          lambda rng: str(rng.choice([0, 1, 7, 8, 16, 4096, BASE])).encode())
 
 
 SEED_LINES = [
@@ -266,21 +252,14 @@ def test_mutated_documents_load_as_without_the_c_parser(tmp_path, monkeypatch):
         assert_same(tmp_path, "d.json", mutate(rng, doc), monkeypatch)
 
 
-DRIVER = r"""
+DRIVER_HEAD = r"""
 #include "_fastparse.c"
-#include <stdio.h>
-#include <stdlib.h>
-
-static uint64_t rng = 88172645463325252ull;
-static uint64_t next(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
-
-enum { CAP = 64 };
+"""
+DRIVER_BODY = r"""enum { CAP = 64 };
 static int64_t addr[CAP], size[CAP], nptr[CAP], nslot[CAP], owner[CAP], site[CAP], poff[4 * CAP], ptgt[4 * CAP];
 static int64_t seq[CAP], a[CAP], b[CAP], old[CAP], nw[CAP], sstart[CAP], slen[CAP];
 static int16_t kind[CAP]; static int32_t type[CAP], text[CAP], hash[2 * CAP];
 static int8_t slot8[CAP], has[CAP], op[CAP], same[CAP];
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "invariant failed: %s\n", #c); abort(); } } while (0)
 
 static void reset(fp_out *o) {
     o->obj_cap = 1 + next() % CAP; o->ptr_cap = next() % (4 * CAP); o->slot_cap = next() % CAP;
@@ -335,43 +314,10 @@ static void run(const uint8_t *data, int64_t n) {
     free(buf);
 }
 
-int main(int argc, char **argv) {
-    long iters = atol(argv[1]);
-    int nf = argc - 2;
-    uint8_t *files[64]; int64_t lens[64];
-    for (int f = 0; f < nf && f < 64; f++) {
-        FILE *fp = fopen(argv[f + 2], "rb");
-        fseek(fp, 0, SEEK_END); lens[f] = ftell(fp); fseek(fp, 0, SEEK_SET);
-        files[f] = malloc(lens[f] + 1);
-        CHECK(fread(files[f], 1, lens[f], fp) == (size_t)lens[f]);
-        fclose(fp);
-        run(files[f], lens[f]);
-    }
-    static const char *tokens[] = {"\"", "\\", "[", "]", "{", "}", ",", ":", "-", "1e5", "\xff", "\xe2\x82",
-                                   "9223372036854775808", "\n", "{\"object\": {", "{\"event\": {", "0"};
-    uint8_t *m = malloc(1 << 16);
-    for (long it = 0; it < iters; it++) {
-        int f = next() % nf;
-        int64_t n = lens[f] < 60000 ? lens[f] : 60000;
-        memcpy(m, files[f], n);
-        for (int e = 1 + next() % 4; e > 0; e--) {
-            int64_t i = n ? next() % n : 0;
-            switch (next() % 4) {
-            case 0: if (n) m[i] = next(); break;
-            case 1: { const char *t = tokens[next() % (sizeof tokens / sizeof *tokens)]; int64_t l = strlen(t);
-                      if (n + l < (1 << 16)) { memmove(m + i + l, m + i, n - i); memcpy(m + i, t, l); n += l; } break; }
-            case 2: { int64_t l = next() % 8; if (i + l > n) l = n - i; memmove(m + i, m + i + l, n - i - l); n -= l; break; }
-            default: n = i;
-            }
-        }
-        run(m, n);
-    }
-    free(m);
-    for (int f = 0; f < nf; f++) free(files[f]);
-    puts("ok");
-    return 0;
-}
+static const char *TOKENS[] = {"\"", "\\", "[", "]", "{", "}", ",", ":", "-", "1e5", "\xff", "\xe2\x82",
+                               "9223372036854775808", "\n", "{\"object\": {", "{\"event\": {", "0"};
 """
+DRIVER = DRIVER_HEAD + FUZZ_PROLOGUE + DRIVER_BODY + FUZZ_MAIN
 
 
 def test_c_parser_under_asan_and_ubsan(tmp_path):

@@ -20,6 +20,8 @@ import pytest
 
 from gctrace.tracer.goheap import goscan
 from gctrace.tracer.goheap.goheapdump import HEADER, HeapDumpError, parse
+import fuzzing
+from fuzzing import FUZZ_MAIN, FUZZ_PROLOGUE
 from sanitized import run_sanitized
 from test_goheapdump import DUMPS, small_dump, sv, uv
 
@@ -95,24 +97,9 @@ def random_dump(rng: random.Random) -> bytes:
 
 def mutate(rng: random.Random, data: bytes) -> bytes:
     """mutate returns data with a few random byte-level edits, biased towards the grammar's own bytes."""
-    b = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        i = rng.randrange(len(b) + 1)
-        what = rng.randrange(6)
-        if what == 0 and i < len(b):
-            b[i] = rng.choice([0, 1, 2, 3, 4, 7, 0x7F, 0x80, 0xFF, rng.randrange(256)])
-        elif what == 1:
-            b[i:i] = rng.choice([b"\x00", b"\x01", b"\x80", b"\xff" * 9 + b"\x01", b"\x80" * 10 + b"\x00", b"\x05"])
-        elif what == 2:
-            del b[i:i + rng.randint(1, 4)]
-        elif what == 3 and i < len(b):
-            j = rng.randrange(len(b))
-            b[i:i] = b[j:j + rng.randint(1, 8)]
-        elif what == 4:
-            del b[i:]
-        else:
-            b[i:i] = uv(rng.choice([0, 1, 8, 16, 48, 1 << 40, (1 << 64) - 1]))
-    return bytes(b)
+    return fuzzing.mutate(rng, data, lambda rng: rng.choice([0, 1, 2, 3, 4, 7, 0x7F, 0x80, 0xFF, rng.randrange(256)]),
+                          [b"\x00", b"\x01", b"\x80", b"\xff" * 9 + b"\x01", b"\x80" * 10 + b"\x00", b"\x05"],
+                          lambda rng: uv(rng.choice([0, 1, 8, 16, 48, 1 << 40, (1 << 64) - 1])))
 
 
 @NEEDS_C
@@ -193,18 +180,11 @@ def test_progress_limit_stops_at_a_record_boundary():
     assert status == goscan.LIMIT and len(s.columns()["addr"]) == 1 and raw[pos] == 1
 
 
-DRIVER = r"""
+DRIVER_HEAD = r"""
 #include "_goheapdump.c"
-#include <stdio.h>
-#include <stdlib.h>
-
-static uint64_t rng = 88172645463325252ull;
-static uint64_t next(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
-
-enum { CAP = 64 };
+"""
+DRIVER_BODY = r"""enum { CAP = 64 };
 static uint64_t addr[CAP]; static int64_t off[CAP], size[CAP], fend[CAP], foff[CAP]; static uint8_t fkind[CAP];
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "invariant failed: %s\n", #c); abort(); } } while (0)
 
 static void run(const uint8_t *data, int64_t n) {
     uint8_t *buf = malloc(n ? n : 1);  /* exactly n bytes: any overread is caught */
@@ -229,42 +209,13 @@ static void run(const uint8_t *data, int64_t n) {
     free(buf);
 }
 
-int main(int argc, char **argv) {
-    long iters = atol(argv[1]);
-    int nf = argc - 2;
-    uint8_t *files[64]; int64_t lens[64];
-    for (int f = 0; f < nf && f < 64; f++) {
-        FILE *fp = fopen(argv[f + 2], "rb");
-        fseek(fp, 0, SEEK_END); lens[f] = ftell(fp); fseek(fp, 0, SEEK_SET);
-        files[f] = malloc(lens[f] + 1);
-        CHECK(fread(files[f], 1, lens[f], fp) == (size_t)lens[f]);
-        fclose(fp);
-        run(files[f], lens[f]);
-    }
-    uint8_t *m = malloc(1 << 16);
-    for (long it = 0; it < iters; it++) {
-        int f = next() % nf;
-        int64_t n = lens[f] < 60000 ? lens[f] : 60000;
-        memcpy(m, files[f], n);
-        for (int e = 1 + next() % 4; e > 0; e--) {
-            int64_t i = n ? next() % n : 0;
-            switch (next() % 4) {
-            case 0: if (n) m[i] = next(); break;
-            case 1: { static const uint8_t t[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
-                      int64_t l = 1 + next() % sizeof t;
-                      if (n + l < (1 << 16)) { memmove(m + i + l, m + i, n - i); memcpy(m + i, t, l); n += l; } break; }
-            case 2: { int64_t l = next() % 8; if (i + l > n) l = n - i; memmove(m + i, m + i + l, n - i - l); n -= l; break; }
-            default: n = i;
-            }
-        }
-        run(m, n);
-    }
-    free(m);
-    for (int f = 0; f < nf; f++) free(files[f]);
-    puts("ok");
-    return 0;
-}
+/* runs of varint continuation bytes, ending in one that stops: uvarints too long or overflowing 64 bits */
+static const char *TOKENS[] = {"\xff", "\xff\xff", "\xff\xff\xff", "\xff\xff\xff\xff", "\xff\xff\xff\xff\xff",
+                               "\xff\xff\xff\xff\xff\xff", "\xff\xff\xff\xff\xff\xff\xff",
+                               "\xff\xff\xff\xff\xff\xff\xff\xff", "\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+                               "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"};
 """
+DRIVER = DRIVER_HEAD + FUZZ_PROLOGUE + DRIVER_BODY + FUZZ_MAIN
 
 
 def test_c_scanner_under_asan_and_ubsan(tmp_path):
