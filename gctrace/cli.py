@@ -157,6 +157,12 @@ class _Gctrace(click.Group):
             ctx.exit(2)
 
 
+# The options several commands take, declared once.
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+dump_output_option = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+                                  help="Dump file (.json, .jsonl, optionally .gz).")
+
+
 @click.group(cls=_Gctrace, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gctrace")
 def cli():
@@ -191,7 +197,7 @@ def cli():
 @click.option("--fail-on", "fail_on", metavar="flagged[:BYTES]",
               help="Exit 1 when flagged bytes exceed BYTES (default 0).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 @click.option("--barrier", type=click.Choice(BARRIER_MODES), default=None,
               help="Replay the log's last concurrent mark with this write barrier: lost and floating objects.")
 @click.option("--mark-rate", "mark_rate", type=click.IntRange(min=1), default=1, show_default=True,
@@ -240,7 +246,7 @@ def analyze_cmd(dump, as_json, show_all, runs, fail_on, output, quiet, barrier, 
 @click.option("--all", "show_all", is_flag=True, help="List every object that appeared or disappeared.")
 @click.option("--fail-on", "fail_on", metavar="flagged[:BYTES]",
               help="Exit 1 when NEW's flagged bytes exceed OLD's by more than BYTES.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def diff_cmd(old, new, as_json, show_all, fail_on, quiet):
     """Compare two dumps: pages per class, bytes per map, reachable and changed objects.
 
@@ -263,8 +269,7 @@ def diff_cmd(old, new, as_json, show_all, fail_on, quiet):
 
 @cli.command("record")
 @click.argument("scenario")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Dump file (.json, .jsonl, optionally .gz).")
+@dump_output_option
 @click.option("--n", "n", default=10000, show_default=True, help="Number of keys.")
 @click.option("--madvise", type=click.Choice(["free", "dontneed"]), default=None,
               help="How the scavenger returns pages (default as Go 1.19: dontneed; free under GODEBUG=madvdontneed=0).")
@@ -285,7 +290,7 @@ def diff_cmd(old, new, as_json, show_all, fail_on, quiet):
 @click.option("--no-events", "no_events", is_flag=True,
               help="Leave out the event log (most of a big dump); analyze, why, top and render do not need it, "
                    "replay and --barrier do.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, impl, arena, no_events, quiet):
     """Run SCENARIO (fill, fill-delete, clear, midgrow, churn) on the native Go map and write its dump.
 
@@ -313,7 +318,7 @@ def record_cmd(scenario, output, n, madvise, gc, barrier, seed, at, shape, impl,
 @click.option("--mark-rate", "mark_rate", type=click.IntRange(min=1), default=1, show_default=True,
               help="Grey objects the replayed marker scans after each event.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The timeline SVG.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def replay_cmd(dump, modes, mark_rate, output, quiet):
     """Replay DUMP's last concurrent mark and plot white/grey/black objects per event as an SVG.
 
@@ -404,7 +409,7 @@ def _html_page(a, report: dict) -> str:
 @click.option("--depth", type=click.IntRange(min=0), default=2, show_default=True,
               help="With --focus: pointer hops, either direction.")
 @click.option("--unreachable-only", "unreachable_only", is_flag=True, help="Draw unreachable objects only.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only, quiet):
     """Draw DUMP's reachability graph: roots, maps, buckets, overflow, values; garbage in red.
 
@@ -439,7 +444,7 @@ def render_cmd(dump, output, cluster, max_nodes, focus, depth, unreachable_only,
               help="How many shortest root paths to show.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Also draw the paths (.svg, .png, .pdf or .dot).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def why_cmd(dump, addr, k, output, quiet):
     """Why is ADDR alive? The shortest pointer chains from the roots to the object containing it.
 
@@ -514,7 +519,7 @@ def cache_cmd(clear_all):
 @click.argument("dump", type=click.Path(dir_okay=False))
 @click.option("-n", "n", type=click.IntRange(min=1), default=20, show_default=True, help="How many objects.")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def top_cmd(dump, n, as_json, quiet):
     """List the objects of DUMP that retain the most bytes (dominator tree from the roots).
 
@@ -547,9 +552,8 @@ def import_group():
               help="The Go executable that wrote HEAPDUMP (its symbols and DWARF type the heap).")
 @click.option("--residency", type=click.Path(dir_okay=False), default=None,
               help="The residency file gctraceres wrote with the dump (else residency is assumed).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Dump file (.json, .jsonl, optionally .gz).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@dump_output_option
+@quiet_option
 def import_go_heapdump_cmd(heapdump, binary, residency, output, quiet):
     """Import a Go heap dump (runtime/debug.WriteHeapDump, gzip accepted) typed with DWARF.
 
@@ -678,9 +682,8 @@ def _check_import(staged: str, doc: dict, heapdump, residency) -> list[str]:
 @click.argument("snapshot", type=click.Path(dir_okay=False))
 @click.option("--binary", required=True, type=click.Path(dir_okay=False),
               help="The Go executable the snapshot was taken of (its symbols and DWARF type the heap).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Dump file (.json, .jsonl, optionally .gz).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@dump_output_option
+@quiet_option
 def import_go_snapshot_cmd(snapshot, binary, output, quiet):
     """Import a snapshot of `gctrace snapshot` typed with DWARF (stacks scanned conservatively).
 
@@ -698,9 +701,8 @@ def import_go_snapshot_cmd(snapshot, binary, output, quiet):
 @click.argument("core", type=click.Path(dir_okay=False))
 @click.option("--binary", required=True, type=click.Path(dir_okay=False),
               help="The Go executable the core file is of (non-PIE linux/amd64, Go 1.22-1.27, with DWARF).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Dump file (.json, .jsonl, optionally .gz).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@dump_output_option
+@quiet_option
 def import_go_core_cmd(core, binary, output, quiet):
     """Import a core file of a Go program (gcore, GOTRACEBACK=crash) typed with DWARF; residency is assumed.
 
@@ -726,7 +728,7 @@ def import_go_core_cmd(core, binary, output, quiet):
 @click.option("--low-memory", "low_memory", is_flag=True,
               help="Spill the heap to a file beside SNAP while reading it: the tool's memory stays small, "
                    "the pause is longer (disk writes while the target is stopped).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
     """Snapshot the heap of a running Go program (1.22+, linux/amd64) by PID, with no code change.
 
@@ -767,11 +769,10 @@ def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
 
 @cli.command("record-go", context_settings={"ignore_unknown_options": True})
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Dump file (.json, .jsonl, optionally .gz).")
+@dump_output_option
 @click.option("--keep", type=click.Path(file_okay=False), default=None,
               help="Keep the raw heap dump and residency file in this directory.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def record_go_cmd(argv, output, keep, quiet):
     """Run a Go program built with tracer/goheap/gctraceres and import its dump.
 
