@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from gctrace.analysis.heapcache import RACY_NS
+
 HERE = Path(__file__).resolve().parent
 BASE = 0xC000000000
 PAGE = 4096
@@ -247,7 +249,12 @@ def main():
                 writer(path, n)
                 print(f"generated {path.name} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
             out = work / "report.json"
-            # The first run parses and fills an empty heap cache (analysis/heapcache.py); the second reads it.
+            # The first run parses and fills an empty heap cache (analysis/heapcache.py); the second reads it. A
+            # dump changed within RACY_NS of its parse is never cached (a same-tick rewrite keeps every stat field),
+            # so a dump written just now waits until it is that old, as any dump a user analyzes already is.
+            age = time.time_ns() - path.stat().st_ctime_ns
+            if age < RACY_NS:
+                time.sleep((RACY_NS - age) / 1e9 + 0.1)
             cache = work / "heapcache"
             shutil.rmtree(cache, ignore_errors=True)
             os.environ["GCTRACE_CACHE_DIR"] = str(cache)
