@@ -771,7 +771,7 @@ def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 @dump_output_option
 @click.option("--keep", type=click.Path(file_okay=False), default=None,
-              help="Keep the raw heap dump and residency file in this directory.")
+              help="Keep the raw heap dump and residency file in this directory (refused if it already holds them).")
 @quiet_option
 def record_go_cmd(argv, output, keep, quiet):
     """Run a Go program built with tracer/goheap/gctraceres and import its dump.
@@ -780,13 +780,13 @@ def record_go_cmd(argv, output, keep, quiet):
     Example:
       gctrace record-go -o d.jsonl -- ./prog args
     """
-    from gctrace.progress import showing
-    from gctrace.tracer.goheap.goimport import record_go
+    import shutil
 
-    with showing(_progress(quiet)):
-        facts = record_go(list(argv), output, keep)
-    for k, v in facts.items():
-        click.echo(f"{k}: {v}", err=True)
+    from gctrace.tracer.goheap.goimport import record_go, record_summary
+
+    prog = argv[0]
+    _import(lambda: record_go(list(argv), keep), record_summary, output, quiet, source=f"{prog}'s heap dump",
+            inputs=(shutil.which(prog) or prog,), residency=f"{prog}'s residency file")
 
 
 main = cli  # the console script and CliRunner both call the group itself

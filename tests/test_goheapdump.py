@@ -186,6 +186,45 @@ def test_record_go_runs_the_committed_binary(tmp_path):
     assert len(doc["objects"]) == doc["meta"]["memstats"]["HeapObjects"]
 
 
+
+def test_record_go_reads_its_dump_back_before_writing(tmp_path, monkeypatch):
+    # GIVEN an import that (as a bug would) gives one map twice
+    from gctrace.tracer.goheap import goimport
+
+    real = goimport.import_heapdump
+
+    def broken(*args, **kwargs):
+        doc = real(*args, **kwargs)
+        doc["maps"].append(dict(doc["maps"][0]))
+        return doc
+
+    monkeypatch.setattr(goimport, "import_heapdump", broken)
+    out = tmp_path / "rec.jsonl"
+    # WHEN record-go runs the program and imports its dump
+    r = CliRunner().invoke(cli, ["record-go", "-o", str(out), "--", str(BINARY), "-mode", "grow"])
+    # THEN the loader's refusal is the one line, and nothing is written
+    assert r.exit_code == 2, r.output
+    assert "heap dump: the import gives a dump that analyze refuses" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_record_go_keeps_its_files_but_never_replaces_the_users(tmp_path):
+    keep = tmp_path / "keep"
+    out = tmp_path / "rec.jsonl"
+    # GIVEN --keep a new directory: the raw heap dump and residency file stay there
+    r = CliRunner().invoke(cli, ["record-go", "-o", str(out), "--keep", str(keep), "--", str(BINARY)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in keep.iterdir()) == ["heap.dump", "heap.residency.json"]
+    # WHEN it is run again into the same directory (which now holds files gctrace may not replace)
+    before = (keep / "heap.dump").read_bytes()
+    out.unlink()
+    r = CliRunner().invoke(cli, ["record-go", "-o", str(out), "--keep", str(keep), "--", str(BINARY)])
+    # THEN it refuses in one line before running the program, and the files are as they were
+    assert r.exit_code == 2 and "already holds heap.dump: gctrace will not replace it" in r.output, r.output
+    assert (keep / "heap.dump").read_bytes() == before and not out.exists()
+
+
 # --- corrupt input -----------------------------------------------------------
 
 

@@ -1413,12 +1413,15 @@ def summary(doc: dict) -> dict:
     }
 
 
-def record_go(argv, output, keep=None) -> dict:
-    """record_go runs a program built with tracer/goheap/gctraceres, then imports the dump it wrote.
+def record_go(argv, keep=None) -> dict:
+    """record_go runs a program built with tracer/goheap/gctraceres, then imports the dump it wrote; returns the dump.
 
     The program's stdin, stdout and stderr are its own; $GCTRACE_HEAPDUMP and
     $GCTRACE_RESIDENCY tell gctraceres.Dump where to write (in ``keep``, or a
     temporary directory removed afterwards). The last snapshot taken wins.
+    ``meta`` gets the command and its exit status. A ``keep`` directory that
+    already holds either file is refused: those files are not gctrace's to
+    replace. The caller writes the dump (the CLI checks it first).
     """
     prog = argv[0]
     exe = prog if os.sep in prog else shutil.which(prog)
@@ -1429,8 +1432,9 @@ def record_go(argv, output, keep=None) -> dict:
     dump = os.path.join(workdir, "heap.dump")
     res = os.path.join(workdir, "heap.residency.json")
     for p in (dump, res):
-        if os.path.exists(p):
-            os.unlink(p)
+        if keep is not None and os.path.lexists(p):
+            raise HeapDumpError(keep, f"already holds {os.path.basename(p)}: gctrace will not replace it "
+                                      "(move it away, or --keep another directory)")
     env = dict(os.environ, GCTRACE_HEAPDUMP=dump, GCTRACE_RESIDENCY=res)
     try:
         try:
@@ -1443,8 +1447,12 @@ def record_go(argv, output, keep=None) -> dict:
         doc = import_heapdump(dump, exe, res if os.path.exists(res) else None)
         doc["meta"]["command"] = list(argv)
         doc["meta"]["exit_status"] = rc
-        write_dump(doc, output, (exe,))
-        return {"exit status": rc, **summary(doc)}
+        return doc
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def record_summary(doc: dict) -> dict:
+    """record_summary is the import's summary led by the program's exit status."""
+    return {"exit status": doc["meta"]["exit_status"], **summary(doc)}
