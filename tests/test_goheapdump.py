@@ -346,3 +346,51 @@ def test_parser_fuzz_quick():
 @pytest.mark.slow
 def test_parser_fuzz_a_minute():
     assert _fuzz(60.0, 2) > 10000
+
+
+# --- too big to hold -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["gzip bomb", "endless pipe"])
+def test_a_dump_too_big_to_hold_is_refused_when_it_gets_there(tmp_path, monkeypatch, form):
+    import gzip
+    import os
+    import threading
+
+    from gctrace.tracer.goheap import goheapdump
+
+    # GIVEN a limit of 8 MiB (half of MemAvailable on a real machine) and a valid start of a dump
+    monkeypatch.setattr(goheapdump, "memory_limit", lambda: 8 << 20)
+    head = (DUMPS / "grow.heapdump.gz").read_bytes()
+    head = gzip.decompress(head)[:4096]
+    path = tmp_path / "heap.dump"
+    if form == "gzip bomb":  # 64 MiB of zeros after it, in 64 KiB of gzip
+        path.write_bytes(gzip.compress(head + bytes(64 << 20), 9))
+        assert path.stat().st_size < 200_000
+    else:  # a FIFO whose writer never stops
+        os.mkfifo(path)
+
+        def feed():
+            try:
+                with open(path, "wb") as w:
+                    w.write(head)
+                    while True:
+                        w.write(bytes(1 << 20))
+            except BrokenPipeError:
+                pass
+
+        threading.Thread(target=feed, daemon=True).start()
+    # WHEN it is read
+    with pytest.raises(HeapDumpError) as e:
+        goheapdump.read_heapdump(str(path))
+    # THEN it is refused at the limit, naming the file and why
+    assert "runs past 8 MiB, half of this machine's available memory" in str(e.value)
+    assert str(path) in str(e.value)
+
+
+def test_the_limit_is_half_of_memavailable():
+    from gctrace.tracer.goheap.goheapdump import memory_limit
+
+    with open("/proc/meminfo") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    assert abs(memory_limit() - kib * 512) < 256 << 20  # MemAvailable moves a little between the two reads

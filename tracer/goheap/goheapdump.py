@@ -201,18 +201,55 @@ class HeapDump:
 
 
 def read_heapdump(path, progress: bool | None = None) -> HeapDump:
-    """read_heapdump reads and parses a heap dump file, gzip-compressed or not."""
+    """read_heapdump reads and parses a heap dump file, gzip-compressed or not, refusing one too big to hold.
+
+    The parse needs the whole dump in memory, and about as much again for its
+    arrays, so a dump (after gzip) may take half of MemAvailable: a bigger
+    file, a gzip bomb or an endless pipe is refused in one line when it gets
+    there, not by the kernel's OOM killer later.
+    """
+    limit = memory_limit()
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            if f.peek(2)[:2] == b"\x1f\x8b":  # peek: a pipe cannot seek back
+                with gzip.GzipFile(fileobj=f) as z:
+                    raw = _read_limited(z, limit, path, "its gzip data")
+            else:
+                raw = _read_limited(f, limit, path, "the file")
+    except gzip.BadGzipFile as e:
+        raise HeapDumpError(path, f"bad gzip data: {e}") from None
     except OSError as e:
         raise HeapDumpError(path, f"cannot read: {e.strerror or e}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise HeapDumpError(path, f"bad gzip data: {e}") from None
+    except (EOFError, zlib.error) as e:
+        raise HeapDumpError(path, f"bad gzip data: {e}") from None
     return parse(raw, path, progress)
+
+
+PIECE = 16 << 20  # bytes read at a time while the limit is watched
+
+
+def memory_limit() -> int:
+    """memory_limit is the most bytes of heap dump read into memory: half of /proc/meminfo's MemAvailable."""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return 1 << 62
+    return kib * 1024 // 2
+
+
+def _read_limited(stream, limit: int, path, what: str) -> bytes:
+    """_read_limited reads the stream to its end, refusing it once it passes ``limit`` bytes."""
+    parts, n = [], 0
+    while True:
+        part = stream.read(min(PIECE, limit + 1 - n))
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+        n += len(part)
+        if n > limit:
+            raise HeapDumpError(path, f"{what} runs past {limit >> 20} MiB, half of this machine's available "
+                                      "memory: too big to parse here")
 
 
 def parse(raw: bytes, path="<heapdump>", progress: bool | None = None) -> HeapDump:
