@@ -592,13 +592,20 @@ RESIDENCY_MISFIT = 0.10
 
 
 def _sniff_go_heapdump(path):
-    """_sniff_go_heapdump refuses at once a file that does not start as a Go heap dump does (/dev/zero, say)."""
+    """_sniff_go_heapdump refuses at once a file that does not start as a Go heap dump does (/dev/zero, say).
+
+    A pipe or FIFO is not sniffed (that would consume what the import reads): the importer's own header check and
+    memory limit refuse it as quickly.
+    """
     import gzip
+    import stat
     import zlib
 
     from gctrace.errors import DumpError
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISCHR(os.stat(path).st_mode):
+            return
         with open(path, "rb") as f:
             head = f.read(len(GO_HEAPDUMP_MAGIC))
             if head[:2] == b"\x1f\x8b":

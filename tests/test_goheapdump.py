@@ -394,3 +394,25 @@ def test_the_limit_is_half_of_memavailable():
     with open("/proc/meminfo") as f:
         kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
     assert abs(memory_limit() - kib * 512) < 256 << 20  # MemAvailable moves a little between the two reads
+
+
+def test_a_heap_dump_through_a_fifo_imports_as_the_file_does(tmp_path):
+    import os
+    import threading
+
+    # GIVEN the same gzipped heap dump as a file and through a FIFO (which can be read once only)
+    src = DUMPS / "grow.heapdump.gz"
+    fifo = tmp_path / "heap.fifo"
+    os.mkfifo(fifo)
+    threading.Thread(target=lambda: fifo.write_bytes(src.read_bytes()), daemon=True).start()
+    # WHEN both are imported
+    outs = []
+    for i, path in enumerate((fifo, src)):
+        out = tmp_path / f"d{i}.jsonl"
+        r = CliRunner().invoke(cli, ["import", "go-heapdump", str(path), "--binary", str(BINARY), "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        outs.append(json.loads(line) for line in out.read_text().splitlines())
+    # THEN the dumps are the same but for the name of their source
+    a, b = ([{"meta": {k: v for k, v in rec["meta"].items() if k != "heapdump"}} if "meta" in rec else rec
+             for rec in o] for o in outs)
+    assert a == b
