@@ -228,13 +228,18 @@ def roots_missing(meta: dict) -> dict | None:
 
     Since Go 1.24 the collector also treats runtime.AddCleanup closures and
     weak-pointer handles as roots, and a heap dump lists neither. A producer
-    that knows of other missing roots says so in ``meta.roots_missing``.
+    that knows of other missing roots says so in ``meta.roots_missing``; one
+    that read every kind of root (a snapshot does) says ``[]``.
 
     >>> roots_missing({"go_version": "go1.24.11 X:noswissmap"})
     {'go_version': 'go1.24.11 X:noswissmap'}
     >>> roots_missing({"go_version": "go1.23.9"}) is None, roots_missing({}) is None
     (True, True)
+    >>> roots_missing({"go_version": "go1.26.6", "roots_missing": []}) is None
+    True
     """
+    if meta.get("roots_missing") == []:
+        return None
     version = meta.get("go_version")
     minor = go_minor(version)
     if "roots_missing" not in meta and (minor is None or minor < 24):

@@ -40,12 +40,23 @@ every runtime struct from the binary's DWARF, never hard-coded):
   mask in the word GCData points to, built on first use: an unbuilt one gives
   no fields and a warning.
 - roots: data and bss with ``firstmoduledata.gcdatamask``/``gcbssmask``;
-  finalizers from the spans' specials; goroutine stacks from
+  the spans' specials as markrootSpans (runtime/mgcmark.go) marks them,
+  their kind numbers per release in SPECIAL_KINDS: a finalizer's fn and
+  the fields of its object (not the object), a cleanup's fn (Go 1.24,
+  1.25) or ``call``, ``fn`` and ``arg`` (1.26+) as ``cleanup of 0x...``,
+  a weak handle as ``weak handle for 0x...`` (the handle, not the object:
+  it holds the address as a number); the finalizers queued to run, the
+  ``cnt`` entries of every block on ``runtime.allfin`` (fixedRootFinalizers),
+  as the heap dump's queued finalizers; the cleanups queued to run (Go 1.25+,
+  the blocks on ``gcCleanups.all``: fixedRootCleanups) as ``queued cleanup``;
+  goroutine stacks from
   ``runtime.allgs``, scanned *conservatively* (every aligned word from the
   goroutine's stack pointer to ``stack.hi`` that points into an allocated
   object is a root: the stack maps are not read), and the general registers
   of every thread, conservatively too. So the reachable set is the heap
-  dump's or a superset of it; meta.stacks says so.
+  dump's or a superset of it: heap dumps list no cleanups and no weak
+  handles. meta.stacks says how stacks were read, meta.roots_missing lists
+  what the walk could not read (empty when it read every kind).
 - pages: /proc/PID/pagemap for every page of the heap arenas
   (``mheap_.heapArenas``): present (not the kernel zero page) or swapped.
   State: ``used`` in an in-use or stack span; else ``free`` or ``released``
@@ -111,17 +122,59 @@ STRUCTS = {
     "runtime.specialfinalizer": ("fn", "fint", "ot"),
     "runtime.pageAlloc": ("chunks",),
 }
+# Structs only some releases have, read where the binary has them (the walk warns where a release should
+# have one and it is missing): the specials of weak handles (Go 1.23+) and cleanups (1.24+; its ``fn`` became
+# ``cleanup``, a cleanupFn, in 1.26), and the finalizer queue's blocks and entries. Members a struct lacks are
+# left out: the walk checks the ones it reads.
+OPTIONAL_STRUCTS = {
+    "runtime.specialWeakHandle": ("handle",),
+    "runtime.specialCleanup": ("fn", "cleanup"),
+    "runtime.cleanupFn": ("call", "fn", "arg"),
+    "runtime.finBlock": ("alllink", "cnt", "fin"),
+    "runtime.finalizer": ("fn", "arg", "fint", "ot"),
+    "runtime.cleanupQueue": ("all",),  # Go 1.25+: cleanups queued to run, in blocks of their own
+    "internal/runtime/atomic.UnsafePointer": ("value",),
+    "runtime.cleanupBlock": ("cleanupBlockHeader", "cleanups"),
+    "runtime.cleanupBlockHeader": ("alllink", "n"),
+}
 # Older names of the same things: struct -> its name before, member -> its name before.
-STRUCT_ALIASES = {"internal/abi.ITab": "runtime.itab"}  # Go 1.22
+STRUCT_ALIASES = {"internal/abi.ITab": "runtime.itab",  # Go 1.22
+                  "runtime.finBlock": "runtime.finblock"}  # before Go 1.25
 MEMBER_ALIASES = {"heapArenas": "allArenas",  # before Go 1.25 (user arenas got their own list then)
                   "Type": "_type"}  # runtime.itab, Go 1.22
 SYMBOLS = ("runtime.mheap_", "runtime.firstmoduledata", "runtime.allgs", "runtime.itabTable",
            "runtime.buildVersion")
+OPTIONAL_SYMBOLS = ("runtime.allfin",  # every finBlock, the finalizer queue's among them (runtime/mfinal.go)
+                    "runtime.gcCleanups")  # the cleanup queue, Go 1.25+ (runtime/mcleanup.go)
+
+# SPECIAL_KINDS is runtime._KindSpecial* (runtime/mheap.go) of the specials that are roots, from the release
+# that set them until the next entry (tests/test_snapshot_roots.py holds it against each toolchain's mheap.go):
+#   1.22  Finalizer 1, Profile 2, Reachable 3, PinCounter 4
+#   1.23  WeakHandle 2 inserted (internal/weak, for package unique)
+#   1.24  Cleanup 6 appended (runtime.AddCleanup; package weak)
+#   1.25  TinyBlock 1 inserted: Finalizer 2, WeakHandle 3, Cleanup 7 (then CheckFinalizer, Bubble; Secret 1.26)
+SPECIAL_KINDS = {
+    (1, 22): {"finalizer": 1},
+    (1, 23): {"finalizer": 1, "weak_handle": 2},
+    (1, 24): {"finalizer": 1, "weak_handle": 2, "cleanup": 6},
+    (1, 25): {"finalizer": 2, "weak_handle": 3, "cleanup": 7},
+}
+
+
+def special_kinds(version: tuple) -> dict:
+    """special_kinds returns {finalizer, weak_handle, cleanup: runtime._KindSpecial*} of a release, those it has.
+
+    >>> special_kinds((1, 23))
+    {'finalizer': 1, 'weak_handle': 2}
+    >>> special_kinds((1, 27))["cleanup"]
+    7
+    """
+    return SPECIAL_KINDS[max((k for k in SPECIAL_KINDS if k <= version), default=min(SPECIAL_KINDS))]
 
 
 def finalizer_kind(version: tuple) -> int:
     """finalizer_kind is runtime._KindSpecialFinalizer: 1, or 2 from Go 1.25 (_KindSpecialTinyBlock took 1)."""
-    return 2 if version >= (1, 25) else 1
+    return special_kinds(version)["finalizer"]
 
 
 # --- memory readers ---------------------------------------------------------------------------------
@@ -361,12 +414,20 @@ class Layout:
                 raise SnapshotError(what, f"{name} in its DWARF lacks {', '.join(lack)}: a Go release gctrace "
                                           f"does not know")
             structs[name] = {**{m: offs[m] for m in members}, "size": size}
+        for name, members in OPTIONAL_STRUCTS.items():
+            got = binary.struct_layout(name) or binary.struct_layout(STRUCT_ALIASES.get(name, name))
+            if got is not None:
+                structs[name] = {**{m: got[0][m] for m in members if m in got[0]}, "size": got[1]}
         symbols = {}
         for s in SYMBOLS:
             a = next((x[0] for x in binary._syms if x[2] == s), None)
             if a is None:
                 raise SnapshotError(what, f"no symbol {s}: not a Go program")
             symbols[s] = a
+        for s in OPTIONAL_SYMBOLS:
+            a = next((x[0] for x in binary._syms if x[2] == s), None)
+            if a is not None:
+                symbols[s] = a
         return cls(structs, symbols)
 
     def off(self, struct: str, member: str) -> int:
@@ -401,6 +462,8 @@ class _Walk:
     def __init__(self, mem, lay: Layout, green_tea: bool, finalizer: int):
         self.mem, self.lay, self.green_tea, self.finalizer = mem, lay, green_tea, finalizer
         self.warnings = []
+        self.roots_missing = []  # the collector's roots this walk could not read, in words for meta.roots_missing
+        self.release = None  # (major, minor) read from runtime.buildVersion by kinds()
 
     def field(self, addr, struct, member, n=8):
         return int.from_bytes(self.mem.read(addr + self.lay.off(struct, member), n), "little")
@@ -561,18 +624,158 @@ class _Walk:
                         "stack": self.mem.read(sp, hi - sp) if hi > sp else b""})
         return out
 
-    def finalizers(self, spans) -> list:
-        """finalizers returns (obj, fn, 0, fint, ot) of every finalizer special of the in-use spans."""
-        sl, fl = self.lay.structs["runtime.special"], self.lay.structs["runtime.specialfinalizer"]
-        out = []
+    def kinds(self, version: str) -> dict:
+        """kinds returns the special kinds of the release the target runs (read from runtime.buildVersion).
+
+        The finalizer kind given to the walk (the snapshot header's) wins; a
+        release whose table disagrees with it, or none, gets a warning and its
+        finalizers only.
+        """
+        from .goimport import GoRuntime
+
+        v = self.release = GoRuntime.parse(version).version
+        kinds = special_kinds(v) if v is not None else {}
+        if kinds.get("finalizer") != self.finalizer:
+            self.warnings.append(f"runtime.buildVersion {version!r} does not say which specials are cleanups and "
+                                 f"weak handles: only finalizers (kind {self.finalizer}) were read")
+            self.roots_missing.append("runtime.AddCleanup cleanups and weak pointer handles (release unknown)")
+            return {"finalizer": self.finalizer}
+        return kinds
+
+    def specials(self, spans, kinds: dict) -> dict:
+        """specials returns the specials of the in-use spans that markrootSpans (runtime/mgcmark.go) marks.
+
+        - ``finalizers``: (obj, fn, 0, fint, ot), as a heap dump's finalizer
+          records; the root is fn, and the object's own fields (not the object).
+        - ``cleanups``: (obj, words): the special's ``fn`` (Go 1.24, 1.25: a
+          closure over the cleanup and its argument) or its ``cleanup``'s
+          ``call``, ``fn`` and ``arg`` (1.26+: cleanupFnPtrMask marks all
+          three); never the object, or the cleanup could never run.
+        - ``weak_handles``: (obj, handle): the handle (an atomic.Uintptr the
+          weak.Pointer points to, holding obj's address as a number) is the
+          root; obj is not kept.
+
+        obj is the span's base plus the special's offset (a tiny block's
+        object may be inside the 16-byte block), as the heap dump gives it.
+        """
+        lay = self.lay.structs
+        sl, fl, wl = lay["runtime.special"], lay["runtime.specialfinalizer"], lay.get("runtime.specialWeakHandle")
+        cl, fnl = lay.get("runtime.specialCleanup"), lay.get("runtime.cleanupFn")
+        cleanup_words = None
+        if "cleanup" in kinds:
+            if cl and "fn" in cl:
+                cleanup_words = [cl["fn"]]
+            elif cl and "cleanup" in cl and fnl and {"call", "fn", "arg"} <= fnl.keys():
+                cleanup_words = [cl["cleanup"] + fnl[m] for m in ("call", "fn", "arg")]
+            else:
+                self.warnings.append("this release has cleanups, but runtime.specialCleanup (or cleanupFn) is not "
+                                     "in the snapshot's layout: cleanups are not roots")
+                self.roots_missing.append("runtime.AddCleanup cleanups (their closures and arguments are roots)")
+        weak = kinds.get("weak_handle") if wl and "handle" in wl else None
+        if "weak_handle" in kinds and weak is None:
+            self.warnings.append("this release has weak handles, but runtime.specialWeakHandle is not in the "
+                                 "snapshot's layout: weak handles are not roots")
+            self.roots_missing.append("weak pointer handles (weak.Make)")
+        # The largest special read whole: what the capture recorded for every kind, so the import reads the same.
+        size = max(s["size"] for s in (sl, fl, wl, cl) if s)
+        width = sl["kind"] - sl["offset"]  # offset: uint16 in Go 1.22, 1.23, uintptr from 1.24
+        out = {"finalizers": [], "cleanups": [], "weak_handles": []}
         for i in np.flatnonzero(spans.in_use & (spans.specials != 0)).tolist():
             base, sp = int(spans.addr[i]), int(spans.specials[i])
             while sp:
-                b = self.mem.read(sp, fl["size"] if fl["size"] > sl["size"] else sl["size"])
-                if b[sl["kind"]] == self.finalizer:
-                    off = int.from_bytes(b[sl["offset"]:sl["offset"] + 2], "little")
-                    out.append((base + off, u64(b, fl["fn"]), 0, u64(b, fl["fint"]), u64(b, fl["ot"])))
+                b = self.mem.read(sp, size)
+                kind, obj = b[sl["kind"]], base + int.from_bytes(b[sl["offset"]:sl["offset"] + width], "little")
+                if kind == kinds["finalizer"]:
+                    out["finalizers"].append((obj, u64(b, fl["fn"]), 0, u64(b, fl["fint"]), u64(b, fl["ot"])))
+                elif kind == kinds.get("cleanup") and cleanup_words:
+                    out["cleanups"].append((obj, [u64(b, o) for o in cleanup_words]))
+                elif kind == weak:
+                    out["weak_handles"].append((obj, u64(b, wl["handle"])))
                 sp = u64(b, sl["next"])
+        return out
+
+    def finalizer_queue(self) -> list:
+        """finalizer_queue returns (obj, fn, 0, fint, ot) of every finalizer queued to run and not yet done.
+
+        These are the ``cnt`` first entries of every block on ``runtime.allfin``,
+        as markroot's fixedRootFinalizers scans them (fn and obj, the entry's
+        arg, are roots) and the heap dump lists them (iterate_finq): finq
+        holds the blocks waiting to run, but the block runfinq is working
+        through (its entries counted down as each returns) is off finq and
+        still on allfin. In Go 1.24 a queued cleanup is an entry too, with
+        only fn set.
+        """
+        bl, el = self.lay.structs.get("runtime.finBlock"), self.lay.structs.get("runtime.finalizer")
+        head = self.lay.symbols.get("runtime.allfin")
+        if head is None or not bl or not el or not {"alllink", "cnt", "fin"} <= bl.keys() \
+                or not {"fn", "arg", "fint", "ot"} <= el.keys():
+            self.warnings.append("the snapshot's layout has no runtime.allfin, finBlock or finalizer: finalizers "
+                                 "queued to run are not roots")
+            self.roots_missing.append("the finalizer queue (runtime.allfin)")
+            return []
+        out, seen = [], set()
+        try:
+            fb = u64(self.mem.read(head, 8))
+            while fb and fb not in seen:
+                seen.add(fb)
+                b = self.mem.read(fb, bl["fin"])
+                cnt = int.from_bytes(b[bl["cnt"]:bl["cnt"] + 4], "little")
+                n = min(cnt, (bl["size"] - bl["fin"]) // el["size"])
+                fins = self.mem.read(fb + bl["fin"], n * el["size"]) if n else b""
+                for k in range(n):
+                    e = k * el["size"]
+                    out.append((u64(fins, e + el["arg"]), u64(fins, e + el["fn"]), 0, u64(fins, e + el["fint"]),
+                                u64(fins, e + el["ot"])))
+                fb = u64(b, bl["alllink"])
+        except SnapshotError:
+            self.warnings.append("the finalizer blocks (runtime.allfin) were not read by this snapshot: finalizers "
+                                 "queued to run are not roots")
+            self.roots_missing.append("the finalizer queue (runtime.allfin)")
+            return []
+        return out
+
+    def cleanup_queue(self) -> list:
+        """cleanup_queue returns the pointer words of each cleanup queued to run and not yet started (Go 1.25+).
+
+        These are the ``n`` first entries of every block on ``gcCleanups.all``,
+        as markroot's fixedRootCleanups scans them, every word a pointer: a
+        ``*funcval`` each in Go 1.25 (a closure over the cleanup and its
+        argument), a cleanupFn (call, fn, arg) from 1.26, zeroed as it starts.
+        Before Go 1.25 a queued cleanup is an entry of the finalizer queue.
+        """
+        st, sym = self.lay.structs, self.lay.symbols
+        q, up = st.get("runtime.cleanupQueue"), st.get("internal/runtime/atomic.UnsafePointer")
+        blk, hdr = st.get("runtime.cleanupBlock"), st.get("runtime.cleanupBlockHeader")
+        if "runtime.gcCleanups" not in sym:
+            if self.release is not None and self.release >= (1, 25):
+                self.warnings.append("the snapshot's layout has no runtime.gcCleanups: cleanups queued to run are "
+                                     "not roots")
+                self.roots_missing.append("cleanups queued to run (runtime.gcCleanups)")
+            return []
+        if not (q and "all" in q and up and "value" in up and blk and {"cleanupBlockHeader", "cleanups"} <= blk.keys()
+                and hdr and {"alllink", "n"} <= hdr.keys()):
+            self.warnings.append("the snapshot's layout lacks runtime.cleanupQueue or cleanupBlock: cleanups queued "
+                                 "to run are not roots")
+            self.roots_missing.append("cleanups queued to run (runtime.gcCleanups)")
+            return []
+        entry = st["runtime.cleanupFn"]["size"] if "runtime.cleanupFn" in st else 8  # a cleanupFn, or a *funcval
+        h = blk["cleanupBlockHeader"]
+        out, seen = [], set()
+        try:
+            cb = u64(self.mem.read(sym["runtime.gcCleanups"] + q["all"] + up["value"], 8))
+            while cb and cb not in seen:
+                seen.add(cb)
+                b = self.mem.read(cb + h, hdr["size"])
+                n = min(int.from_bytes(b[hdr["n"]:hdr["n"] + 4], "little"), (blk["size"] - blk["cleanups"]) // entry)
+                if n:
+                    words = np.frombuffer(self.mem.read(cb + blk["cleanups"], n * entry), "<u8")
+                    out.extend(w for w in words.reshape(n, entry // 8).tolist() if any(w))
+                cb = u64(b, hdr["alllink"])
+        except SnapshotError:
+            self.warnings.append("the cleanup blocks (runtime.gcCleanups) were not read by this snapshot: cleanups "
+                                 "queued to run are not roots")
+            self.roots_missing.append("cleanups queued to run (runtime.gcCleanups)")
+            return []
         return out
 
     def itabs(self) -> dict:
@@ -624,10 +827,12 @@ class _Walk:
         bits = self.alloc_bits(spans)
         headers = self.header_types(spans, bits)
         types = self.types(spans, headers)
+        version = self.build_version()
         return {"spans": spans, "runs": runs, "bits": bits, "headers": headers, "types": types,
                 "segments": self.segments(), "goroutines": self.goroutines(thread_sps),
-                "finalizers": self.finalizers(spans), "itabs": self.itabs(), "arenas": arenas,
-                "scavenged": self.scavenged(arenas), "version": self.build_version()}
+                **self.specials(spans, self.kinds(version)), "queued_finalizers": self.finalizer_queue(),
+                "queued_cleanups": self.cleanup_queue(),
+                "itabs": self.itabs(), "arenas": arenas, "scavenged": self.scavenged(arenas), "version": version}
 
 
 # --- stopping the target ----------------------------------------------------------------------------
@@ -1136,6 +1341,13 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
         words = np.array(r, np.uint64)
         for w in words[hits(words)].tolist():
             other.append((f"thread {tid} registers (conservative)", w))
+    # the specials a heap dump does not list, marked as markrootSpans marks them: not the object they are for
+    for obj, words in got["cleanups"]:
+        other.extend((f"cleanup of {obj:#x}", w) for w in words)
+    for obj, handle in got["weak_handles"]:
+        other.append((f"weak handle for {obj:#x}", handle))
+    for words in got["queued_cleanups"]:  # its object is gone: that is why it is queued
+        other.extend(("queued cleanup", w) for w in words)
 
     segs = got["segments"]
     arenas = got["arenas"]
@@ -1145,9 +1357,10 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
                           "arena_start": arenas[0] if arenas else 0,
                           "arena_end": arenas[-1] + HEAP_ARENA_BYTES if arenas else 0},
                   data=segs[0], bss=segs[1], frames=frames, goroutines=goroutines,
-                  finalizers=got["finalizers"], other_roots=other, itabs=got["itabs"],
+                  finalizers=got["finalizers"], queued_finalizers=got["queued_finalizers"], other_roots=other,
+                  itabs=got["itabs"],
                   counts={"object": len(addr_arr), "goroutine": len(goroutines), "finalizer": len(got["finalizers"]),
-                          "span": int(spans.in_use.sum())})
+                          "queuedfinalizer": len(got["queued_finalizers"]), "span": int(spans.in_use.sum())})
     res = None if h.get("pages") is None else {
         "format": "gctrace.residency", "version": 1, "page_size": OS_PAGE, "madvise": h.get("madvise"),
         "page_state": "snapshot: spans of mheap_.allspans (in use and stacks: used), the page allocator's "
@@ -1158,7 +1371,8 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
         "arena_lazyfree_kb": h.get("arena_lazyfree_kb"),
         "pages": [{k: p[k] for k in ("addr", "n", "resident", "state")} for p in h["pages"]],
     }
-    facts = {"warnings": walk.warnings, "swapped_pages": sum(p.get("swapped", 0) for p in h.get("pages") or ())}
+    facts = {"warnings": walk.warnings, "swapped_pages": sum(p.get("swapped", 0) for p in h.get("pages") or ()),
+             "roots_missing": walk.roots_missing}
     return hd, res, facts
 
 
@@ -1202,8 +1416,7 @@ def _doc(snap, snap_path, binary, source="go-snapshot") -> dict:
         meta["bytes_read"] = h.get("bytes_read")
     meta["swapped_pages"] = facts["swapped_pages"]
     meta["warnings"] = list(meta.get("warnings", [])) + facts["warnings"]
-    meta["roots_missing"] = ["runtime.AddCleanup cleanups (their closures and arguments are roots)",
-                             "weak pointer handles (weak.Make)", "the finalizer queue (finq)"]
+    meta["roots_missing"] = facts["roots_missing"]
     return doc
 
 
