@@ -253,7 +253,7 @@ class _Live:
         self.libc.process_vm_readv.restype = ctypes.c_ssize_t
         self.ring = []
         self.prefilled = 0
-        self.pagemap, self.zero_pfn = {}, None
+        self.wanted = {}  # arena -> per 4 KiB page: may hold more than zeros (residency); no entry: read it all
 
     def _readv(self, addr: int, buf, n: int):
         local = _IOVec(ctypes.addressof((ctypes.c_char * n).from_buffer(buf)), n)  # buf: writable, n bytes
@@ -298,25 +298,27 @@ class _Live:
         self.prefilled = nbytes
 
     def residency(self, pagemap: dict, zero_pfn) -> None:
-        """residency gives the pagemap read while stopped: the heap's pages it shows neither present nor
-        swapped, or mapping the kernel's zero page, read as zeros, so ``heap`` does not read them."""
-        self.pagemap, self.zero_pfn = pagemap, zero_pfn
+        """residency takes the pagemap read while stopped ({arena: entries}): ``heap`` does not read the pages it
+        shows neither present nor swapped (never touched, or given back: they read as zeros) nor mapping the
+        kernel's zero page, and gives the image zeros for them."""
+        self.wanted = {}
+        for base, e in pagemap.items():
+            present = (e >> np.uint64(63)).astype(bool)
+            if zero_pfn:
+                present &= (e & np.uint64((1 << 55) - 1)) != np.uint64(zero_pfn)
+            self.wanted[base] = present | ((e >> np.uint64(62)) & np.uint64(1)).astype(bool)
 
     def _wanted(self, addr: int, n: int):
-        """_wanted returns the [start, end) offsets of [addr, addr + n) worth reading: all of it, or its pages that
-        hold more than zeros by the pagemap (present and not the zero page, or swapped)."""
+        """_wanted returns the [start, end) offsets in [addr, addr + n) worth reading: all of it, or its pages that
+        may hold more than zeros by the pagemap (one arena's pages at most)."""
         base = addr - addr % HEAP_ARENA_BYTES
-        e = self.pagemap.get(base)
-        if e is None or addr % OS_PAGE or n % OS_PAGE or addr + n > base + HEAP_ARENA_BYTES:
+        w = self.wanted.get(base)
+        if w is None or addr % OS_PAGE or n % OS_PAGE or addr + n > base + HEAP_ARENA_BYTES:
             return [(0, n)]
-        e = e[(addr - base) // OS_PAGE:(addr - base + n) // OS_PAGE]
-        present = (e >> np.uint64(63)).astype(bool)
-        if self.zero_pfn:
-            present &= (e & np.uint64((1 << 55) - 1)) != np.uint64(self.zero_pfn)
-        want = present | ((e >> np.uint64(62)) & np.uint64(1)).astype(bool)
-        if want.all():
+        w = w[(addr - base) // OS_PAGE:(addr - base + n) // OS_PAGE]
+        if w.all():
             return [(0, n)]
-        edge = np.diff(np.concatenate(([0], want.astype(np.int8), [0])))
+        edge = np.diff(w.astype(np.int8), prepend=0, append=0)
         starts, ends = np.flatnonzero(edge == 1) * OS_PAGE, np.flatnonzero(edge == -1) * OS_PAGE
         return list(zip(starts.tolist(), ends.tolist()))
 
@@ -443,7 +445,9 @@ def _read_rows(mem, addrs: np.ndarray, size: int, gap: int = 4096) -> np.ndarray
     out = np.zeros((len(addrs), size), np.uint8)
     if not len(addrs):
         return out
-    order = np.unique(addrs)
+    by_addr = np.argsort(addrs, kind="stable")
+    ordered = addrs[by_addr]
+    order = np.unique(ordered)
     cut = np.flatnonzero(order[1:] - order[:-1] > np.uint64(size + gap)) + 1
     for run in np.split(order, cut):
         start, end = int(run[0]), int(run[-1]) + size
@@ -453,7 +457,7 @@ def _read_rows(mem, addrs: np.ndarray, size: int, gap: int = 4096) -> np.ndarray
             if len(run) == 1:
                 raise
             blob = None
-        rows = np.flatnonzero((addrs >= run[0]) & (addrs <= run[-1]))
+        rows = by_addr[np.searchsorted(ordered, run[0]):np.searchsorted(ordered, run[-1], side="right")]
         for i in rows.tolist() if blob is None else ():
             out[i] = np.frombuffer(mem.read(int(addrs[i]), size), np.uint8)
         if blob is not None:
