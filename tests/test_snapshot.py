@@ -21,6 +21,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from gctrace.atomicfile import scratch_dir
+from gctrace.errors import OutputError
 from gctrace.tracer import gosnapshot as gs
 from gctrace.tracer.goheapdump import read_heapdump
 from gctrace.tracer.goimport import import_heapdump
@@ -430,3 +432,111 @@ def test_snapshots_of_a_busy_program_succeed_and_it_runs_on(binaries, minor, tmp
             command(p, b"dump /dev/null\n")
     finally:
         b.close()
+
+
+# --- the spill file: the heap streams to an unlinked file beside SNAP while the target is stopped ----------
+
+@contextmanager
+def tmpfs(tmp_path, size: str):
+    """tmpfs mounts a tmpfs of size in tmp_path: what is written there, and what is freed, is exact (statvfs)."""
+    mnt = tmp_path / f"tmpfs-{size}"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def used(mnt) -> int:
+    """used is the bytes a filesystem has in use, open but unlinked files included."""
+    st = os.statvfs(mnt)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def test_the_spill_file_is_gone_after_a_snapshot_and_after_a_signal(binaries, tmp_path):
+    exe = demo(binaries, "1.26")
+    with tmpfs(tmp_path, "600m") as mnt, running(exe, "-grow", "256") as p:
+        # GIVEN a 256 MiB heap and SNAP on a tmpfs, empty
+        assert used(mnt) == 0
+        # WHEN a snapshot is written there THEN SNAP is all that is left: the spill file had no name and is freed
+        r = gctrace("snapshot", str(p.pid), "-o", str(mnt / "s.snap"))
+        assert r.returncode == 0, r.stderr
+        assert os.listdir(mnt) == ["s.snap"]
+        assert used(mnt) == os.stat(mnt / "s.snap").st_blocks * 512
+        os.unlink(mnt / "s.snap")
+        # WHEN a snapshot gets SIGINT while the target is stopped (the heap half-spilled)
+        tool = subprocess.Popen([sys.executable, "-m", "gctrace", "snapshot", str(p.pid), "-o", str(mnt / "s.snap")],
+                                stderr=subprocess.PIPE, text=True)
+        while tool.poll() is None and state(p.pid) not in "tT":
+            time.sleep(0.0005)
+        assert state(p.pid) in "tT", "the stop was missed"
+        assert used(mnt) > 100 << 20  # the spill file is there, unnamed, while the target is stopped
+        tool.send_signal(signal.SIGINT)
+        err = tool.communicate()[1]
+        # THEN nothing is left, and the target runs on
+        assert tool.returncode == 130 and "interrupted by SIGINT" in err, err
+        assert os.listdir(mnt) == [] and used(mnt) == 0
+        assert state(p.pid) not in "tT"
+        command(p, b"dump /dev/null\n")
+
+
+def test_a_disk_too_small_for_the_heap_is_one_line_before_the_target_is_stopped(binaries, tmp_path):
+    # GIVEN a 64 MiB heap and SNAP on a 16 MiB tmpfs
+    exe = demo(binaries, "1.26")
+    with tmpfs(tmp_path, "16m") as mnt, running(exe, "-grow", "64") as p:
+        stops = []
+        tool = subprocess.Popen([sys.executable, "-m", "gctrace", "snapshot", str(p.pid), "-o", str(mnt / "s.snap")],
+                                stderr=subprocess.PIPE, text=True)
+        while tool.poll() is None:
+            stops.append(state(p.pid) in "tT")
+        err = tool.stderr.read()
+        # WHEN it is snapshotted THEN one line naming the directory, exit 2, nothing left on the disk
+        assert tool.returncode == 2 and err.count("\n") == 1 and err.startswith(f"gctrace: {mnt}: "), err
+        assert "spill file" in err and "No space left on device" in err
+        assert os.listdir(mnt) == [] and used(mnt) == 0
+        # and the target was never stopped (the spill file is filled to the heap's size first), and runs on
+        assert len(stops) > 10 and not any(stops)
+        command(p, b"dump /dev/null\n")
+
+
+def test_a_disk_that_fills_while_the_target_is_stopped_ends_the_snapshot_and_resumes_it(binaries, tmp_path,
+                                                                                         monkeypatch):
+    # GIVEN a 64 MiB heap, a 16 MiB disk for the spill, and the heap's size guessed as 0: nothing is written
+    # before the stop, so the disk fills while the target is stopped
+    monkeypatch.setattr(gs, "_heap_estimate", lambda pid, lay: 0)
+    exe = demo(binaries, "1.26")
+    with tmpfs(tmp_path, "16m") as mnt, running(exe, "-grow", "64") as p:
+        # WHEN it is snapshotted THEN the error names the spill file's directory
+        with pytest.raises(gs.SnapshotError, match="spill file: No space left on device") as e:
+            gs.capture(p.pid, str(mnt))
+        assert e.value.path == str(mnt)
+        # and the target runs on, and nothing is left on the disk
+        assert state(p.pid) not in "tT"
+        command(p, b"dump /dev/null\n")
+        assert os.listdir(mnt) == [] and used(mnt) == 0
+
+
+def test_a_snapshot_file_that_does_not_fit_leaves_nothing_behind(binaries, tmp_path):
+    # GIVEN a capture (spilled to tmp_path) and a 1 MiB disk for SNAP, too small for it
+    exe = demo(binaries, "1.26")
+    with running(exe, "-grow", "64") as p:
+        snap = gs.capture(p.pid, str(tmp_path))
+    try:
+        with tmpfs(tmp_path, "1m") as mnt:
+            # WHEN it is written there THEN an OutputError, and neither SNAP nor a temp file is left
+            with pytest.raises(OutputError, match="No space left on device"):
+                gs.write_snapshot(snap, mnt / "s.snap")
+            assert os.listdir(mnt) == [] and used(mnt) == 0
+    finally:
+        gs.close_snapshot(snap)
+    assert "spill" not in snap and os.listdir(tmp_path) == ["tmpfs-1m"]
+
+
+def test_a_big_scratch_file_goes_beside_a_file_output_and_never_into_dev(tmp_path):
+    assert scratch_dir(tmp_path / "s.snap") == str(tmp_path)
+    assert scratch_dir(os.devnull) is None and scratch_dir("-") is None
+    os.mkfifo(tmp_path / "fifo")
+    assert scratch_dir(tmp_path / "fifo") is None
