@@ -238,7 +238,7 @@ class _Live:
     page cache, not this process's memory.
     """
 
-    PIECE = 16 << 20
+    PIECE = 8 << 20
     RING = 4
     IOV_MAX = 1024  # iovecs one process_vm_readv takes (UIO_MAXIOV)
 
@@ -544,6 +544,27 @@ class Spans:
         return len(self.addr)
 
 
+class AllocBits:
+    """AllocBits is the allocBits of the in-use spans as rows of 2-D arrays, one per row length (not a dict of
+    131,072 small arrays for a 1 GiB heap: 20 MB of Python objects)."""
+
+    def __init__(self, n: int):
+        self.group = np.full(n, -1, np.int64)  # span -> which rows array holds its bits
+        self.row = np.zeros(n, np.int64)  # span -> its row there
+        self.rows = []
+
+    def add(self, spans: np.ndarray, rows: np.ndarray) -> None:
+        """add keeps rows[k] as the bits of span spans[k]."""
+        self.group[spans] = len(self.rows)
+        self.row[spans] = np.arange(len(spans))
+        self.rows.append(rows)
+
+    def get(self, i: int):
+        """get returns span i's allocBits bytes, or None when it has none (not in use, or no slots)."""
+        g = self.group[i]
+        return None if g < 0 else self.rows[g][self.row[i]]
+
+
 class _Walk:
     """_Walk reads the runtime's structures through ``mem`` (live or an image) with ``lay``'s offsets."""
 
@@ -581,19 +602,18 @@ class _Walk:
         ends = np.concatenate((cut, [len(a)])) - 1
         return [[s, t] for s, t in zip(a[starts].tolist(), e[ends].tolist())]
 
-    def alloc_bits(self, spans: Spans) -> dict:
-        """alloc_bits reads the allocBits of every in-use span: {span index: uint8 array of (nelems+7)/8 bytes}."""
+    def alloc_bits(self, spans: Spans) -> "AllocBits":
+        """alloc_bits reads the allocBits of every in-use span: span i's (nelems+7)/8 bytes are ``.get(i)``."""
         use = np.flatnonzero(spans.in_use & (spans.nelems > 0))
         nbytes = (spans.nelems[use] + np.uint64(7)) // np.uint64(8)
-        out = {}
+        out = AllocBits(len(spans))
         for n in np.unique(nbytes).tolist():
             sel = use[nbytes == n]
-            rows = _read_rows(self.mem, spans.alloc_bits[sel], n, gap=256)
-            out.update(zip(sel.tolist(), rows))
+            out.add(sel, _read_rows(self.mem, spans.alloc_bits[sel], n, gap=256))
         return out
 
     @staticmethod
-    def allocated(spans: Spans, bits: dict, i: int) -> np.ndarray:
+    def allocated(spans: Spans, bits: "AllocBits", i: int) -> np.ndarray:
         """allocated returns the allocated slot indices of span i (mspan.isFree, negated)."""
         row = bits.get(i)
         if row is None:
@@ -625,7 +645,7 @@ class _Walk:
         return np.flatnonzero(spans.scan & (spans.sizeclass != 0)
                               & (spans.elemsize > np.uint64(MIN_SIZE_FOR_MALLOC_HEADER)))
 
-    def header_addrs(self, spans: Spans, bits: dict) -> np.ndarray:
+    def header_addrs(self, spans: Spans, bits: "AllocBits") -> np.ndarray:
         """header_addrs returns the addresses of every allocated 513 B..32 KiB scan object, sorted: their first
         word is a malloc header (the address of the object's type)."""
         out = [np.uint64(int(spans.addr[i])) + self.allocated(spans, bits, i).astype(np.uint64) * spans.elemsize[i]
