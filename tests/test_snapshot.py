@@ -234,6 +234,38 @@ def test_reader_refuses_unknown_versions_and_other_files(tmp_path):
         gs.read_snapshot(tmp_path / "cut.snap")
 
 
+def test_reader_inflates_records_as_it_reads_and_refuses_broken_bodies(tmp_path):
+    # GIVEN a hand-made body: a header, two records, the end record
+    import struct
+    import zlib
+
+    def snap(body: bytes, cut: int = 0) -> str:
+        data = gs.MAGIC + (1).to_bytes(4, "little") + zlib.compress(body, 1)
+        path = tmp_path / f"s{len(list(tmp_path.iterdir()))}.snap"
+        path.write_bytes(data[:len(data) - cut])
+        return str(path)
+
+    hdr = b'{"format":"gctrace.snapshot","version":1}'
+    big = bytes(range(256)) * 40000  # 10 MB: inflated in several pieces
+    recs = struct.pack("<QQ", 0x1000, 3) + b"abc" + struct.pack("<QQ", 0x2000, len(big)) + big
+    end = struct.pack("<QQ", 0, 0)
+    body = struct.pack("<Q", len(hdr)) + hdr + recs + end
+    # WHEN it is read THEN the header and the records, byte for byte
+    got = gs.read_snapshot(snap(body))
+    assert got["header"] == {"format": "gctrace.snapshot", "version": 1}
+    assert [(a, bytes(b)) for a, b in got["image"].ranges()] == [(0x1000, b"abc"), (0x2000, big)]
+    # and a body cut short, one with bytes after the end record, a record longer than any file could
+    # inflate to, and a stream without its end are each one error
+    with pytest.raises(gs.SnapshotError, match="truncated at byte"):
+        gs.read_snapshot(snap(body[:len(body) - 100]))
+    with pytest.raises(gs.SnapshotError, match="5 bytes after the end record"):
+        gs.read_snapshot(snap(body + b"extra"))
+    with pytest.raises(gs.SnapshotError, match=f"truncated at byte {8 + len(hdr) + 16} of the body"):
+        gs.read_snapshot(snap(struct.pack("<Q", len(hdr)) + hdr + struct.pack("<QQ", 0x1000, 1 << 60)))
+    with pytest.raises(gs.SnapshotError, match="bad compressed data|truncated"):
+        gs.read_snapshot(snap(body, cut=2))
+
+
 def gctrace(*args, **kw):
     return subprocess.run([sys.executable, "-m", "gctrace", *args], capture_output=True, text=True, **kw)
 

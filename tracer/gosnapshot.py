@@ -10,7 +10,10 @@ run on: a seized thread stopped by PTRACE_INTERRUPT is in no group stop, so
 nothing is left stopped (SIGSTOP would leave it stopped). Ctrl-C and
 SIGTERM end the snapshot through the same ``finally``. Memory is read with
 process_vm_readv(2) (the same permission as /proc/PID/mem, four times as
-fast for a big heap).
+fast for a big heap). The heap is not held in the tool's memory: it streams
+through a small ring of buffers to an unlinked spill file (``_Live.heap``)
+and is compressed from there after the target resumes, so the tool's peak
+memory is a small part of the target's heap.
 
 Terminology:
 
@@ -1171,50 +1174,94 @@ def write_snapshot(snap: dict, path) -> int:
 
 
 def read_snapshot(path) -> dict:
-    """read_snapshot reads a snapshot file, refusing anything but this format's version."""
+    """read_snapshot reads a snapshot file, refusing anything but this format's version.
+
+    The body is inflated as it is read, each memory record straight into a
+    buffer of its own: the memory it takes is the records', not also the
+    file's and the whole inflated body's.
+    """
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        f = open(path, "rb")
     except OSError as e:
         raise SnapshotError(path, f"cannot read: {e.strerror or e}") from None
-    if not raw.startswith(MAGIC):
-        raise SnapshotError(path, f"not a gctrace snapshot (expected the magic {MAGIC!r})")
-    if len(raw) < len(MAGIC) + 4:
-        raise SnapshotError(path, "truncated header")
-    (version,) = struct.unpack_from("<I", raw, len(MAGIC))
-    if version != VERSION:
-        raise SnapshotError(path, f"snapshot version {version} unknown (this gctrace reads version {VERSION})")
-    try:
-        body = zlib.decompress(raw[len(MAGIC) + 4:])
-    except zlib.error as e:
-        raise SnapshotError(path, f"bad compressed data: {e}") from None
-    pos = 0
-
-    def take(n):
-        nonlocal pos
-        if pos + n > len(body):
-            raise SnapshotError(path, f"truncated at byte {pos} of the body")
-        pos += n
-        return body[pos - n:pos]
-
-    (hn,) = struct.unpack("<Q", take(8))
-    try:
-        header = orjson.loads(take(hn))
-    except orjson.JSONDecodeError as e:
-        raise SnapshotError(path, f"bad header: {e}") from None
-    ranges = []
-    mv = memoryview(body)
-    while True:
-        a, n = struct.unpack("<QQ", take(16))
-        if a == 0 and n == 0:
-            break
-        take(n)
-        ranges.append((a, mv[pos - n:pos]))  # views of the body, not copies
-    if pos != len(body):
-        raise SnapshotError(path, f"{len(body) - pos} bytes after the end record")
+    with f:
+        try:
+            head = f.read(len(MAGIC) + 4)
+            if not head.startswith(MAGIC):
+                raise SnapshotError(path, f"not a gctrace snapshot (expected the magic {MAGIC!r})")
+            if len(head) < len(MAGIC) + 4:
+                raise SnapshotError(path, "truncated header")  # (the magic, and less than the version)
+            (version,) = struct.unpack_from("<I", head, len(MAGIC))
+            if version != VERSION:
+                raise SnapshotError(path, f"snapshot version {version} unknown (this gctrace reads version {VERSION})")
+            body = _Inflated(f, path, os.fstat(f.fileno()).st_size)
+            (hn,) = struct.unpack("<Q", body.take(8))
+            try:
+                header = orjson.loads(body.take(hn))
+            except orjson.JSONDecodeError as e:
+                raise SnapshotError(path, f"bad header: {e}") from None
+            ranges = []
+            while True:
+                a, n = struct.unpack("<QQ", body.take(16))
+                if a == 0 and n == 0:
+                    break
+                ranges.append((a, memoryview(body.take(n))))  # a view: the image's slices of it are not copies
+            body.end()
+        except OSError as e:
+            raise SnapshotError(path, f"cannot read: {e.strerror or e}") from None
+        except zlib.error as e:
+            raise SnapshotError(path, f"bad compressed data: {e}") from None
     if not isinstance(header, dict) or header.get("format") != "gctrace.snapshot":
         raise SnapshotError(path, "the header is not a gctrace.snapshot header")
     return {"header": header, "image": _Image(ranges)}
+
+
+class _Inflated:
+    """_Inflated is a snapshot's body: its zlib stream inflated as it is read, ``take(n)`` bytes at a time."""
+
+    STEP = 1 << 20  # compressed bytes read at a time
+
+    def __init__(self, f, path, file_size: int):
+        self.f, self.path = f, path
+        self.z = zlib.decompressobj()
+        self.pos = 0  # inflated bytes taken
+        self.most = 1032 * file_size + (1 << 20)  # zlib inflates at most ~1032:1: a longer record is corrupt
+
+    def _some(self, most: int) -> bytes:
+        """_some inflates up to ``most`` more bytes: b"" at the end of the stream or of the file."""
+        while not self.z.eof:
+            data = self.z.unconsumed_tail or self.f.read(self.STEP)
+            if not data:
+                return b""
+            out = self.z.decompress(data, most)
+            if out:
+                return out
+        return b""
+
+    def take(self, n: int) -> bytearray:
+        """take returns the next n bytes of the body."""
+        if self.pos + n > self.most:
+            raise SnapshotError(self.path, f"truncated at byte {self.pos} of the body (a record of {n} bytes)")
+        out = bytearray(n)
+        view, have = memoryview(out), 0
+        while have < n:
+            got = self._some(min(n - have, 16 << 20))
+            if not got:
+                raise SnapshotError(self.path, f"truncated at byte {self.pos + have} of the body")
+            view[have:have + len(got)] = got
+            have += len(got)
+        self.pos += n
+        return out
+
+    def end(self) -> None:
+        """end checks that nothing follows the end record and that the stream is whole."""
+        extra = 0
+        while got := self._some(16 << 20):
+            extra += len(got)
+        if extra:
+            raise SnapshotError(self.path, f"{extra} bytes after the end record")
+        if not self.z.eof:
+            raise zlib.error("incomplete or truncated stream")
 
 
 # --- import -----------------------------------------------------------------------------------------
