@@ -205,7 +205,12 @@ def test_the_streamed_heap_is_byte_for_byte_what_plain_reads_see(binaries, tmp_p
         spans = walk.spans()
         live.residency(gs._pagemap(p.pid, walk.arenas()), gs._own_zero_pfn())
         runs = walk.heap_runs(spans)
-        at = walk.header_addrs(spans, walk.alloc_bits(spans))
+        bits = walk.alloc_bits(spans)
+        at = walk.header_addrs(spans, bits)
+        # (the header objects, found for all spans at once, are each header span's allocated slots)
+        assert at.tolist() == sorted(int(spans.addr[i]) + k * int(spans.elemsize[i])
+                                     for i in walk.header_spans(spans).tolist()
+                                     for k in walk.allocated(spans, bits, i).tolist())
         # WHEN the heap streams through the ring
         words = live.heap(runs, at)
         # THEN every run reads back as one plain process_vm_readv of it gives, at the same instant

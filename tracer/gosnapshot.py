@@ -394,7 +394,7 @@ class _Live:
                     if failed:
                         break
                     if self._read_piece(p, buf, n):
-                        lo, hi = np.searchsorted(words, [p, p + n])
+                        lo, hi = np.searchsorted(words, np.array([p, p + n], np.uint64))
                         if hi > lo:
                             out[lo:hi] = buf.view("<u8")[((words[lo:hi] - np.uint64(p)) // np.uint64(8)).astype(np.int64)]
                         full.put((buf, at, n))
@@ -568,6 +568,28 @@ class AllocBits:
         return None if g < 0 else self.rows[g][self.row[i]]
 
 
+class HeaderWords:
+    """HeaderWords is the malloc header word (a type's address, or 0) of each allocated 513 B..32 KiB scan object.
+
+    Arrays while the target is stopped; ``get(addr, default)`` builds the
+    {addr: word} dict the import asks on first use (0.2 s at 1M objects:
+    not inside the pause).
+    """
+
+    def __init__(self, addrs: np.ndarray, words: np.ndarray):
+        self.addrs, self.words = addrs, words
+        self._by_addr = None
+
+    def values(self) -> list:
+        """values returns the distinct words."""
+        return np.unique(self.words).tolist()
+
+    def get(self, addr: int, default=None):
+        if self._by_addr is None:
+            self._by_addr = dict(zip(self.addrs.tolist(), self.words.tolist()))
+        return self._by_addr.get(addr, default)
+
+
 class _Walk:
     """_Walk reads the runtime's structures through ``mem`` (live or an image) with ``lay``'s offsets."""
 
@@ -650,10 +672,21 @@ class _Walk:
 
     def header_addrs(self, spans: Spans, bits: "AllocBits") -> np.ndarray:
         """header_addrs returns the addresses of every allocated 513 B..32 KiB scan object, sorted: their first
-        word is a malloc header (the address of the object's type)."""
-        out = [np.uint64(int(spans.addr[i])) + self.allocated(spans, bits, i).astype(np.uint64) * spans.elemsize[i]
-               for i in self.header_spans(spans).tolist()]
-        return np.concatenate(out) if out else np.zeros(0, np.uint64)
+        word is a malloc header (the address of the object's type). ``allocated`` for all those spans at once
+        (a 1 GiB heap of 1 KiB objects has 150,000 of them)."""
+        idx = self.header_spans(spans)
+        out = []
+        for g, rows in enumerate(bits.rows):
+            sel = idx[bits.group[idx] == g]
+            if not len(sel):
+                continue
+            b = np.unpackbits(rows[bits.row[sel]], axis=1, bitorder="little").astype(bool)
+            slot = np.arange(b.shape[1], dtype=np.uint64)[None, :]
+            b |= slot < spans.freeindex[sel][:, None]  # mspan.isFree: below freeindex, allocated
+            b &= slot < spans.nelems[sel][:, None]
+            r, c = np.nonzero(b)
+            out.append(spans.addr[sel][r] + c.astype(np.uint64) * spans.elemsize[sel][r])
+        return np.sort(np.concatenate(out)) if out else np.zeros(0, np.uint64)
 
     def types(self, spans: Spans, headers) -> dict:
         """types reads every type the heap's objects name (headers, large spans): {type: mask or None}.
@@ -790,7 +823,7 @@ class _Walk:
         runs = self.heap_runs(spans)
         bits = self.alloc_bits(spans)
         at = self.header_addrs(spans, bits)
-        headers = dict(zip(at.tolist(), self.mem.heap(runs, at).tolist()))  # reads the heap's spans whole
+        headers = HeaderWords(at, self.mem.heap(runs, at))  # reads the heap's spans whole
         types = self.types(spans, headers)
         return {"spans": spans, "runs": runs, "bits": bits, "headers": headers, "types": types,
                 "segments": self.segments(), "goroutines": self.goroutines(thread_sps),
