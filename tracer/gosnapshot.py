@@ -289,9 +289,7 @@ class _Live:
         ``nbytes`` is a guess (the heap grows meanwhile): beyond it the file
         just grows.
         """
-        self.ring = [np.zeros(self.PIECE, np.uint8) for _ in range(self.RING)]
-        for b in self.ring:
-            b.fill(0)  # np.zeros maps untouched pages: write them so they are the process's now
+        self._make_ring()
         fd, zero = self.spill.fileno(), self.ring[0]
         try:
             for o in range(0, nbytes, self.PIECE):
@@ -299,6 +297,12 @@ class _Live:
         except OSError as e:
             raise self._spill_error(e, f" ({nbytes >> 20} MiB, the size of the heap)") from None
         self.prefilled = nbytes
+
+    def _make_ring(self):
+        """_make_ring allocates the ring's buffers and faults their pages in."""
+        self.ring = [np.zeros(self.PIECE, np.uint8) for _ in range(self.RING)]
+        for b in self.ring:
+            b.fill(0)  # np.zeros maps untouched pages: write them so they are the process's now
 
     def residency(self, pagemap: dict, zero_pfn) -> None:
         """residency takes the pagemap read while stopped ({arena: entries}): ``heap`` does not read the pages it
@@ -363,7 +367,7 @@ class _Live:
         """
         out = np.zeros(len(words), np.uint64)
         if not self.ring:
-            self.ring = [np.zeros(self.PIECE, np.uint8) for _ in range(self.RING)]
+            self._make_ring()
         fd = self.spill.fileno()
         free, full = queue.SimpleQueue(), queue.SimpleQueue()
         for b in self.ring:
@@ -396,7 +400,8 @@ class _Live:
                     if self._read_piece(p, buf, n):
                         lo, hi = np.searchsorted(words, np.array([p, p + n], np.uint64))
                         if hi > lo:
-                            out[lo:hi] = buf.view("<u8")[((words[lo:hi] - np.uint64(p)) // np.uint64(8)).astype(np.int64)]
+                            word = ((words[lo:hi] - np.uint64(p)) // np.uint64(8)).astype(np.int64)
+                            out[lo:hi] = buf.view("<u8")[word]
                         full.put((buf, at, n))
                     else:
                         free.put(buf)
@@ -1485,7 +1490,8 @@ def summary(snap: dict, size: int) -> dict:
     """summary returns the figures worth a line each after a snapshot."""
     h = snap["header"]
     return {"pid": h["pid"], "go": h["go_version"], "pause": f"{h['pause_ms']:.1f} ms",
-            "read": f"{h['bytes_read']} B", "not read": f"{h.get('bytes_unread', 0)} B (heap pages that hold only zeros)",
+            "read": f"{h['bytes_read']} B",
+            "not read": f"{h.get('bytes_unread', 0)} B (heap pages that hold only zeros)",
             "snapshot": f"{size} B compressed"}
 
 
