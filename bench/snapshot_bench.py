@@ -21,6 +21,7 @@ import argparse
 import gzip
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,8 @@ def main():
         for p in (snap, dump):
             if os.path.exists(p):
                 os.unlink(p)
+        if args.dir is None:
+            shutil.rmtree(work)  # the temporary directory made above, with its copy of snapdemo
 
 
 if __name__ == "__main__":
