@@ -211,3 +211,17 @@ def scratch_path(directory=None, suffix: str = TEMP_SUFFIX) -> Iterator[str]:
         yield tmp
     finally:
         _unlink_quietly(tmp)
+
+
+def scratch_dir(out) -> str | None:
+    """scratch_dir is the directory for a big scratch file that goes with ``out``, or None for the system's temp one.
+
+    Beside ``out`` when it is a file written by rename (that disk must hold
+    the output anyway); for ``-``, a device or a FIFO (``/dev/null``), the
+    temp directory: never ``/dev`` or a FIFO's directory.
+    """
+    out = os.fspath(out)
+    if out == STDOUT:
+        return None
+    real, through = _target(out)
+    return None if through else os.path.dirname(real)

@@ -733,14 +733,16 @@ def import_go_core_cmd(core, binary, output, quiet):
 @click.option("--dump", type=click.Path(dir_okay=False), default=None,
               help="With --analyze: keep the imported dump here (.json, .jsonl, optionally .gz).")
 @click.option("--low-memory", "low_memory", is_flag=True,
-              help="Spill the heap to a file beside SNAP while reading it: the tool's memory stays small, "
-                   "the pause is longer (disk writes while the target is stopped).")
+              help="Does nothing (kept so command lines that give it still run): the heap always streams to an "
+                   "unlinked file beside SNAP while the target is stopped, so the tool's memory stays small.")
 @quiet_option
 def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
     """Snapshot the heap of a running Go program (1.22+, linux/amd64) by PID, with no code change.
 
     The process is stopped (ptrace) while its runtime's structures, heap and
-    page residency are read, then resumed, on every path.
+    page residency are read, then resumed, on every path. The heap streams to
+    an unlinked file beside SNAP (the disk needs room for it, about the heap's
+    size, until SNAP is written) and is compressed into SNAP after the resume.
 
     \b
     Examples:
@@ -749,15 +751,19 @@ def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
     """
     import tempfile
 
-    from gctrace.tracer.goheap.gosnapshot import capture, import_snapshot, summary, write_snapshot
+    from gctrace.atomicfile import scratch_dir
+    from gctrace.tracer.goheap.gosnapshot import capture, close_snapshot, import_snapshot, summary, write_snapshot
 
     if output is None and not then_analyze:
         raise UsageError("snapshot: give -o SNAP, or --analyze")
     _refuse_inputs((output, dump), ())
     with tempfile.TemporaryDirectory(prefix="gctrace-snap-") as tmp:
         path = output or os.path.join(tmp, "heap.snap")
-        snap = capture(pid, os.path.dirname(os.path.abspath(path)) if low_memory else None)
-        size = write_snapshot(snap, path)
+        snap = capture(pid, scratch_dir(path))
+        try:
+            size = write_snapshot(snap, path)
+        finally:
+            close_snapshot(snap)
         for k, v in summary(snap, size).items():
             click.echo(f"{k}: {v}", err=True)
         if not then_analyze:
