@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 
+import orjson
 import pytest
 
 from dumps import BASE, FIXTURES, dump_doc
@@ -77,16 +78,49 @@ def test_import_of_dev_zero_is_refused_at_once_in_little_memory():
 
 
 @pytest.mark.parametrize("fast", ["1", "0"])
-def test_a_line_longer_than_the_cap_is_refused(tmp_path, monkeypatch, fast):
-    # GIVEN a cap of 1 MiB (256 MiB in use) and a JSON Lines dump whose second line never ends
+def test_a_line_from_a_pipe_longer_than_the_cap_is_refused(tmp_path, monkeypatch, fast):
+    # GIVEN a cap of 1 MiB (256 MiB in use) and a JSON Lines dump whose second line never ends, through a FIFO
     monkeypatch.setattr(load, "MAX_LINE", 1 << 20)
     monkeypatch.setenv("GCTRACE_FASTPARSE", fast)
     path = tmp_path / "d.jsonl"
-    path.write_bytes(b'{"format": "gctrace.dump", "version": 1, "meta": {"page_size": 4096}}\n'
-                     b'{"object": {"addr": 4096, "size": 16, "x": "' + b"a" * (3 << 20))
+    os.mkfifo(path)
+
+    def feed():
+        try:
+            with open(path, "wb") as w:
+                w.write(b'{"format": "gctrace.dump", "version": 1, "meta": {"page_size": 4096}}\n'
+                        b'{"object": {"addr": 4096, "size": 16, "x": "' + b"a" * (3 << 20))
+        except BrokenPipeError:
+            pass
+
+    threading.Thread(target=feed, daemon=True).start()
     with pytest.raises(DumpError) as e:
         load_dump(path)
-    assert e.value.problem == "line 2: longer than 1 MiB (no record is that big)"
+    assert e.value.problem == ("line 2: longer than 1 MiB, the most a line may have from this input "
+                               "(a pipe's cap; a file's lines may be as long as the file)")
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_a_file_may_have_a_line_longer_than_the_pipe_cap(tmp_path, monkeypatch, fast):
+    # GIVEN a cap of 1 MiB for pipes and a JSON Lines file with a 3 MiB object record (one object of 96k
+    # pointers, as a real slice of pointers gives), plain and gzipped
+    monkeypatch.setattr(load, "MAX_LINE", 1 << 20)
+    monkeypatch.setenv("GCTRACE_FASTPARSE", fast)
+    n = 96 * 1024
+    base = 0xC000000000
+    obj = {"addr": base, "size": 8 * n, "ptrs": [[8 * k, base] for k in range(n)]}
+    text = (b'{"format": "gctrace.dump", "version": 1, "meta": {"page_size": 4096}}\n'
+            + orjson.dumps({"object": obj}) + b"\n"
+            + orjson.dumps({"root": {"name": "g", "kind": "global", "target": base}}) + b"\n"
+            + b'{"end": {"objects": 1, "roots": 1, "maps": 0, "pages": 0, "events": 0}}\n')
+    assert len(text.splitlines()[1]) > 1 << 20
+    for name, data in (("d.jsonl", text), ("d.jsonl.gz", gzip.compress(text))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        # WHEN it is loaded
+        heap = load_dump(path)
+        # THEN the object and every pointer field are there (a file's size bounds its lines)
+        assert len(heap.obj_addr) == 1 and len(heap.ptr_off) == n and (heap.ptr_target == base).all()
 
 
 def test_a_gzip_bomb_document_is_refused_once_it_outgrows_its_bound(tmp_path, monkeypatch):

@@ -22,7 +22,8 @@ Beyond the spec, values are bounded so arrays stay exact: every integer must
 fit in a signed 64-bit word (the spec promises addresses below 2^53).
 
 The input is opened once and read front to back (pipes, FIFOs, ``-``), its
-first byte sniffed, and what is held is bounded (MAX_LINE, the document
+first byte sniffed, and what is held is bounded (a line by MAX_LINE from a
+pipe, by the input's own size or the gzip bound otherwise; the document
 limits), so no input takes unbounded memory. The end record, when there is
 one, must count what was read; a key given twice in any object is refused
 (orjson would keep the last). See "Readings of the spec" in the format.

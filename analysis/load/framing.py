@@ -35,7 +35,7 @@ def load_dump(path, progress: bool = False) -> Heap:
     """load_dump reads and validates the dump at ``path`` (``-``: standard input); raises DumpError.
 
     The input is opened once and read front to back, so pipes, FIFOs and
-    /dev/stdin work; what is read is bounded (see _sniff, MAX_LINE and
+    /dev/stdin work; what is read is bounded (see _sniff, _line_cap and
     PIPE_DOCUMENT_LIMIT), so no input takes unbounded memory.
     """
     path = os.fspath(path)
@@ -123,11 +123,12 @@ def _read(stream, builder, path, progress, limit, rewind):
         raise DumpError(path, "empty file: expected a gctrace dump")
     whole = first.endswith(b"\n") or len(first) < _pkg.HEADER_PEEK
     jsonl_name = path.endswith((".jsonl", ".jsonl.gz"))
+    cap = _line_cap(stream, limit)
     if jsonl_name and not whole:
-        first += _line(stream, path, 1, _pkg.MAX_LINE - len(first))
+        first += _line(stream, path, 1, cap - len(first), cap)
     header = _try_json(first) if whole else None
     if jsonl_name or (isinstance(header, dict) and "objects" not in header and "format" in header):
-        _read_lines(stream, first, builder, path, progress)
+        _read_lines(stream, first, builder, path, progress, cap)
         return builder
     if rewind:
         # Read the file again from its start rather than join two copies of it (2x the memory of a big document).
@@ -157,11 +158,25 @@ def _read_all(stream, path, limit, first=0):
     return b"".join(parts)
 
 
-def _next_chunk(stream, path, rest: bytes, lineno: int) -> bytes:
+def _line_cap(stream, limit) -> int:
+    """_line_cap is the most bytes a line may have: MAX_LINE from a pipe; from a regular file or gzip data, as many
+    as that input may have at all (the file's size; ``limit``, the document bound), if that is more."""
+    size = _size(stream)  # None from a pipe; a regular file's size (compressed, when gzip)
+    if size is None:
+        return _pkg.MAX_LINE
+    return max(_pkg.MAX_LINE, size if limit is None else limit)
+
+
+def _too_long(path, lineno, cap):
+    return DumpError(path, f"line {lineno}: longer than {cap >> 20} MiB, the most a line may have from this input "
+                           "(a pipe's cap; a file's lines may be as long as the file)")
+
+
+def _next_chunk(stream, path, rest: bytes, lineno: int, cap: int) -> bytes:
     """_next_chunk reads CHUNK bytes, and on until a newline or the end, so the chunk ends a line.
 
     ``rest`` is the unfinished line before it (line ``lineno``): a line longer
-    than MAX_LINE is refused, whatever the chunk size.
+    than ``cap`` (_line_cap) is refused, whatever the chunk size.
     """
     pending, held = [], 0  # chunks of one line too long for a chunk, joined once it ends
     while True:
@@ -169,21 +184,21 @@ def _next_chunk(stream, path, rest: bytes, lineno: int) -> bytes:
         if chunk and b"\n" not in chunk:
             pending.append(chunk)
             held += len(chunk)
-            if len(rest) + held > _pkg.MAX_LINE:
-                raise DumpError(path, f"line {lineno}: longer than {_pkg.MAX_LINE >> 20} MiB (no record is that big)")
+            if len(rest) + held > cap:
+                raise _too_long(path, lineno, cap)
             continue
         return b"".join(pending + [chunk]) if pending else chunk
 
 
-def _line_batches(stream, path, lineno):
+def _line_batches(stream, path, lineno, cap):
     """_line_batches yields the stream's lines in lists of at most BATCH, the first being line ``lineno``.
 
-    It reads CHUNK bytes at a time; a line longer than MAX_LINE is refused.
+    It reads CHUNK bytes at a time; a line longer than ``cap`` is refused.
     Each line keeps its newline, as the C parser hands lines over.
     """
     rest = b""
     while True:
-        chunk = _next_chunk(stream, path, rest, lineno)
+        chunk = _next_chunk(stream, path, rest, lineno, cap)
         if not chunk:
             if rest:
                 yield [rest]
@@ -196,12 +211,11 @@ def _line_batches(stream, path, lineno):
             yield lines[i:i + _pkg.BATCH]
 
 
-def _line(stream, path, lineno, cap=None):
-    """_line reads one line of JSON Lines; one longer than ``cap`` (MAX_LINE) bytes is refused.
+def _line(stream, path, lineno, cap, shown):
+    """_line reads one line of JSON Lines; one longer than ``cap`` bytes is refused, saying ``shown`` (the line cap).
 
     A long line is read in pieces, so refusing one costs the cap, not twice it.
     """
-    cap = _pkg.MAX_LINE if cap is None else cap
     line = stream.readline(_pkg.LINE_PIECE)
     if len(line) < _pkg.LINE_PIECE or line.endswith(b"\n"):
         return line
@@ -213,7 +227,7 @@ def _line(stream, path, lineno, cap=None):
         parts.append(part)
         n += len(part)
         if n > cap:
-            raise DumpError(path, f"line {lineno}: longer than {_pkg.MAX_LINE >> 20} MiB (no record is that big)")
+            raise _too_long(path, lineno, shown)
     return b"".join(parts)
 
 
@@ -473,7 +487,7 @@ def _add_document(builder, doc, path, data=None, arrays=()):
         builder.add_end(doc["end"], "end record")
 
 
-def _read_lines(stream, first, builder, path, progress):
+def _read_lines(stream, first, builder, path, progress, cap):
     header = _try_json(first)
     if header is None:
         try:
@@ -493,11 +507,11 @@ def _read_lines(stream, first, builder, path, progress):
             raise DumpError(path, f"line 1: header key '{key}' does not belong in a JSON Lines header")
     total = _size(stream)
     if fastparse.available():
-        _read_lines_fast(stream, builder, path, total, progress)
+        _read_lines_fast(stream, builder, path, total, progress, cap)
         return
     with bar(total, "load", progress, unit="B") as pb:
         done, lineno = 0, 2
-        for lines in _line_batches(stream, path, lineno):
+        for lines in _line_batches(stream, path, lineno, cap):
             if not _add_line_batch(builder, lines, lineno):
                 for k, line in enumerate(lines):
                     _add_line(builder, path, line, lineno + k)
@@ -507,7 +521,7 @@ def _read_lines(stream, first, builder, path, progress):
             done = pos
 
 
-def _read_lines_fast(stream, builder, path, total, progress):
+def _read_lines_fast(stream, builder, path, total, progress, cap):
     """_read_lines_fast reads the records after the header with the C parser, CHUNK bytes at a time.
 
     Lines it does not take (roots, pages, maps, anything unusual) are read
@@ -517,7 +531,7 @@ def _read_lines_fast(stream, builder, path, total, progress):
     rest, lineno, done = b"", 2, 0
     with bar(total, "load", progress, unit="B") as pb, ThreadPoolExecutor(1) as pool:
         while True:
-            chunk = _next_chunk(stream, path, rest, lineno)
+            chunk = _next_chunk(stream, path, rest, lineno, cap)
             buf = rest + chunk if rest else chunk
             end = buf.rfind(b"\n") + 1 if chunk else len(buf)
             if end:

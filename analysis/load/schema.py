@@ -104,7 +104,9 @@ NUL = b"\0"
 
 
 # Bounds on what is read, so that no input (/dev/zero, a sparse file, a gzip bomb) takes unbounded memory.
-# A line of JSON Lines holds one record; the biggest real one, a map of a million-entry Swiss table, is ~2 MB.
+# A line of JSON Lines holds one record. From a pipe a line may have MAX_LINE bytes; from a regular file as many
+# as the file (the file bounds it), and from gzip data as many as the document bound below: a real object can be
+# big (a 128 MiB slice of 16M pointers is a ~480 MB line), while a line that never ends is refused at the cap.
 MAX_LINE = 256 << 20
 
 
