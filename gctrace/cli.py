@@ -768,15 +768,25 @@ def snapshot_cmd(pid, output, then_analyze, dump, low_memory, quiet):
             click.echo(f"{k}: {v}", err=True)
         if not then_analyze:
             return
+        import shutil
+
+        from gctrace import atomicfile
+        from gctrace.analysis.report import text_report
+        from gctrace.errors import DumpError
         from gctrace.tracer.goheap.goimport import write_dump
 
         exe = f"/proc/{pid}/exe"
         doc = import_snapshot(path, exe if os.path.exists(exe) else snap["header"]["exe"])
-        out = dump or os.path.join(tmp, "heap.jsonl")
-        write_dump(doc, out, (path,))
-        a = _analyze(out, quiet)
-        from gctrace.analysis.report import text_report
-
+        staged = os.path.join(tmp, "heap" + (_dump_suffix(dump) if dump else ".jsonl"))
+        write_dump(doc, staged, (path,))
+        try:
+            a = _analyze(staged, quiet)  # the dump is analyzed before --dump is written: nothing half-way
+        except DumpError as e:
+            raise DumpError(output or f"pid {pid}", f"the import gives a dump that analyze refuses: {e.problem}") \
+                from None
+        if dump:
+            with open(staged, "rb") as src, atomicfile.open_output(dump, (path,)) as out:
+                shutil.copyfileobj(src, out, 1 << 20)
         _emit(text_report(a, 10), None)
 
 

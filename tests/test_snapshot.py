@@ -283,9 +283,12 @@ def test_cli_snapshot_then_import_and_analyze(binaries, tmp_path):
         r = gctrace("snapshot", str(p.pid), "-o", str(tmp_path / "s.snap"))
         assert r.returncode == 0, r.stderr
         assert "pause:" in r.stderr and state(p.pid) not in "tT"
-        a = gctrace("snapshot", str(p.pid), "--analyze")
+        a = gctrace("snapshot", str(p.pid), "--analyze", "--dump", str(tmp_path / "kept.jsonl.gz"))
         assert a.returncode == 0, a.stderr
         assert "stacks scanned conservatively" in a.stdout and "main.byID" in a.stdout
+    # --dump keeps the dump that was analyzed, in the form its name asks for
+    assert (tmp_path / "kept.jsonl.gz").read_bytes()[:2] == b"\x1f\x8b"
+    assert gctrace("analyze", str(tmp_path / "kept.jsonl.gz")).returncode == 0
     r = gctrace("import", "go-snapshot", str(tmp_path / "s.snap"), "--binary", exe, "-o", str(tmp_path / "d.jsonl"))
     assert r.returncode == 0, r.stderr
     assert gctrace("analyze", str(tmp_path / "d.jsonl")).returncode == 0
