@@ -1694,7 +1694,9 @@ def import_summary(doc: dict) -> dict:
     from .goimport import summary as heapdump_summary
 
     out = heapdump_summary(doc)
-    out["objects"] = f"{len(doc['objects'])} ({sum(o['size'] for o in doc['objects'])} B)"
+    objects = doc["objects"]  # GoObjects: its nbytes, not a dict made per object to add their sizes
+    nbytes = objects.nbytes if hasattr(objects, "nbytes") else sum(o["size"] for o in objects)
+    out["objects"] = f"{len(objects)} ({nbytes} B)"
     out["stacks"] = doc["meta"]["stacks"].split(":")[0]
     return out
 
