@@ -126,6 +126,7 @@ INLINE_MARK_BITS = 128  # unsafe.Sizeof(spanInlineMarkBits{}), Go 1.26's Green T
 PTR_LIMIT = 1 << 63  # the dump format's integers lie in [0, 2^63)
 VECTOR_FIELDS = 16  # an object's record reads more pointer fields than this with numpy (tests vary it)
 BATCH = True  # walk a map's pointer slots as one batch (the tests turn it off to compare with slot by slot)
+BATCH_MIN = 64  # fewer values than this to walk (or push) at once go one by one (the tests vary it)
 
 # internal/runtime/maps (Go 1.24+): the fields the importer reads, checked against DWARF
 SWISS_MAP_FIELDS = ("used", "seed", "dirPtr", "dirLen", "globalDepth", "globalShift", "clearSeq")
@@ -286,7 +287,8 @@ class _Heap:
         self.addr_np, self.size_np, self.has_fields = addr, size.astype(np.int64), has_fields
         self.addr = addr.tolist()
         self.size = self.size_np.tolist()
-        self.off = o.off[order].tolist()
+        self.off_np = o.off[order]
+        self.off = self.off_np.tolist()
         fields = hd.obj_fields
         self.fields = [()] * len(self.addr)
         for k, i in zip(np.flatnonzero(has_fields).tolist(), order[has_fields].tolist()):
@@ -334,6 +336,25 @@ class _Heap:
             if 0 <= o <= len(seg.contents) - 8:
                 return int.from_bytes(seg.contents[o:o + 8], "little")
         return None
+
+    def words_many(self, a: np.ndarray) -> np.ndarray:
+        """words_many is word for an array of addresses (uint64): the words, 0 where word gives None."""
+        out = np.zeros(len(a), np.uint64)
+        k = self.find_many(a)
+        hit = np.flatnonzero(k >= 0)
+        kk = k[hit]
+        o = (a[hit] - self.addr_np[kk]).astype(np.int64)
+        fits = o + 8 <= self.size_np[kk]
+        out[hit[fits]] = _le64(self.hd.raw, self.off_np[kk[fits]] + o[fits])
+        miss = np.flatnonzero(k < 0)
+        for seg in self.segs:  # as word: data, then bss, only where no heap object holds the address
+            if not len(miss) or len(seg.contents) < 8:
+                continue
+            am = a[miss]
+            inside = (am >= np.uint64(seg.addr)) & (am <= np.uint64(seg.addr + len(seg.contents) - 8))
+            out[miss[inside]] = _le64(seg.contents, (am[inside] - np.uint64(seg.addr)).astype(np.int64))
+            miss = miss[~inside]
+        return out
 
     def bytes_at(self, k: int, o: int, n: int) -> bytes:
         s = self.off[k] + o
@@ -425,11 +446,89 @@ class _Names(MutableMapping):
             self.code[k] = c = self._code(name)
         return self.names[c]
 
+    def fill_first(self, ks: np.ndarray, codes: np.ndarray) -> None:
+        """fill_first names each object of ks that has no name yet with the code beside its first occurrence.
+
+        >>> n = _Names(3); n[0] = "T"; c = n._code("U"), n._code("V")
+        >>> n.fill_first(np.array([1, 0, 1, 2]), np.array([c[0], c[1], c[1], c[1]])); dict(n)
+        {0: 'T', 1: 'U', 2: 'V'}
+        """
+        new = self.code[ks] < 0
+        ks, codes = ks[new], codes[new]
+        u, first = np.unique(ks, return_index=True)
+        self.code[u] = codes[first]
+
     def fill(self, ks: np.ndarray, name: str) -> None:
         """fill names the objects ks (an index array) that have no name yet."""
         ks = ks[self.code[ks] < 0]
         if len(ks):
             self.code[ks] = self._code(name)
+
+
+@dataclass
+class _Batch:
+    """_Batch is a run of values to walk in the typer's queue, in order: value i is a ``types[i]`` at ``addrs[i]``."""
+
+    addrs: np.ndarray  # uint64
+    types: np.ndarray  # int64: type DIE offsets
+
+
+class _Seen:
+    """_Seen is the set of (address, type) values the typer has pushed for a walk.
+
+    Values pushed one by one go into a set; a batch's, per type, into sorted
+    arrays (a few, merged as they grow), 16 bytes a value where a set of tuples
+    took over 100: the walk of a 16M-object heap pushes twice that many.
+
+    >>> s = _Seen(); s.add((8, 1)); s.new(np.array([8, 16, 16, 24], np.uint64), np.array([1, 1, 1, 2])).tolist()
+    [False, True, False, True]
+    >>> (16, 1) in s, (24, 1) in s, (24, 2) in s, (8, 1) in s
+    (True, False, True, True)
+    """
+
+    def __init__(self):
+        self.one = {}  # type -> set of addresses, pushed one by one
+        self.many = {}  # type -> list of sorted arrays of addresses (uint64), pushed in batches
+
+    def __contains__(self, at) -> bool:
+        a, t = at
+        if a in self.one.get(t, ()):
+            return True
+        chunks = self.many.get(t)
+        if chunks:
+            a = np.uint64(a)  # (a Python int would make numpy search a float64 copy of the chunk)
+            for c in chunks:
+                i = c.searchsorted(a)
+                if i < len(c) and c[i] == a:
+                    return True
+        return False
+
+    def add(self, at) -> None:
+        self.one.setdefault(at[1], set()).add(at[0])
+
+    def new(self, addrs: np.ndarray, types: np.ndarray) -> np.ndarray:
+        """new adds the values (addrs[i], types[i]) and says which were new: not seen, nor earlier in the batch."""
+        keep = np.zeros(len(addrs), bool)
+        for t in np.unique(types).tolist():
+            at = np.flatnonzero(types == t)
+            a = addrs[at]
+            u, first = np.unique(a, return_index=True)
+            fresh = np.ones(len(u), bool)
+            for c in self.many.get(t, ()):
+                i = np.minimum(c.searchsorted(u), len(c) - 1)
+                fresh &= c[i] != u
+            one = self.one.get(t)
+            if one:
+                fresh &= np.array([x not in one for x in u.tolist()], bool)
+            keep[at[first[fresh]]] = True
+            if not fresh.any():
+                continue
+            chunks = self.many.setdefault(t, [])
+            chunks.append(u[fresh])
+            while len(chunks) > 1 and len(chunks[-2]) <= 2 * len(chunks[-1]):
+                last = chunks.pop()
+                chunks[-1] = np.union1d(chunks[-1], last)
+        return keep
 
 
 class _Typer:
@@ -445,8 +544,8 @@ class _Typer:
         self.noscan = set()  # object indices holding pointer-free buckets
         self.bucket_types = {}  # bucket struct DIE -> hmaps using it
         self.owner = {}  # object index -> hmap, for buckets recognised among the garbage
-        self.seen = set()
-        self.work = deque()
+        self.seen = _Seen()
+        self.work = deque()  # (address, type) values to walk, and _Batch runs of them
         self.warnings = {}  # message -> None, in the order first met
         self._swiss = {}  # (key name, elem name) -> _SwissLayout or None
         self._hmap, self._hmap_read = None, False  # runtime.hmap's layout, read from DWARF on first use
@@ -456,14 +555,82 @@ class _Typer:
         for g in globals_:
             self.push(g.addr, g.type)
         while self.work:
-            a, t = self.work.popleft()
-            self.walk(a, t)
+            item = self.work.popleft()
+            if isinstance(item, _Batch):
+                self.walk_many(item.addrs, item.types)
+            else:
+                self.walk(*item)
 
     def push(self, a, t):
         if t is None or (a, t) in self.seen:
             return
         self.seen.add((a, t))
         self.work.append((a, t))
+
+    def push_many(self, addrs: np.ndarray, types: np.ndarray):
+        """push_many is push for each (addrs[i], types[i]) in order (uint64, DIE offsets), as one _Batch.
+
+        A batch in the queue stands for its values pushed one after the other,
+        and walk_many walks them in that order, so the walk, and the first type
+        each object gets, are those of pushing them one by one. Values of a
+        type without pointer fields are not pushed: their walk would do nothing.
+        """
+        if not BATCH or len(addrs) < BATCH_MIN:
+            for a, t in zip(addrs.tolist(), types.tolist()):
+                self.push(a, t)
+            return
+        walked = {t: bool(self.b.layout(t)) for t in np.unique(types).tolist()}
+        if not all(walked.values()):
+            keep = np.isin(types, [t for t, w in walked.items() if w])
+            addrs, types = addrs[keep], types[keep]
+        keep = self.seen.new(addrs, types)
+        if keep.any():
+            self.work.append(_Batch(addrs[keep], types[keep]))
+
+    def walk_many(self, addrs: np.ndarray, types: np.ndarray):
+        """walk_many is walk for each (addrs[i], types[i]) in order, with numpy when every field is a pointer.
+
+        The values' pointer fields, value by value and field by field as walk
+        visits them, make one sequence of (word, target type); its objects
+        are typed as pointer types them (the first type an object gets stays)
+        and pushed in that order. Values with a map, slice or interface field
+        are walked one by one.
+        """
+        b, h = self.b, self.h
+        ts = np.unique(types)
+        lays = [b.layout(t) for t in ts.tolist()]
+        if len(addrs) < BATCH_MIN or any(p.what != "ptr" for lay in lays for p in lay):
+            for a, t in zip(addrs.tolist(), types.tolist()):
+                self.walk(a, t)
+            return
+        # field j of value i: the (value, field) pairs in walk's order, each field's offset and target type
+        width = max(len(lay) for lay in lays)
+        off_of = np.zeros((len(ts), width), np.uint64)
+        elem_of = np.full((len(ts), width), -1, np.int64)  # -1: a pointer of unknown target (walk ignores it)
+        for i, lay in enumerate(lays):
+            off_of[i, :len(lay)] = [p.off for p in lay]
+            elem_of[i, :len(lay)] = [-1 if p.elem is None else p.elem for p in lay]
+        ti = np.searchsorted(ts, types)
+        nf = np.array([len(lay) for lay in lays], np.int64)[ti]
+        value = np.repeat(np.arange(len(addrs)), nf)
+        field = np.arange(len(value)) - np.repeat(np.cumsum(nf) - nf, nf)
+        row = ti[value]
+        elem = elem_of[row, field]
+        ws = h.words_many(addrs[value] + off_of[row, field])
+        keep = (elem >= 0) & (ws != 0)
+        ws, elem = ws[keep], elem[keep]
+        ks = h.find_many(ws)
+        hit = ks >= 0
+        ws, elem, ks = ws[hit], elem[hit], ks[hit]
+        small = h.size_np[ks] <= MIN_SIZE_FOR_MALLOC_HEADER
+        base = small & (ws == h.addr_np[ks])
+        big = np.flatnonzero(~small)
+        if len(big):
+            base[big] = [h.is_base(k, w) for k, w in zip(ks[big].tolist(), ws[big].tolist())]
+        targets = np.unique(elem)
+        codes = np.array([self.type._code(b.name(e)) for e in targets.tolist()], np.int32)
+        self.type.fill_first(ks[base], codes[np.searchsorted(targets, elem[base])])
+        self.push_many(ws, elem)
 
     def settype(self, k, name, kind=None):
         self.type.setdefault(k, name)
@@ -518,7 +685,11 @@ class _Typer:
         if es <= 0 or not self.b.has_pointers(elem):
             return
         end = self.h.addr[k] + self.h.size[k]
-        for i in range(min(n, (end - w) // es)):
+        m = min(n, (end - w) // es)
+        if BATCH and m >= BATCH_MIN:
+            self.push_many(np.uint64(w) + np.arange(m, dtype=np.uint64) * np.uint64(es), np.full(m, elem, np.int64))
+            return
+        for i in range(m):
             self.push(w + i * es, elem)
 
     def hmap_layout(self):
@@ -800,8 +971,7 @@ class _Typer:
         if kind is not None:
             self.kind.fill(ks[base], kind)
         if self.b.layout(elem):
-            for w in ws.tolist():
-                self.push(w, elem)
+            self.push_many(ws, np.full(len(ws), elem, np.int64))
 
 
 @dataclass
