@@ -128,6 +128,7 @@ PTR_LIMIT = 1 << 63  # the dump format's integers lie in [0, 2^63)
 VECTOR_FIELDS = 16  # an object's record reads more pointer fields than this with numpy (tests vary it)
 BATCH = True  # walk a map's pointer slots as one batch (the tests turn it off to compare with slot by slot)
 BATCH_MIN = 64  # fewer values than this to walk (or push) at once go one by one (the tests vary it)
+WALK_CHUNK = 1 << 20  # values a batch walks at a time
 
 # internal/runtime/maps (Go 1.24+): the fields the importer reads, checked against DWARF
 SWISS_MAP_FIELDS = ("used", "seed", "dirPtr", "dirLen", "globalDepth", "globalShift", "clearSeq")
@@ -256,6 +257,33 @@ def _phantoms(addr, size, has_fields, rt: GoRuntime):
     return out
 
 
+def _distinct(a: np.ndarray) -> np.ndarray:
+    """_distinct is np.unique(a), at once when every item is the same (a batch of one type, most often).
+
+    >>> _distinct(np.array([7, 7, 7])).tolist(), _distinct(np.array([7, 3, 7])).tolist()
+    ([7], [3, 7])
+    """
+    if len(a) and (a == a[0]).all():
+        return a[:1]
+    return np.unique(a)
+
+
+def _first(a: np.ndarray) -> tuple:
+    """_first is np.unique(a, return_index=True): the distinct items, sorted, and where each first occurs.
+
+    A stable sort, which runs through what is already in order (numpy 2's
+    unique hashes first, several times slower on millions of addresses).
+
+    >>> [x.tolist() for x in _first(np.array([5, 2, 5, 9, 2]))]
+    [[2, 5, 9], [1, 0, 3]]
+    """
+    by = np.argsort(a, kind="stable")
+    s = a[by]
+    head = np.ones(len(s), bool)
+    np.not_equal(s[1:], s[:-1], out=head[1:])
+    return s[head], by[head]
+
+
 def _pyarray(code: str, a: np.ndarray) -> array.array:
     """_pyarray copies a numpy array into an array.array of that type code (a Python int per item read)."""
     out = array.array(code)
@@ -336,7 +364,7 @@ class _Heap:
         >>> H().find_many(np.array([8, 16, 31, 32, 64, 71, 72], np.uint64)).tolist()
         [-1, 0, 0, -1, 1, 1, -1]
         """
-        if len(a) > 4096:  # a binary search per word is faster over sorted words
+        if len(a) > 4096 and not (a[1:] >= a[:-1]).all():  # a binary search per word is faster over sorted words
             by = np.argsort(a)
             k = np.empty(len(a), np.int64)
             k[by] = np.searchsorted(self.addr_np, a[by], side="right")
@@ -481,7 +509,7 @@ class _Names(MutableMapping):
         """
         new = self.code[ks] < 0
         ks, codes = ks[new], codes[new]
-        u, first = np.unique(ks, return_index=True)
+        u, first = _first(ks)
         self.code[u] = codes[first]
 
     def fill(self, ks: np.ndarray, name: str) -> None:
@@ -535,10 +563,11 @@ class _Seen:
     def new(self, addrs: np.ndarray, types: np.ndarray) -> np.ndarray:
         """new adds the values (addrs[i], types[i]) and says which were new: not seen, nor earlier in the batch."""
         keep = np.zeros(len(addrs), bool)
-        for t in np.unique(types).tolist():
-            at = np.flatnonzero(types == t)
+        ts = _distinct(types).tolist()
+        for t in ts:
+            at = np.flatnonzero(types == t) if len(ts) > 1 else np.arange(len(types))
             a = addrs[at]
-            u, first = np.unique(a, return_index=True)
+            u, first = _first(a)
             fresh = np.ones(len(u), bool)
             for c in self.many.get(t, ()):
                 i = np.minimum(c.searchsorted(u), len(c) - 1)
@@ -553,7 +582,7 @@ class _Seen:
             chunks.append(u[fresh])
             while len(chunks) > 1 and len(chunks[-2]) <= 2 * len(chunks[-1]):
                 last = chunks.pop()
-                chunks[-1] = np.union1d(chunks[-1], last)
+                chunks[-1] = np.sort(np.concatenate((chunks[-1], last)), kind="stable")  # two sorted runs
         return keep
 
 
@@ -605,7 +634,7 @@ class _Typer:
             for a, t in zip(addrs.tolist(), types.tolist()):
                 self.push(a, t)
             return
-        walked = {t: bool(self.b.layout(t)) for t in np.unique(types).tolist()}
+        walked = {t: bool(self.b.layout(t)) for t in _distinct(types).tolist()}
         if not all(walked.values()):
             keep = np.isin(types, [t for t, w in walked.items() if w])
             addrs, types = addrs[keep], types[keep]
@@ -619,11 +648,12 @@ class _Typer:
         The values' pointer fields, value by value and field by field as walk
         visits them, make one sequence of (word, target type); its objects
         are typed as pointer types them (the first type an object gets stays)
-        and pushed in that order. Values with a map, slice or interface field
-        are walked one by one.
+        and pushed in that order, WALK_CHUNK values at a time (their arrays
+        stay small; a run of batches in the queue is one batch). Values with
+        a map, slice or interface field are walked one by one.
         """
         b, h = self.b, self.h
-        ts = np.unique(types)
+        ts = _distinct(types)
         lays = [b.layout(t) for t in ts.tolist()]
         if len(addrs) < BATCH_MIN or any(p.what != "ptr" for lay in lays for p in lay):
             for a, t in zip(addrs.tolist(), types.tolist()):
@@ -636,14 +666,31 @@ class _Typer:
         for i, lay in enumerate(lays):
             off_of[i, :len(lay)] = [p.off for p in lay]
             elem_of[i, :len(lay)] = [-1 if p.elem is None else p.elem for p in lay]
-        ti = np.searchsorted(ts, types)
-        nf = np.array([len(lay) for lay in lays], np.int64)[ti]
-        value = np.repeat(np.arange(len(addrs)), nf)
-        field = np.arange(len(value)) - np.repeat(np.cumsum(nf) - nf, nf)
-        row = ti[value]
-        elem = elem_of[row, field]
-        ws = h.words_many(addrs[value] + off_of[row, field])
-        keep = (elem >= 0) & (ws != 0)
+        nf_of = np.array([len(lay) for lay in lays], np.int64)
+        for lo in range(0, len(addrs), WALK_CHUNK):
+            self._walk_pointers(addrs[lo:lo + WALK_CHUNK], types[lo:lo + WALK_CHUNK], ts, off_of, elem_of, nf_of)
+
+    def _walk_pointers(self, addrs, types, ts, off_of, elem_of, nf_of):
+        """_walk_pointers is walk_many for values whose every field is a pointer (given per type by the tables)."""
+        b, h = self.b, self.h
+        if len(ts) == 1:  # one type: field j of value i is entry i * width + j
+            elem = np.tile(elem_of[0], len(addrs))
+            wa = (addrs[:, None] + off_of[0][None, :]).ravel()
+        else:
+            ti = np.searchsorted(ts, types)
+            nf = nf_of[ti]
+            value = np.repeat(np.arange(len(addrs)), nf)
+            field = np.arange(len(value)) - np.repeat(np.cumsum(nf) - nf, nf)
+            row = ti[value]
+            elem = elem_of[row, field]
+            wa = addrs[value] + off_of[row, field]
+            del value, field, row
+        known = elem >= 0
+        if not known.all():
+            wa, elem = wa[known], elem[known]
+        ws = h.words_many(wa)
+        del wa
+        keep = ws != 0
         ws, elem = ws[keep], elem[keep]
         ks = h.find_many(ws)
         hit = ks >= 0
@@ -653,7 +700,7 @@ class _Typer:
         big = np.flatnonzero(~small)
         if len(big):
             base[big] = [h.is_base(k, w) for k, w in zip(ks[big].tolist(), ws[big].tolist())]
-        targets = np.unique(elem)
+        targets = _distinct(elem)
         codes = np.array([self.type._code(b.name(e)) for e in targets.tolist()], np.int32)
         self.type.fill_first(ks[base], codes[np.searchsorted(targets, elem[base])])
         self.push_many(ws, elem)
@@ -1301,6 +1348,8 @@ def _le64(raw, pos: np.ndarray) -> np.ndarray:
     True
     """
     buf = raw if isinstance(raw, np.ndarray) else np.frombuffer(raw, np.uint8)
+    if len(pos) > 64 and buf.ctypes.data % 8 == 0 and not (pos & 7).any():  # aligned: one gather
+        return np.frombuffer(buf, "<u8", count=len(buf) // 8)[pos >> 3]
     w = np.zeros(len(pos), np.uint64)
     for j in range(8):
         w |= buf[pos + j].astype(np.uint64) << np.uint64(8 * j)
@@ -1314,10 +1363,15 @@ def _refused(heap: _Heap) -> int:
         return 0
     kept = np.zeros(len(o.addr), bool)
     kept[heap.order] = True
-    obj = np.repeat(np.arange(len(o.addr)), np.diff(o.field_start))
-    data_off = o.field_off + np.where(o.field_kind == FIELD_PTR, 0, heap.hd.ptr_size)
-    top = np.frombuffer(heap.hd.raw, np.uint8)[o.off[obj] + data_off + 7]  # the word's most significant byte
-    return int(np.count_nonzero((top >= 0x80) & kept[obj]))
+    raw, fs, n = np.frombuffer(heap.hd.raw, np.uint8), o.field_start, 0
+    for lo in range(0, len(o.addr), WALK_CHUNK):  # a chunk of objects at a time: the arrays stay small
+        hi = min(lo + WALK_CHUNK, len(o.addr))
+        f = slice(fs[lo], fs[hi])
+        obj = np.repeat(np.arange(lo, hi), np.diff(fs[lo:hi + 1]))
+        data_off = o.field_off[f] + np.where(o.field_kind[f] == FIELD_PTR, 0, heap.hd.ptr_size)
+        top = raw[o.off[obj] + data_off + 7]  # the word's most significant byte
+        n += int(np.count_nonzero((top >= 0x80) & kept[obj]))
+    return n
 
 
 def read_residency(path) -> dict:
@@ -1353,7 +1407,7 @@ def _cover(heap: _Heap, runs: list, ps: int):
     starts = np.array([r["addr"] for r in runs], np.uint64)
     ends = np.array([r["addr"] + r["n"] * ps for r in runs], np.uint64)
     missing = []
-    step = 1 << 22  # objects at a time: their pages are a few arrays of that length
+    step = WALK_CHUNK  # objects at a time: their pages are a few arrays of that length
     for at in range(0, len(heap.addr_np), step):
         a = heap.addr_np[at:at + step]
         first = a // np.uint64(ps)

@@ -68,6 +68,7 @@ def write_objects(f, hd: HeapDump, order: np.ndarray, kind: np.ndarray, type_: n
             np.ascontiguousarray(o.size, np.int64), field_start, data_off, np.ascontiguousarray(kind, np.int32),
             np.ascontiguousarray(type_, np.int32), np.ascontiguousarray(owner, np.uint64), name_bytes, name_start,
             plain)
+    raw = np.frombuffer(hd.raw, np.uint8)  # bytes, or a snapshot's bytearray (which ctypes will not take as is)
     ptrs = [a.ctypes.data for a in keep]
     longest = max(len(e) for e in encoded) if encoded else 0
     buf = np.empty(BUFFER, np.uint8)
@@ -76,7 +77,7 @@ def write_objects(f, hd: HeapDump, order: np.ndarray, kind: np.ndarray, type_: n
     written = 0
     while at.value < n:
         before = at.value
-        got = lib.gw_objects(hd.raw, ptrs[0], n, ctypes.byref(at), *ptrs[1:], buf.ctypes.data, len(buf))
+        got = lib.gw_objects(raw.ctypes.data, ptrs[0], n, ctypes.byref(at), *ptrs[1:], buf.ctypes.data, len(buf))
         f.write(buf[:got].data)
         written += at.value - before
         if at.value >= n:
