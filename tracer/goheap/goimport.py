@@ -298,16 +298,17 @@ class _Fields(Sequence):
     stay one array (an iface's given as its data word's, as obj_fields does).
     """
 
-    def __init__(self, o: ObjectArrays, ptr_size: int, order: np.ndarray):
-        self.order = _pyarray("q", order)
+    def __init__(self, o: ObjectArrays, ptr_size: int, order: np.ndarray | None):
+        self.n = len(o.addr) if order is None else len(order)
+        self.order = None if order is None else _pyarray("q", order)  # None: k is the record's index
         self.start = _pyarray("q", o.field_start)
         self.off = _pyarray("q", o.field_off + np.where(o.field_kind == FIELD_PTR, 0, ptr_size))
 
     def __len__(self):
-        return len(self.order)
+        return self.n
 
     def __getitem__(self, k):
-        i = self.order[k]
+        i = k if self.order is None else self.order[k]
         return tuple(self.off[self.start[i]:self.start[i + 1]])
 
 
@@ -322,10 +323,14 @@ class _Heap:
         if o is None or not len(o.addr):
             o = ObjectArrays(*(np.zeros(0, t) for t in (np.uint64, np.int64, np.int64)),
                              np.zeros(1, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int64))
-        order = np.argsort(o.addr, kind="stable")
-        addr = o.addr[order]
-        size = o.size[order].astype(np.uint64)
-        has_fields = np.diff(o.field_start)[order] > 0
+        by_addr = bool((o.addr[1:] > o.addr[:-1]).all())  # (a snapshot's are): the columns need no copy
+        order = np.arange(len(o.addr)) if by_addr else np.argsort(o.addr, kind="stable")
+        addr = o.addr if by_addr else o.addr[order]
+        size = o.size if by_addr else o.size[order]
+        size = size.view(np.uint64) if size.dtype == np.int64 else size.astype(np.uint64, copy=False)  # (< 2^63)
+        has_fields = np.diff(o.field_start) > 0
+        if not by_addr:
+            has_fields = has_fields[order]
         drop = _phantoms(addr, size, has_fields, rt)
         self.phantoms = int(drop.sum())
         self.phantom_bytes = int(size[drop].sum())
@@ -333,6 +338,7 @@ class _Heap:
         if self.phantoms:
             keep = ~drop
             order, addr, size, has_fields = order[keep], addr[keep], size[keep], has_fields[keep]
+            by_addr = False
         over = np.flatnonzero(addr[1:] < addr[:-1] + size[:-1])
         if len(over):
             k = int(over[0]) + 1
@@ -341,12 +347,12 @@ class _Heap:
         # as array.array (a Python int when indexed, 8 bytes an object, not a list's 40) for the code that
         # goes object by object
         self.order = order
-        self.addr_np, self.size_np, self.has_fields = addr, size.astype(np.int64), has_fields
-        self.off_np = o.off[order]
+        self.addr_np, self.size_np, self.has_fields = addr, size.view(np.int64), has_fields
+        self.off_np = o.off if by_addr else o.off[order]
         self.addr = _pyarray("Q", addr)
         self.size = _pyarray("q", self.size_np)
         self.off = _pyarray("q", self.off_np)
-        self.fields = _Fields(o, hd.ptr_size, order)
+        self.fields = _Fields(o, hd.ptr_size, None if by_addr else order)
         self.segs = [s for s in (hd.data, hd.bss) if s is not None]
 
     def find(self, a: int) -> int:

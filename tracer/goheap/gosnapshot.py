@@ -1556,8 +1556,9 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
     got = walk.walk([r[19] for r in regs.values()])
     img = snap["image"]
 
-    # objects: per span, arrays of addresses, field counts and field offsets, joined at the end
-    A, Z, C, F = [], [], [], []  # addresses, sizes, fields per object, field offsets
+    # objects: per span, arrays of addresses, field counts and field offsets, joined at the end (each list
+    # emptied as it is joined: a list and its join are not all in memory at once)
+    A, Z, C, F = [], [], [], []  # addresses, (objects, size) per span, fields per object, field offsets
     unbuilt = 0
     spans = got["spans"]
     for i in np.flatnonzero(spans.in_use).tolist():
@@ -1567,7 +1568,7 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
         sa, z, npages = int(spans.addr[i]), int(spans.elemsize[i]), int(spans.npages[i])
         base = np.uint64(sa) + idx.astype(np.uint64) * np.uint64(z)
         A.append(base)
-        Z.append(np.full(len(idx), z, np.uint64))
+        Z.append((len(idx), z))
         if not spans.scan[i]:
             C.append(np.zeros(len(idx), np.int64))
         elif z <= MIN_SIZE_FOR_MALLOC_HEADER:  # heap bits at the span's end, elemsize/8 bits an object
@@ -1601,11 +1602,14 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
         walk.warnings.append(f"{unbuilt} objects have a type whose GC mask is unknown (not built yet by the "
                              f"runtime, or unreadable): their pointer fields are not known")
     addr_arr = np.concatenate(A) if A else np.zeros(0, np.uint64)
-    size_arr = np.concatenate(Z) if Z else np.zeros(0, np.uint64)
+    A.clear()
+    size_arr = np.repeat(np.array([z for _, z in Z], np.uint64), [n for n, _ in Z]) if Z else np.zeros(0, np.uint64)
     fstart = np.zeros(len(addr_arr) + 1, np.int64)
     if C:
         np.cumsum(np.concatenate(C), out=fstart[1:])
+    C.clear()
     foffs = np.concatenate(F) if F else np.zeros(0, np.int64)
+    F.clear()
     runs = got["runs"]
     run_starts = [r[0] for r in runs]
     run_off = [img.store_offset(a, e - a) for a, e in runs]
