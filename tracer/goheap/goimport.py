@@ -81,7 +81,12 @@ numpy; a map's control bytes and slot words are read per groups or bucket
 array, and a side of pointer slots (``map[K]*V``, the big maps) is typed as
 one batch (``_Typer.pointers``: a sorted search against the objects'
 addresses, types and kinds as arrays of codes, ``_Names``); nested and
-other slots keep the walk slot by slot. No dict is made per object unless
+other slots keep the walk slot by slot. The walk's queue holds runs of
+values too (``_Batch``: a slice's elements, a batch's targets), walked with
+numpy when their fields are all pointers (``walk_many``, in the order and
+with the first-type-wins of a walk one by one), and the values pushed are
+kept per type in sorted arrays (``_Seen``): a snapshot of 16M linked
+objects in one slice is typed in seconds, not minutes. No dict is made per object unless
 asked: ``GoObjects`` writes the plain objects' lines by C from the arrays
 (gowrite, ``_gowrite.c``), the others with orjson, the same bytes as
 orjson's of each record (tests/test_goimport_fast.py holds the fast and the
