@@ -289,6 +289,18 @@ def _first(a: np.ndarray) -> tuple:
     return s[head], by[head]
 
 
+def _data_off(o: ObjectArrays, ptr_size: int) -> np.ndarray:
+    """_data_off is each field's data word's offset: its own for a pointer, the second word of an iface or eface."""
+    if (o.field_kind == FIELD_PTR).all():  # (a snapshot's are all pointers)
+        return o.field_off
+    return o.field_off + np.where(o.field_kind == FIELD_PTR, 0, ptr_size)
+
+
+def _same(t: int, n: int) -> np.ndarray:
+    """_same is n times the type t (int64), as a read-only view of one item: a batch of one type costs nothing."""
+    return np.broadcast_to(np.int64(t), (n,))
+
+
 def _pyarray(code: str, a: np.ndarray) -> array.array:
     """_pyarray copies a numpy array into an array.array of that type code (a Python int per item read)."""
     out = array.array(code)
@@ -307,7 +319,7 @@ class _Fields(Sequence):
         self.n = len(o.addr) if order is None else len(order)
         self.order = None if order is None else _pyarray("q", order)  # None: k is the record's index
         self.start = _pyarray("q", o.field_start)
-        self.off = _pyarray("q", o.field_off + np.where(o.field_kind == FIELD_PTR, 0, ptr_size))
+        self.off = _pyarray("q", _data_off(o, ptr_size))
 
     def __len__(self):
         return self.n
@@ -576,9 +588,8 @@ class _Seen:
         keep = np.zeros(len(addrs), bool)
         ts = _distinct(types).tolist()
         for t in ts:
-            at = np.flatnonzero(types == t) if len(ts) > 1 else np.arange(len(types))
-            a = addrs[at]
-            u, first = _first(a)
+            at = np.flatnonzero(types == t) if len(ts) > 1 else None  # None: all of them
+            u, first = _first(addrs if at is None else addrs[at])
             fresh = np.ones(len(u), bool)
             for c in self.many.get(t, ()):
                 i = np.minimum(c.searchsorted(u), len(c) - 1)
@@ -586,7 +597,7 @@ class _Seen:
             one = self.one.get(t)
             if one:
                 fresh &= np.array([x not in one for x in u.tolist()], bool)
-            keep[at[first[fresh]]] = True
+            keep[first[fresh] if at is None else at[first[fresh]]] = True
             if not fresh.any():
                 continue
             chunks = self.many.setdefault(t, [])
@@ -626,6 +637,7 @@ class _Typer:
                 self.walk_many(item.addrs, item.types)
             else:
                 self.walk(*item)
+        self.seen = _Seen()  # (hundreds of MB for a big heap, of no use once the walk is done)
 
     def push(self, a, t):
         if t is None or (a, t) in self.seen:
@@ -650,8 +662,11 @@ class _Typer:
             keep = np.isin(types, [t for t, w in walked.items() if w])
             addrs, types = addrs[keep], types[keep]
         keep = self.seen.new(addrs, types)
-        if keep.any():
-            self.work.append(_Batch(addrs[keep], types[keep]))
+        if keep.all():
+            self.work.append(_Batch(addrs, types))
+        elif keep.any():
+            n = int(keep.sum())
+            self.work.append(_Batch(addrs[keep], _same(types[0], n) if len(walked) == 1 else types[keep]))
 
     def walk_many(self, addrs: np.ndarray, types: np.ndarray):
         """walk_many is walk for each (addrs[i], types[i]) in order, with numpy when every field is a pointer.
@@ -771,7 +786,7 @@ class _Typer:
         end = self.h.addr[k] + self.h.size[k]
         m = min(n, (end - w) // es)
         if BATCH and m >= BATCH_MIN:
-            self.push_many(np.uint64(w) + np.arange(m, dtype=np.uint64) * np.uint64(es), np.full(m, elem, np.int64))
+            self.push_many(np.uint64(w) + np.arange(m, dtype=np.uint64) * np.uint64(es), _same(elem, m))
             return
         for i in range(m):
             self.push(w + i * es, elem)
@@ -1055,7 +1070,7 @@ class _Typer:
         if kind is not None:
             self.kind.fill(ks[base], kind)
         if self.b.layout(elem):
-            self.push_many(ws, np.full(len(ws), elem, np.int64))
+            self.push_many(ws, _same(elem, len(ws)))
 
 
 @dataclass
@@ -1340,8 +1355,8 @@ class GoObjects(Sequence):
             return
         t, n = self.t, len(self)
         names = [*t.kind.names, *t.type.names, "other"]
-        kind = np.where(t.kind.code >= 0, t.kind.code, len(names) - 1).astype(np.int32)
-        type_ = np.where(t.type.code >= 0, t.type.code + len(t.kind.names), -1).astype(np.int32)
+        kind = np.where(t.kind.code >= 0, t.kind.code, len(names) - 1).astype(np.int32, copy=False)
+        type_ = np.where(t.type.code >= 0, t.type.code + len(t.kind.names), -1).astype(np.int32, copy=False)
         owner = np.zeros(n, np.uint64)
         if t.owner:
             owner[np.fromiter(t.owner.keys(), np.int64, len(t.owner))] = np.fromiter(t.owner.values(), np.uint64,

@@ -1622,9 +1622,10 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
             run_off.append(total)
             total += e - a
         raw = b"".join(chunks)
-    k = np.searchsorted(np.array(run_starts, np.uint64), addr_arr, side="right") - 1
-    off = np.array(run_off, np.int64)[k] + (addr_arr - np.array(run_starts, np.uint64)[k]).astype(np.int64) \
-        if len(addr_arr) else np.zeros(0, np.int64)
+    off = addr_arr.astype(np.int64)  # each run's objects (sorted by address) are one slice: shifted in place
+    at = np.searchsorted(addr_arr, np.array(run_starts + [e for _, e in runs[-1:]], np.uint64)).tolist()
+    for r, (a, o) in enumerate(zip(run_starts, run_off)):
+        off[at[r]:at[r + 1]] += o - a
     objects = ObjectArrays(addr=addr_arr, off=off, size=size_arr, field_start=fstart,
                            field_kind=np.full(len(foffs), FIELD_PTR, np.uint8), field_off=foffs)
 
