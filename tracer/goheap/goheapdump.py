@@ -142,7 +142,7 @@ class HeapDump:
     """
 
     path: str
-    raw: bytes
+    raw: bytes  # (a snapshot's is the bytearray its records were inflated into: gosnapshot.to_heapdump)
     params: dict = field(default_factory=dict)
     data: Segment | None = None
     bss: Segment | None = None

@@ -81,7 +81,12 @@ numpy; a map's control bytes and slot words are read per groups or bucket
 array, and a side of pointer slots (``map[K]*V``, the big maps) is typed as
 one batch (``_Typer.pointers``: a sorted search against the objects'
 addresses, types and kinds as arrays of codes, ``_Names``); nested and
-other slots keep the walk slot by slot. No dict is made per object unless
+other slots keep the walk slot by slot. The walk's queue holds runs of
+values too (``_Batch``: a slice's elements, a batch's targets), walked with
+numpy when their fields are all pointers (``walk_many``, in the order and
+with the first-type-wins of a walk one by one), and the values pushed are
+kept per type in sorted arrays (``_Seen``): a snapshot of 16M linked
+objects in one slice is typed in seconds, not minutes. No dict is made per object unless
 asked: ``GoObjects`` writes the plain objects' lines by C from the arrays
 (gowrite, ``_gowrite.c``), the others with orjson, the same bytes as
 orjson's of each record (tests/test_goimport_fast.py holds the fast and the
@@ -126,6 +131,8 @@ INLINE_MARK_BITS = 128  # unsafe.Sizeof(spanInlineMarkBits{}), Go 1.26's Green T
 PTR_LIMIT = 1 << 63  # the dump format's integers lie in [0, 2^63)
 VECTOR_FIELDS = 16  # an object's record reads more pointer fields than this with numpy (tests vary it)
 BATCH = True  # walk a map's pointer slots as one batch (the tests turn it off to compare with slot by slot)
+BATCH_MIN = 64  # fewer values than this to walk (or push) at once go one by one (the tests vary it)
+WALK_CHUNK = 1 << 20  # values a batch walks at a time
 
 # internal/runtime/maps (Go 1.24+): the fields the importer reads, checked against DWARF
 SWISS_MAP_FIELDS = ("used", "seed", "dirPtr", "dirLen", "globalDepth", "globalShift", "clearSeq")
@@ -254,6 +261,83 @@ def _phantoms(addr, size, has_fields, rt: GoRuntime):
     return out
 
 
+def _distinct(a: np.ndarray) -> np.ndarray:
+    """_distinct is np.unique(a), at once when every item is the same (a batch of one type, most often).
+
+    >>> _distinct(np.array([7, 7, 7])).tolist(), _distinct(np.array([7, 3, 7])).tolist()
+    ([7], [3, 7])
+    """
+    if len(a) and (a == a[0]).all():
+        return a[:1]
+    return np.unique(a)
+
+
+def _first(a: np.ndarray) -> tuple:
+    """_first is np.unique(a, return_index=True): the distinct items, sorted, and where each first occurs.
+
+    A stable sort, which runs through what is already in order (numpy 2's
+    unique hashes first, several times slower on millions of addresses);
+    items already strictly increasing (a slice's elements) are their own answer.
+
+    >>> [x.tolist() for x in _first(np.array([5, 2, 5, 9, 2]))]
+    [[2, 5, 9], [1, 0, 3]]
+    >>> [x.tolist() for x in _first(np.array([2, 5, 9]))]
+    [[2, 5, 9], [0, 1, 2]]
+    """
+    if (a[1:] > a[:-1]).all():
+        return a, np.arange(len(a))
+    by = np.argsort(a, kind="stable")
+    s = a[by]
+    head = np.ones(len(s), bool)
+    np.not_equal(s[1:], s[:-1], out=head[1:])
+    return s[head], by[head]
+
+
+def _data_off(o: ObjectArrays, ptr_size: int) -> np.ndarray:
+    """_data_off is each field's data word's offset: its own for a pointer, the second word of an iface or eface."""
+    if (o.field_kind == FIELD_PTR).all():  # (a snapshot's are all pointers)
+        return o.field_off
+    return o.field_off + np.where(o.field_kind == FIELD_PTR, 0, ptr_size)
+
+
+def _same(t: int, n: int) -> np.ndarray:
+    """_same is n times the type t (int64), as a read-only view of one item: a batch of one type costs nothing."""
+    return np.broadcast_to(np.int64(t), (n,))
+
+
+def _pyarray(code: str, a: np.ndarray) -> memoryview:
+    """_pyarray is a numpy array as a sequence of Python ints (a memoryview of type code: no copy if a has it).
+
+    Indexing it gives an int at C speed, and bisect searches it as fast as
+    a list, without a list's 40 bytes an item.
+
+    >>> m = _pyarray("q", np.array([3, 5, 9])); m[1], bisect.bisect_right(m, 6), tuple(m[1:])
+    (5, 2, (5, 9))
+    """
+    return memoryview(np.ascontiguousarray(a, np.dtype(code)))
+
+
+class _Fields(Sequence):
+    """_Fields is each object's pointer fields by address index k: HeapDump.obj_fields's tuple, made when asked.
+
+    A tuple per object, kept, took ~100 bytes an object; here the offsets
+    stay one array (an iface's given as its data word's, as obj_fields does).
+    """
+
+    def __init__(self, o: ObjectArrays, ptr_size: int, order: np.ndarray | None):
+        self.n = len(o.addr) if order is None else len(order)
+        self.order = None if order is None else _pyarray("q", order)  # None: k is the record's index
+        self.start = _pyarray("q", o.field_start)
+        self.off = _pyarray("q", _data_off(o, ptr_size))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, k):
+        i = k if self.order is None else self.order[k]
+        return tuple(self.off[self.start[i]:self.start[i + 1]])
+
+
 class _Heap:
     """_Heap answers address questions about the dump's objects and segments."""
 
@@ -265,10 +349,14 @@ class _Heap:
         if o is None or not len(o.addr):
             o = ObjectArrays(*(np.zeros(0, t) for t in (np.uint64, np.int64, np.int64)),
                              np.zeros(1, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int64))
-        order = np.argsort(o.addr, kind="stable")
-        addr = o.addr[order]
-        size = o.size[order].astype(np.uint64)
-        has_fields = np.diff(o.field_start)[order] > 0
+        by_addr = bool((o.addr[1:] > o.addr[:-1]).all())  # (a snapshot's are): the columns need no copy
+        order = np.arange(len(o.addr)) if by_addr else np.argsort(o.addr, kind="stable")
+        addr = o.addr if by_addr else o.addr[order]
+        size = o.size if by_addr else o.size[order]
+        size = size.view(np.uint64) if size.dtype == np.int64 else size.astype(np.uint64, copy=False)  # (< 2^63)
+        has_fields = np.diff(o.field_start) > 0
+        if not by_addr:
+            has_fields = has_fields[order]
         drop = _phantoms(addr, size, has_fields, rt)
         self.phantoms = int(drop.sum())
         self.phantom_bytes = int(size[drop].sum())
@@ -276,21 +364,21 @@ class _Heap:
         if self.phantoms:
             keep = ~drop
             order, addr, size, has_fields = order[keep], addr[keep], size[keep], has_fields[keep]
+            by_addr = False
         over = np.flatnonzero(addr[1:] < addr[:-1] + size[:-1])
         if len(over):
             k = int(over[0]) + 1
             raise HeapDumpError(hd.path, f"object {int(addr[k]):#x} overlaps object {int(addr[k - 1]):#x}")
-        # object k (by address) is record order[k] of the dump; the arrays for batches, the lists for
-        # the code that goes object by object
+        # object k (by address) is record order[k] of the dump; the numpy arrays for batches, and views of
+        # them as sequences of Python ints (not lists: 40 bytes an object) for the code that goes object by
+        # object
         self.order = order
-        self.addr_np, self.size_np, self.has_fields = addr, size.astype(np.int64), has_fields
-        self.addr = addr.tolist()
-        self.size = self.size_np.tolist()
-        self.off = o.off[order].tolist()
-        fields = hd.obj_fields
-        self.fields = [()] * len(self.addr)
-        for k, i in zip(np.flatnonzero(has_fields).tolist(), order[has_fields].tolist()):
-            self.fields[k] = fields[i]
+        self.addr_np, self.size_np, self.has_fields = addr, size.view(np.int64), has_fields
+        self.off_np = o.off if by_addr else o.off[order]
+        self.addr = _pyarray("Q", addr)
+        self.size = _pyarray("q", self.size_np)
+        self.off = _pyarray("q", self.off_np)
+        self.fields = _Fields(o, hd.ptr_size, None if by_addr else order)
         self.segs = [s for s in (hd.data, hd.bss) if s is not None]
 
     def find(self, a: int) -> int:
@@ -308,7 +396,7 @@ class _Heap:
         >>> H().find_many(np.array([8, 16, 31, 32, 64, 71, 72], np.uint64)).tolist()
         [-1, 0, 0, -1, 1, 1, -1]
         """
-        if len(a) > 4096:  # a binary search per word is faster over sorted words
+        if len(a) > 4096 and not (a[1:] >= a[:-1]).all():  # a binary search per word is faster over sorted words
             by = np.argsort(a)
             k = np.empty(len(a), np.int64)
             k[by] = np.searchsorted(self.addr_np, a[by], side="right")
@@ -334,6 +422,25 @@ class _Heap:
             if 0 <= o <= len(seg.contents) - 8:
                 return int.from_bytes(seg.contents[o:o + 8], "little")
         return None
+
+    def words_many(self, a: np.ndarray) -> np.ndarray:
+        """words_many is word for an array of addresses (uint64): the words, 0 where word gives None."""
+        out = np.zeros(len(a), np.uint64)
+        k = self.find_many(a)
+        hit = np.flatnonzero(k >= 0)
+        kk = k[hit]
+        o = (a[hit] - self.addr_np[kk]).astype(np.int64)
+        fits = o + 8 <= self.size_np[kk]
+        out[hit[fits]] = _le64(self.hd.raw, self.off_np[kk[fits]] + o[fits])
+        miss = np.flatnonzero(k < 0)
+        for seg in self.segs:  # as word: data, then bss, only where no heap object holds the address
+            if not len(miss) or len(seg.contents) < 8:
+                continue
+            am = a[miss]
+            inside = (am >= np.uint64(seg.addr)) & (am <= np.uint64(seg.addr + len(seg.contents) - 8))
+            out[miss[inside]] = _le64(seg.contents, (am[inside] - np.uint64(seg.addr)).astype(np.int64))
+            miss = miss[~inside]
+        return out
 
     def bytes_at(self, k: int, o: int, n: int) -> bytes:
         s = self.off[k] + o
@@ -425,11 +532,89 @@ class _Names(MutableMapping):
             self.code[k] = c = self._code(name)
         return self.names[c]
 
+    def fill_first(self, ks: np.ndarray, codes: np.ndarray) -> None:
+        """fill_first names each object of ks that has no name yet with the code beside its first occurrence.
+
+        >>> n = _Names(3); n[0] = "T"; c = n._code("U"), n._code("V")
+        >>> n.fill_first(np.array([1, 0, 1, 2]), np.array([c[0], c[1], c[1], c[1]])); dict(n)
+        {0: 'T', 1: 'U', 2: 'V'}
+        """
+        new = self.code[ks] < 0
+        ks, codes = ks[new], codes[new]
+        u, first = _first(ks)
+        self.code[u] = codes[first]
+
     def fill(self, ks: np.ndarray, name: str) -> None:
         """fill names the objects ks (an index array) that have no name yet."""
         ks = ks[self.code[ks] < 0]
         if len(ks):
             self.code[ks] = self._code(name)
+
+
+@dataclass
+class _Batch:
+    """_Batch is a run of values to walk in the typer's queue, in order: value i is a ``types[i]`` at ``addrs[i]``."""
+
+    addrs: np.ndarray  # uint64
+    types: np.ndarray  # int64: type DIE offsets
+
+
+class _Seen:
+    """_Seen is the set of (address, type) values the typer has pushed for a walk.
+
+    Values pushed one by one go into a set; a batch's, per type, into sorted
+    arrays (a few, merged as they grow), 16 bytes a value where a set of tuples
+    took over 100: the walk of a 16M-object heap pushes twice that many.
+
+    >>> s = _Seen(); s.add((8, 1)); s.new(np.array([8, 16, 16, 24], np.uint64), np.array([1, 1, 1, 2])).tolist()
+    [False, True, False, True]
+    >>> (16, 1) in s, (24, 1) in s, (24, 2) in s, (8, 1) in s
+    (True, False, True, True)
+    """
+
+    def __init__(self):
+        self.one = {}  # type -> set of addresses, pushed one by one
+        self.many = {}  # type -> list of sorted arrays of addresses (uint64), pushed in batches
+
+    def __contains__(self, at) -> bool:
+        a, t = at
+        if a in self.one.get(t, ()):
+            return True
+        chunks = self.many.get(t)
+        if chunks:
+            a = np.uint64(a)  # (a Python int would make numpy search a float64 copy of the chunk)
+            for c in chunks:
+                i = c.searchsorted(a)
+                if i < len(c) and c[i] == a:
+                    return True
+        return False
+
+    def add(self, at) -> None:
+        self.one.setdefault(at[1], set()).add(at[0])
+
+    def new(self, addrs: np.ndarray, types: np.ndarray) -> np.ndarray:
+        """new adds the values (addrs[i], types[i]) and says which were new: not seen, nor earlier in the batch."""
+        keep = np.zeros(len(addrs), bool)
+        ts = _distinct(types).tolist()
+        for t in ts:
+            at = np.flatnonzero(types == t) if len(ts) > 1 else None  # None: all of them
+            u, first = _first(addrs if at is None else addrs[at])
+            fresh = np.ones(len(u), bool)
+            for c in self.many.get(t, ()):
+                i = np.minimum(c.searchsorted(u), len(c) - 1)
+                fresh &= c[i] != u
+            one = self.one.get(t)
+            if one:
+                fresh &= np.array([x not in one for x in u.tolist()], bool)
+            keep[first[fresh] if at is None else at[first[fresh]]] = True
+            if not fresh.any():
+                continue
+            chunks = self.many.setdefault(t, [])
+            chunks.append(u if fresh.all() else u[fresh])
+            while len(chunks) > 1 and len(chunks[-2]) <= 2 * len(chunks[-1]):
+                last = chunks.pop()
+                chunks[-1] = np.sort(np.concatenate((chunks[-1], last)), kind="stable")  # two sorted runs
+        return keep
 
 
 class _Typer:
@@ -445,8 +630,8 @@ class _Typer:
         self.noscan = set()  # object indices holding pointer-free buckets
         self.bucket_types = {}  # bucket struct DIE -> hmaps using it
         self.owner = {}  # object index -> hmap, for buckets recognised among the garbage
-        self.seen = set()
-        self.work = deque()
+        self.seen = _Seen()
+        self.work = deque()  # (address, type) values to walk, and _Batch runs of them
         self.warnings = {}  # message -> None, in the order first met
         self._swiss = {}  # (key name, elem name) -> _SwissLayout or None
         self._hmap, self._hmap_read = None, False  # runtime.hmap's layout, read from DWARF on first use
@@ -456,14 +641,104 @@ class _Typer:
         for g in globals_:
             self.push(g.addr, g.type)
         while self.work:
-            a, t = self.work.popleft()
-            self.walk(a, t)
+            item = self.work.popleft()
+            if isinstance(item, _Batch):
+                self.walk_many(item.addrs, item.types)
+            else:
+                self.walk(*item)
+        self.seen = _Seen()  # (hundreds of MB for a big heap, of no use once the walk is done)
 
     def push(self, a, t):
         if t is None or (a, t) in self.seen:
             return
         self.seen.add((a, t))
         self.work.append((a, t))
+
+    def push_many(self, addrs: np.ndarray, types: np.ndarray):
+        """push_many is push for each (addrs[i], types[i]) in order (uint64, DIE offsets), as one _Batch.
+
+        A batch in the queue stands for its values pushed one after the other,
+        and walk_many walks them in that order, so the walk, and the first type
+        each object gets, are those of pushing them one by one. Values of a
+        type without pointer fields are not pushed: their walk would do nothing.
+        """
+        if not BATCH or len(addrs) < BATCH_MIN:
+            for a, t in zip(addrs.tolist(), types.tolist()):
+                self.push(a, t)
+            return
+        walked = {t: bool(self.b.layout(t)) for t in _distinct(types).tolist()}
+        if not all(walked.values()):
+            keep = np.isin(types, [t for t, w in walked.items() if w])
+            addrs, types = addrs[keep], types[keep]
+        keep = self.seen.new(addrs, types)
+        if keep.all():
+            self.work.append(_Batch(addrs, types))
+        elif keep.any():
+            n = int(keep.sum())
+            self.work.append(_Batch(addrs[keep], _same(types[0], n) if len(walked) == 1 else types[keep]))
+
+    def walk_many(self, addrs: np.ndarray, types: np.ndarray):
+        """walk_many is walk for each (addrs[i], types[i]) in order, with numpy when every field is a pointer.
+
+        The values' pointer fields, value by value and field by field as walk
+        visits them, make one sequence of (word, target type); its objects
+        are typed as pointer types them (the first type an object gets stays)
+        and pushed in that order, WALK_CHUNK values at a time (their arrays
+        stay small; a run of batches in the queue is one batch). Values with
+        a map, slice or interface field are walked one by one.
+        """
+        b, h = self.b, self.h
+        ts = _distinct(types)
+        lays = [b.layout(t) for t in ts.tolist()]
+        if len(addrs) < BATCH_MIN or any(p.what != "ptr" for lay in lays for p in lay):
+            for a, t in zip(addrs.tolist(), types.tolist()):
+                self.walk(a, t)
+            return
+        # field j of value i: the (value, field) pairs in walk's order, each field's offset and target type
+        width = max(len(lay) for lay in lays)
+        off_of = np.zeros((len(ts), width), np.uint64)
+        elem_of = np.full((len(ts), width), -1, np.int64)  # -1: a pointer of unknown target (walk ignores it)
+        for i, lay in enumerate(lays):
+            off_of[i, :len(lay)] = [p.off for p in lay]
+            elem_of[i, :len(lay)] = [-1 if p.elem is None else p.elem for p in lay]
+        nf_of = np.array([len(lay) for lay in lays], np.int64)
+        for lo in range(0, len(addrs), WALK_CHUNK):
+            self._walk_pointers(addrs[lo:lo + WALK_CHUNK], types[lo:lo + WALK_CHUNK], ts, off_of, elem_of, nf_of)
+
+    def _walk_pointers(self, addrs, types, ts, off_of, elem_of, nf_of):
+        """_walk_pointers is walk_many for values whose every field is a pointer (given per type by the tables)."""
+        b, h = self.b, self.h
+        if len(ts) == 1:  # one type: field j of value i is entry i * width + j
+            elem = np.tile(elem_of[0], len(addrs))
+            wa = (addrs[:, None] + off_of[0][None, :]).ravel()
+        else:
+            ti = np.searchsorted(ts, types)
+            nf = nf_of[ti]
+            value = np.repeat(np.arange(len(addrs)), nf)
+            field = np.arange(len(value)) - np.repeat(np.cumsum(nf) - nf, nf)
+            row = ti[value]
+            elem = elem_of[row, field]
+            wa = addrs[value] + off_of[row, field]
+            del value, field, row
+        known = elem >= 0
+        if not known.all():
+            wa, elem = wa[known], elem[known]
+        ws = h.words_many(wa)
+        del wa
+        keep = ws != 0
+        ws, elem = ws[keep], elem[keep]
+        ks = h.find_many(ws)
+        hit = ks >= 0
+        ws, elem, ks = ws[hit], elem[hit], ks[hit]
+        small = h.size_np[ks] <= MIN_SIZE_FOR_MALLOC_HEADER
+        base = small & (ws == h.addr_np[ks])
+        big = np.flatnonzero(~small)
+        if len(big):
+            base[big] = [h.is_base(k, w) for k, w in zip(ks[big].tolist(), ws[big].tolist())]
+        targets = _distinct(elem)
+        codes = np.array([self.type._code(b.name(e)) for e in targets.tolist()], np.int32)
+        self.type.fill_first(ks[base], codes[np.searchsorted(targets, elem[base])])
+        self.push_many(ws, elem)
 
     def settype(self, k, name, kind=None):
         self.type.setdefault(k, name)
@@ -518,7 +793,11 @@ class _Typer:
         if es <= 0 or not self.b.has_pointers(elem):
             return
         end = self.h.addr[k] + self.h.size[k]
-        for i in range(min(n, (end - w) // es)):
+        m = min(n, (end - w) // es)
+        if BATCH and m >= BATCH_MIN:
+            self.push_many(np.uint64(w) + np.arange(m, dtype=np.uint64) * np.uint64(es), _same(elem, m))
+            return
+        for i in range(m):
             self.push(w + i * es, elem)
 
     def hmap_layout(self):
@@ -800,8 +1079,7 @@ class _Typer:
         if kind is not None:
             self.kind.fill(ks[base], kind)
         if self.b.layout(elem):
-            for w in ws.tolist():
-                self.push(w, elem)
+            self.push_many(ws, _same(elem, len(ws)))
 
 
 @dataclass
@@ -1086,8 +1364,8 @@ class GoObjects(Sequence):
             return
         t, n = self.t, len(self)
         names = [*t.kind.names, *t.type.names, "other"]
-        kind = np.where(t.kind.code >= 0, t.kind.code, len(names) - 1).astype(np.int32)
-        type_ = np.where(t.type.code >= 0, t.type.code + len(t.kind.names), -1).astype(np.int32)
+        kind = np.where(t.kind.code >= 0, t.kind.code, len(names) - 1).astype(np.int32, copy=False)
+        type_ = np.where(t.type.code >= 0, t.type.code + len(t.kind.names), -1).astype(np.int32, copy=False)
         owner = np.zeros(n, np.uint64)
         if t.owner:
             owner[np.fromiter(t.owner.keys(), np.int64, len(t.owner))] = np.fromiter(t.owner.values(), np.uint64,
@@ -1105,6 +1383,8 @@ def _le64(raw, pos: np.ndarray) -> np.ndarray:
     True
     """
     buf = raw if isinstance(raw, np.ndarray) else np.frombuffer(raw, np.uint8)
+    if len(pos) > 64 and buf.ctypes.data % 8 == 0 and not (pos & 7).any():  # aligned: one gather
+        return np.frombuffer(buf, "<u8", count=len(buf) // 8)[pos >> 3]
     w = np.zeros(len(pos), np.uint64)
     for j in range(8):
         w |= buf[pos + j].astype(np.uint64) << np.uint64(8 * j)
@@ -1118,10 +1398,15 @@ def _refused(heap: _Heap) -> int:
         return 0
     kept = np.zeros(len(o.addr), bool)
     kept[heap.order] = True
-    obj = np.repeat(np.arange(len(o.addr)), np.diff(o.field_start))
-    data_off = o.field_off + np.where(o.field_kind == FIELD_PTR, 0, heap.hd.ptr_size)
-    top = np.frombuffer(heap.hd.raw, np.uint8)[o.off[obj] + data_off + 7]  # the word's most significant byte
-    return int(np.count_nonzero((top >= 0x80) & kept[obj]))
+    raw, fs, n = np.frombuffer(heap.hd.raw, np.uint8), o.field_start, 0
+    for lo in range(0, len(o.addr), WALK_CHUNK):  # a chunk of objects at a time: the arrays stay small
+        hi = min(lo + WALK_CHUNK, len(o.addr))
+        f = slice(fs[lo], fs[hi])
+        obj = np.repeat(np.arange(lo, hi), np.diff(fs[lo:hi + 1]))
+        data_off = o.field_off[f] + np.where(o.field_kind[f] == FIELD_PTR, 0, heap.hd.ptr_size)
+        top = raw[o.off[obj] + data_off + 7]  # the word's most significant byte
+        n += int(np.count_nonzero((top >= 0x80) & kept[obj]))
+    return n
 
 
 def read_residency(path) -> dict:
@@ -1154,16 +1439,23 @@ def read_residency(path) -> dict:
 def _cover(heap: _Heap, runs: list, ps: int):
     """_cover adds a used, resident run for every object page the residency runs miss; returns how many."""
     runs = sorted(runs, key=lambda r: r["addr"])
-    starts = [r["addr"] for r in runs]
-    missing = set()
-    for a, s in zip(heap.addr, heap.size):
-        p = a - a % ps
-        while p < a + s:
-            k = bisect.bisect_right(starts, p) - 1
-            if k < 0 or p >= runs[k]["addr"] + runs[k]["n"] * ps:
-                missing.add(p)
-            p += ps
-    for p in sorted(missing):
+    starts = np.array([r["addr"] for r in runs], np.uint64)
+    ends = np.array([r["addr"] + r["n"] * ps for r in runs], np.uint64)
+    missing = []
+    step = WALK_CHUNK  # objects at a time: their pages are a few arrays of that length
+    for at in range(0, len(heap.addr_np), step):
+        a = heap.addr_np[at:at + step]
+        first = a // np.uint64(ps)
+        n = ((a + heap.size_np[at:at + step].astype(np.uint64) - np.uint64(1)) // np.uint64(ps) - first + np.uint64(1)
+             ).astype(np.int64)
+        pages = np.repeat(first, n) + (np.arange(int(n.sum()), dtype=np.int64)
+                                       - np.repeat(np.cumsum(n) - n, n)).astype(np.uint64)
+        pages = pages[np.concatenate(([True], pages[1:] != pages[:-1]))] * np.uint64(ps)  # by address: sorted
+        k = np.searchsorted(starts, pages, side="right").astype(np.int64) - 1
+        out = (k < 0) | (pages >= ends[np.maximum(k, 0)]) if len(starts) else np.ones(len(pages), bool)
+        missing.append(pages[out])
+    missing = np.unique(np.concatenate(missing)).tolist() if missing else []
+    for p in missing:
         runs.append({"addr": p, "n": 1, "resident": True, "state": "used", "filled": True})
     runs.sort(key=lambda r: r["addr"])
     return runs, len(missing)

@@ -190,8 +190,27 @@ class _Image:
 
     def __init__(self, ranges=()):
         self.starts, self.chunks = [], []
+        self.store, self.store_at = None, {}  # of_store's buffer, and where each record starts in it
         for a, b in sorted(ranges, key=lambda r: r[0]):
             self.add(a, b)
+
+    @classmethod
+    def of_store(cls, store: bytearray, records) -> "_Image":
+        """of_store is the image of the records (addr, offset, n) of one buffer, store, each a view of it."""
+        view = memoryview(store)
+        img = cls([(a, view[o:o + n]) for a, o, n in records])
+        img.store, img.store_at = store, {a: (o, n) for a, o, n in records}
+        return img
+
+    def store_offset(self, addr: int, n: int):
+        """store_offset returns where [addr, addr + n) lies in store, or None if it is not inside one record of it."""
+        k = bisect.bisect_right(self.starts, addr) - 1
+        if self.store is None or k < 0 or addr + n > self.starts[k] + len(self.chunks[k]):
+            return None
+        at = self.store_at.get(self.starts[k])
+        if at is None or at[1] != len(self.chunks[k]) or not isinstance(self.chunks[k], memoryview):
+            return None  # (merged with another range by add: a copy)
+        return at[0] + addr - self.starts[k]
 
     def add(self, addr: int, data: bytes):
         """add keeps data at addr; ranges that touch or overlap an earlier one are merged into it."""
@@ -1419,9 +1438,11 @@ def write_snapshot(snap: dict, path) -> int:
 def read_snapshot(path) -> dict:
     """read_snapshot reads a snapshot file, refusing anything but this format's version.
 
-    The body is inflated as it is read, each memory record straight into a
-    buffer of its own: the memory it takes is the records', not also the
-    file's and the whole inflated body's.
+    The body is inflated as it is read, the memory records one after the
+    other straight into one buffer (the image's ``store``; each range is a
+    view of it): the memory it takes is the records', not also the file's
+    and the whole inflated body's, and the import types the heap in that
+    buffer without copying it (to_heapdump).
     """
     try:
         f = open(path, "rb")
@@ -1443,12 +1464,13 @@ def read_snapshot(path) -> dict:
                 header = orjson.loads(body.take(hn))
             except orjson.JSONDecodeError as e:
                 raise SnapshotError(path, f"bad header: {e}") from None
-            ranges = []
+            store, records = bytearray(), []
             while True:
                 a, n = struct.unpack("<QQ", body.take(16))
                 if a == 0 and n == 0:
                     break
-                ranges.append((a, memoryview(body.take(n))))  # a view: the image's slices of it are not copies
+                records.append((a, len(store), n))
+                body.take_into(store, n)
             body.end()
         except OSError as e:
             raise SnapshotError(path, f"cannot read: {e.strerror or e}") from None
@@ -1456,7 +1478,7 @@ def read_snapshot(path) -> dict:
             raise SnapshotError(path, f"bad compressed data: {e}") from None
     if not isinstance(header, dict) or header.get("format") != "gctrace.snapshot":
         raise SnapshotError(path, "the header is not a gctrace.snapshot header")
-    return {"header": header, "image": _Image(ranges)}
+    return {"header": header, "image": _Image.of_store(store, records)}
 
 
 class _Inflated:
@@ -1496,6 +1518,19 @@ class _Inflated:
         self.pos += n
         return out
 
+    def take_into(self, out: bytearray, n: int) -> None:
+        """take_into appends the next n bytes of the body to out (a big buffer grows in place: realloc)."""
+        if self.pos + n > self.most:
+            raise SnapshotError(self.path, f"truncated at byte {self.pos} of the body (a record of {n} bytes)")
+        have = 0
+        while have < n:
+            got = self._some(min(n - have, 16 << 20))
+            if not got:
+                raise SnapshotError(self.path, f"truncated at byte {self.pos + have} of the body")
+            out += got
+            have += len(got)
+        self.pos += n
+
     def end(self) -> None:
         """end checks that nothing follows the end record and that the stream is whole."""
         extra = 0
@@ -1521,8 +1556,9 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
     got = walk.walk([r[19] for r in regs.values()])
     img = snap["image"]
 
-    # objects: per span, arrays of addresses, field counts and field offsets, joined at the end
-    A, Z, C, F = [], [], [], []  # addresses, sizes, fields per object, field offsets
+    # objects: per span, arrays of addresses, field counts and field offsets, joined at the end (each list
+    # emptied as it is joined: a list and its join are not all in memory at once)
+    A, Z, C, F = [], [], [], []  # addresses, (objects, size) per span, fields per object, field offsets
     unbuilt = 0
     spans = got["spans"]
     for i in np.flatnonzero(spans.in_use).tolist():
@@ -1532,7 +1568,7 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
         sa, z, npages = int(spans.addr[i]), int(spans.elemsize[i]), int(spans.npages[i])
         base = np.uint64(sa) + idx.astype(np.uint64) * np.uint64(z)
         A.append(base)
-        Z.append(np.full(len(idx), z, np.uint64))
+        Z.append((len(idx), z))
         if not spans.scan[i]:
             C.append(np.zeros(len(idx), np.int64))
         elif z <= MIN_SIZE_FOR_MALLOC_HEADER:  # heap bits at the span's end, elemsize/8 bits an object
@@ -1566,22 +1602,30 @@ def to_heapdump(snap: dict, path="snapshot") -> tuple:
         walk.warnings.append(f"{unbuilt} objects have a type whose GC mask is unknown (not built yet by the "
                              f"runtime, or unreadable): their pointer fields are not known")
     addr_arr = np.concatenate(A) if A else np.zeros(0, np.uint64)
-    size_arr = np.concatenate(Z) if Z else np.zeros(0, np.uint64)
+    A.clear()
+    size_arr = np.repeat(np.array([z for _, z in Z], np.uint64), [n for n, _ in Z]) if Z else np.zeros(0, np.uint64)
     fstart = np.zeros(len(addr_arr) + 1, np.int64)
     if C:
         np.cumsum(np.concatenate(C), out=fstart[1:])
+    C.clear()
     foffs = np.concatenate(F) if F else np.zeros(0, np.int64)
+    F.clear()
     runs = got["runs"]
     run_starts = [r[0] for r in runs]
-    chunks, run_off, total = [], [], 0
-    for a, e in runs:
-        chunks.append(img.read(a, e - a))
-        run_off.append(total)
-        total += e - a
-    raw = b"".join(chunks)
-    k = np.searchsorted(np.array(run_starts, np.uint64), addr_arr, side="right") - 1
-    off = np.array(run_off, np.int64)[k] + (addr_arr - np.array(run_starts, np.uint64)[k]).astype(np.int64) \
-        if len(addr_arr) else np.zeros(0, np.int64)
+    run_off = [img.store_offset(a, e - a) for a, e in runs]
+    if runs and None not in run_off:  # the heap as read_snapshot inflated it: no copy
+        raw = img.store
+    else:  # (a capture's or a core file's image: the runs copied into one buffer)
+        chunks, run_off, total = [], [], 0
+        for a, e in runs:
+            chunks.append(img.read(a, e - a))
+            run_off.append(total)
+            total += e - a
+        raw = b"".join(chunks)
+    off = addr_arr.astype(np.int64)  # each run's objects (sorted by address) are one slice: shifted in place
+    at = np.searchsorted(addr_arr, np.array(run_starts + [e for _, e in runs[-1:]], np.uint64)).tolist()
+    for r, (a, o) in enumerate(zip(run_starts, run_off)):
+        off[at[r]:at[r + 1]] += o - a
     objects = ObjectArrays(addr=addr_arr, off=off, size=size_arr, field_start=fstart,
                            field_kind=np.full(len(foffs), FIELD_PTR, np.uint8), field_off=foffs)
 
@@ -1694,7 +1738,9 @@ def import_summary(doc: dict) -> dict:
     from .goimport import summary as heapdump_summary
 
     out = heapdump_summary(doc)
-    out["objects"] = f"{len(doc['objects'])} ({sum(o['size'] for o in doc['objects'])} B)"
+    objects = doc["objects"]  # GoObjects: its nbytes, not a dict made per object to add their sizes
+    nbytes = objects.nbytes if hasattr(objects, "nbytes") else sum(o["size"] for o in objects)
+    out["objects"] = f"{len(objects)} ({nbytes} B)"
     out["stacks"] = doc["meta"]["stacks"].split(":")[0]
     return out
 

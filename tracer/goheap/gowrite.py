@@ -57,7 +57,9 @@ def write_objects(f, hd: HeapDump, order: np.ndarray, kind: np.ndarray, type_: n
     lib = _load()
     o = hd.objects
     order = np.ascontiguousarray(order, np.int64)
-    data_off = (o.field_off + np.where(o.field_kind == FIELD_PTR, 0, hd.ptr_size)).astype(np.int64)
+    data_off = o.field_off if (o.field_kind == FIELD_PTR).all() else o.field_off + np.where(
+        o.field_kind == FIELD_PTR, 0, hd.ptr_size)
+    data_off = np.ascontiguousarray(data_off, np.int64)
     encoded = [orjson.dumps(str(n)) for n in names]
     name_bytes = np.frombuffer(b"".join(encoded) or b"\0", np.uint8)
     name_start = np.zeros(len(encoded) + 1, np.int64)
@@ -65,9 +67,11 @@ def write_objects(f, hd: HeapDump, order: np.ndarray, kind: np.ndarray, type_: n
     plain = np.ascontiguousarray(plain, np.uint8)
     field_start = np.ascontiguousarray(o.field_start, np.int64)
     keep = (order, np.ascontiguousarray(o.addr, np.uint64), np.ascontiguousarray(o.off, np.int64),
-            np.ascontiguousarray(o.size, np.int64), field_start, data_off, np.ascontiguousarray(kind, np.int32),
+            np.ascontiguousarray(o.size.view(np.int64) if o.size.dtype == np.uint64 else o.size, np.int64),
+            field_start, data_off, np.ascontiguousarray(kind, np.int32),
             np.ascontiguousarray(type_, np.int32), np.ascontiguousarray(owner, np.uint64), name_bytes, name_start,
             plain)
+    raw = np.frombuffer(hd.raw, np.uint8)  # bytes, or a snapshot's bytearray (which ctypes will not take as is)
     ptrs = [a.ctypes.data for a in keep]
     longest = max(len(e) for e in encoded) if encoded else 0
     buf = np.empty(BUFFER, np.uint8)
@@ -76,7 +80,7 @@ def write_objects(f, hd: HeapDump, order: np.ndarray, kind: np.ndarray, type_: n
     written = 0
     while at.value < n:
         before = at.value
-        got = lib.gw_objects(hd.raw, ptrs[0], n, ctypes.byref(at), *ptrs[1:], buf.ctypes.data, len(buf))
+        got = lib.gw_objects(raw.ctypes.data, ptrs[0], n, ctypes.byref(at), *ptrs[1:], buf.ctypes.data, len(buf))
         f.write(buf[:got].data)
         written += at.value - before
         if at.value >= n:
