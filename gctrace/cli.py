@@ -576,10 +576,11 @@ def _import(read, summarize, output: str, quiet: bool, *, source, inputs, reside
     """
     _refuse_inputs((output,), inputs)
     with _import_steps(quiet, output) as next_step:
-        doc = read()
+        held = [read()]  # the only reference, so the write can let the dump go before reading it back
+        facts = summarize(held[0])
         next_step()
-        warnings = _write_checked_import(doc, output, inputs, source, residency)
-    for k, v in summarize(doc).items():
+        warnings = _write_checked_import(held, output, inputs, source, residency)
+    for k, v in facts.items():
         click.echo(f"{k}: {v}", err=True)
     for w in warnings:
         click.echo(f"gctrace: {residency}: warning: {w}", err=True)
@@ -628,13 +629,17 @@ def _dump_suffix(output: str) -> str:
     return ".gz" if name.endswith(".gz") else ""
 
 
-def _write_checked_import(doc: dict, output: str, inputs, heapdump, residency) -> list[str]:
+def _write_checked_import(held: list, output: str, inputs, heapdump, residency) -> list[str]:
     """_write_checked_import writes the import to a scratch file, reads it back through the loader, then to ``output``.
 
-    Nothing reaches ``output`` unless analyze would accept it (_check_import);
-    the scratch file lies beside a regular output (or in the temp directory
-    for stdout, devices and FIFOs) and is removed on every path.
+    ``held`` is a list holding the dump, which it empties once the dump is
+    written: the importer's arrays (gigabytes for a big heap) are let go
+    before the loader reads the file back. Nothing reaches ``output`` unless
+    analyze would accept it (_check_import); the scratch file lies beside a
+    regular output (or in the temp directory for stdout, devices and FIFOs)
+    and is removed on every path.
     """
+    import gc
     import shutil
 
     from gctrace import atomicfile
@@ -643,14 +648,16 @@ def _write_checked_import(doc: dict, output: str, inputs, heapdump, residency) -
     real = os.path.realpath(output) if output != "-" else None
     where = os.path.dirname(real) if real and (not os.path.exists(real) or os.path.isfile(real)) else None
     with atomicfile.scratch_path(where, suffix=_dump_suffix(output)) as staged:
-        write_dump(doc, staged)
-        warnings = _check_import(staged, doc, heapdump, residency)
+        write_dump(held[0], staged)
+        meta = held.pop()["meta"]
+        gc.collect()  # what cycles the import left go now too
+        warnings = _check_import(staged, meta, heapdump, residency)
         with open(staged, "rb") as src, atomicfile.open_output(output, inputs) as out:
             shutil.copyfileobj(src, out, 1 << 20)
     return warnings
 
 
-def _check_import(staged: str, doc: dict, heapdump, residency) -> list[str]:
+def _check_import(staged: str, meta: dict, heapdump, residency) -> list[str]:
     """_check_import reads the imported dump (written to ``staged``) through the loader; returns warnings.
 
     A dump that analyze would refuse is refused here, naming what the loader
@@ -668,14 +675,14 @@ def _check_import(staged: str, doc: dict, heapdump, residency) -> list[str]:
         raise DumpError(heapdump, f"the import gives a dump that analyze refuses: {e.problem}") from None
     if residency is None or heap.pages is None:
         return []
-    lo, hi = (doc["meta"].get("arena") or [None, None])[:2]
+    lo, hi = (meta.get("arena") or [None, None])[:2]
     ps = heap.page_size
     if isinstance(lo, int) and isinstance(hi, int) and len(heap.pages) and (
             heap.pages.first[0] * ps < lo or (heap.pages.first[-1] + heap.pages.n[-1]) * ps > hi):
         raise DumpError(residency, f"does not fit {heapdump}: its page runs reach outside the heap dump's arena "
                                    f"{lo:#x}-{hi:#x}")
     off, total = pages_off_used_runs(heap)
-    off += doc["meta"].get("pages_filled") or 0
+    off += meta.get("pages_filled") or 0
     if off > RESIDENCY_MISFIT * total:
         raise DumpError(residency, f"does not fit {heapdump}: {off} of the {total} pages holding objects are "
                                    "free, released or missing in it (a residency file of another moment or run?)")
