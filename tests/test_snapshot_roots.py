@@ -11,7 +11,6 @@ program writes at the same moment is the other independent answer: it lists
 the queued finalizers (iterate_finq) but no cleanups and no weak handles.
 """
 
-import bisect
 import os
 import re
 import subprocess
@@ -23,31 +22,12 @@ from gctrace.tracer.goheap.goheapdump import read_heapdump
 from gctrace.tracer.goheap.goimport import import_heapdump
 from gctrace.tracer.goheap.gotypes import Binary
 
-from test_snapshot import GO_CACHE, VERSIONS, command, demo, running, state
+from test_snapshot import GO_CACHE, VERSIONS, command, demo, reach, running, state
 
 
 @pytest.fixture(scope="module")
 def binaries(tmp_path_factory):
     return tmp_path_factory.mktemp("snapdemo")
-
-
-def reach(doc, keep=lambda r: True):
-    """reach returns the addresses of the objects reachable from the roots keep accepts (pointers may be interior)."""
-    objs = sorted(doc["objects"], key=lambda o: o["addr"])
-    addr = [o["addr"] for o in objs]
-
-    def find(w):
-        k = bisect.bisect_right(addr, w) - 1
-        return k if k >= 0 and w < addr[k] + objs[k]["size"] else -1
-
-    seen, work = set(), [find(r["target"]) for r in doc["roots"] if keep(r)]
-    while work:
-        k = work.pop()
-        if k < 0 or k in seen:
-            continue
-        seen.add(k)
-        work.extend(find(w) for _, w in objs[k]["ptrs"])
-    return {addr[k] for k in seen}
 
 
 def conservative(r):
