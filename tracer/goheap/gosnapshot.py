@@ -862,11 +862,16 @@ class _Walk:
         v = self.release = GoRuntime.parse(version).version
         kinds = special_kinds(v) if v is not None else {}
         if kinds.get("finalizer") != self.finalizer:
-            self.warnings.append(f"runtime.buildVersion {version!r} does not say which specials are cleanups and "
-                                 f"weak handles: only finalizers (kind {self.finalizer}) were read")
-            self.roots_missing.append("runtime.AddCleanup cleanups and weak pointer handles (release unknown)")
+            self._lacking("runtime.AddCleanup cleanups and weak pointer handles (release unknown)",
+                          f"runtime.buildVersion {version!r} does not say which specials are cleanups and "
+                          f"weak handles: only finalizers (kind {self.finalizer}) were read")
             return {"finalizer": self.finalizer}
         return kinds
+
+    def _lacking(self, roots: str, warning: str) -> None:
+        """_lacking records a kind of root this snapshot could not read: in meta.roots_missing, and a warning."""
+        self.warnings.append(warning)
+        self.roots_missing.append(roots)
 
     def specials(self, spans, kinds: dict) -> dict:
         """specials returns the specials of the in-use spans that markrootSpans (runtime/mgcmark.go) marks.
@@ -894,14 +899,14 @@ class _Walk:
             elif cl and "cleanup" in cl and fnl and {"call", "fn", "arg"} <= fnl.keys():
                 cleanup_words = [cl["cleanup"] + fnl[m] for m in ("call", "fn", "arg")]
             else:
-                self.warnings.append("this release has cleanups, but runtime.specialCleanup (or cleanupFn) is not "
-                                     "in the snapshot's layout: cleanups are not roots")
-                self.roots_missing.append("runtime.AddCleanup cleanups (their closures and arguments are roots)")
+                self._lacking("runtime.AddCleanup cleanups (their closures and arguments are roots)",
+                              "this release has cleanups, but runtime.specialCleanup (or cleanupFn) is not "
+                              "in the snapshot's layout: cleanups are not roots")
         weak = kinds.get("weak_handle") if wl and "handle" in wl else None
         if "weak_handle" in kinds and weak is None:
-            self.warnings.append("this release has weak handles, but runtime.specialWeakHandle is not in the "
-                                 "snapshot's layout: weak handles are not roots")
-            self.roots_missing.append("weak pointer handles (weak.Make)")
+            self._lacking("weak pointer handles (weak.Make)",
+                          "this release has weak handles, but runtime.specialWeakHandle is not in the "
+                          "snapshot's layout: weak handles are not roots")
         # The largest special read whole: what the capture recorded for every kind, so the import reads the same.
         size = max(s["size"] for s in (sl, fl, wl, cl) if s)
         width = sl["kind"] - sl["offset"]  # offset: uint16 in Go 1.22, 1.23, uintptr from 1.24
@@ -935,9 +940,9 @@ class _Walk:
         head = self.lay.symbols.get("runtime.allfin")
         if head is None or not bl or not el or not {"alllink", "cnt", "fin"} <= bl.keys() \
                 or not {"fn", "arg", "fint", "ot"} <= el.keys():
-            self.warnings.append("the snapshot's layout has no runtime.allfin, finBlock or finalizer: finalizers "
-                                 "queued to run are not roots")
-            self.roots_missing.append("the finalizer queue (runtime.allfin)")
+            self._lacking("the finalizer queue (runtime.allfin)",
+                          "the snapshot's layout has no runtime.allfin, finBlock or finalizer: finalizers "
+                          "queued to run are not roots")
             return []
         out, seen = [], set()
         try:
@@ -954,9 +959,9 @@ class _Walk:
                                 u64(fins, e + el["ot"])))
                 fb = u64(b, bl["alllink"])
         except SnapshotError:
-            self.warnings.append("the finalizer blocks (runtime.allfin) were not read by this snapshot: finalizers "
-                                 "queued to run are not roots")
-            self.roots_missing.append("the finalizer queue (runtime.allfin)")
+            self._lacking("the finalizer queue (runtime.allfin)",
+                          "the finalizer blocks (runtime.allfin) were not read by this snapshot: finalizers "
+                          "queued to run are not roots")
             return []
         return out
 
@@ -974,15 +979,15 @@ class _Walk:
         blk, hdr = st.get("runtime.cleanupBlock"), st.get("runtime.cleanupBlockHeader")
         if "runtime.gcCleanups" not in sym:
             if self.release is not None and self.release >= (1, 25):
-                self.warnings.append("the snapshot's layout has no runtime.gcCleanups: cleanups queued to run are "
-                                     "not roots")
-                self.roots_missing.append("cleanups queued to run (runtime.gcCleanups)")
+                self._lacking("cleanups queued to run (runtime.gcCleanups)",
+                              "the snapshot's layout has no runtime.gcCleanups: cleanups queued to run are "
+                              "not roots")
             return []
         if not (q and "all" in q and up and "value" in up and blk and {"cleanupBlockHeader", "cleanups"} <= blk.keys()
                 and hdr and {"alllink", "n"} <= hdr.keys()):
-            self.warnings.append("the snapshot's layout lacks runtime.cleanupQueue or cleanupBlock: cleanups queued "
-                                 "to run are not roots")
-            self.roots_missing.append("cleanups queued to run (runtime.gcCleanups)")
+            self._lacking("cleanups queued to run (runtime.gcCleanups)",
+                          "the snapshot's layout lacks runtime.cleanupQueue or cleanupBlock: cleanups queued "
+                          "to run are not roots")
             return []
         entry = st["runtime.cleanupFn"]["size"] if "runtime.cleanupFn" in st else 8  # a cleanupFn, or a *funcval
         h = blk["cleanupBlockHeader"]
@@ -998,9 +1003,9 @@ class _Walk:
                     out.extend(w for w in words.reshape(n, entry // 8).tolist() if any(w))
                 cb = u64(b, hdr["alllink"])
         except SnapshotError:
-            self.warnings.append("the cleanup blocks (runtime.gcCleanups) were not read by this snapshot: cleanups "
-                                 "queued to run are not roots")
-            self.roots_missing.append("cleanups queued to run (runtime.gcCleanups)")
+            self._lacking("cleanups queued to run (runtime.gcCleanups)",
+                          "the cleanup blocks (runtime.gcCleanups) were not read by this snapshot: cleanups "
+                          "queued to run are not roots")
             return []
         return out
 
