@@ -382,10 +382,8 @@ class _Live:
         kernel's zero page, and gives the image zeros for them."""
         self.wanted = {}
         for base, e in pagemap.items():
-            present = (e >> np.uint64(63)).astype(bool)
-            if zero_pfn:
-                present &= (e & np.uint64((1 << 55) - 1)) != np.uint64(zero_pfn)
-            self.wanted[base] = present | ((e >> np.uint64(62)) & np.uint64(1)).astype(bool)
+            resident, swapped = _pagemap_bits(e, zero_pfn)
+            self.wanted[base] = resident | swapped
 
     def _wanted(self, addr: int, n: int):
         """_wanted returns the [start, end) offsets in [addr, addr + n) worth reading: all of it, or its pages that
@@ -1379,16 +1377,22 @@ def _own_zero_pfn():
         libc.munmap(p, OS_PAGE)
 
 
+def _pagemap_bits(e: np.ndarray, zero_pfn) -> tuple:
+    """_pagemap_bits returns (resident, swapped) per page of pagemap entries e: present and not mapping the kernel's
+    zero page (whose PFN is zero_pfn, or None when unknown), and in swap (Documentation/admin-guide/mm/pagemap.rst)."""
+    resident = (e >> np.uint64(63)).astype(bool)
+    if zero_pfn:
+        resident &= (e & np.uint64((1 << 55) - 1)) != np.uint64(zero_pfn)
+    return resident, ((e >> np.uint64(62)) & np.uint64(1)).astype(bool)
+
+
 def _page_runs(got, pagemap, zero_pfn) -> list:
     """_page_runs gives each 4 KiB page of the arenas its residency and allocator state, as runs."""
     pages = []
     spans = got["spans"]
     for a in got["arenas"]:
         e = pagemap[a]
-        pfn = e & np.uint64((1 << 55) - 1)
-        present = (e >> np.uint64(63)).astype(bool)
-        swapped = ((e >> np.uint64(62)) & np.uint64(1)).astype(bool)
-        resident = present & ~(pfn == np.uint64(zero_pfn)) if zero_pfn else present
+        resident, swapped = _pagemap_bits(e, zero_pfn)
         n = len(e)
         state = np.full(n, 1, np.int8)  # 0 used, 1 free, 2 released
         for c, bits in got["scavenged"].items():
@@ -1510,17 +1514,8 @@ class _Inflated:
 
     def take(self, n: int) -> bytearray:
         """take returns the next n bytes of the body."""
-        if self.pos + n > self.most:
-            raise SnapshotError(self.path, f"truncated at byte {self.pos} of the body (a record of {n} bytes)")
-        out = bytearray(n)
-        view, have = memoryview(out), 0
-        while have < n:
-            got = self._some(min(n - have, 16 << 20))
-            if not got:
-                raise SnapshotError(self.path, f"truncated at byte {self.pos + have} of the body")
-            view[have:have + len(got)] = got
-            have += len(got)
-        self.pos += n
+        out = bytearray()
+        self.take_into(out, n)
         return out
 
     def take_into(self, out: bytearray, n: int) -> None:
