@@ -563,7 +563,6 @@ def import_go_heapdump_cmd(heapdump, binary, residency, output, quiet):
     """
     from gctrace.tracer.goheap.goimport import import_heapdump, summary
 
-    _sniff_go_heapdump(heapdump)
     _import(lambda: import_heapdump(heapdump, binary, residency), summary, output, quiet,
             source=heapdump, inputs=(heapdump, binary, residency), residency=residency)
 
@@ -586,38 +585,9 @@ def _import(read, summarize, output: str, quiet: bool, *, source, inputs, reside
         click.echo(f"gctrace: {residency}: warning: {w}", err=True)
 
 
-GO_HEAPDUMP_MAGIC = b"go1.7 heap dump\n"  # runtime/heapdump.go: dumphdr
 # A residency file fits a heap dump when (nearly) every page holding an object is in one of its used runs; a
 # few may differ when the collector ran between the two snapshots, a tenth means another moment or process.
 RESIDENCY_MISFIT = 0.10
-
-
-def _sniff_go_heapdump(path):
-    """_sniff_go_heapdump refuses at once a file that does not start as a Go heap dump does (/dev/zero, say).
-
-    A pipe or FIFO is not sniffed (that would consume what the import reads): the importer's own header check and
-    memory limit refuse it as quickly.
-    """
-    import gzip
-    import stat
-    import zlib
-
-    from gctrace.errors import DumpError
-
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISCHR(os.stat(path).st_mode):
-            return
-        with open(path, "rb") as f:
-            head = f.read(len(GO_HEAPDUMP_MAGIC))
-            if head[:2] == b"\x1f\x8b":
-                f.seek(0)
-                with gzip.GzipFile(fileobj=f) as z:
-                    head = z.read(len(GO_HEAPDUMP_MAGIC))
-    except (OSError, EOFError, zlib.error) as e:
-        raise DumpError(path, f"cannot read: {getattr(e, 'strerror', None) or e}") from None
-    if head != GO_HEAPDUMP_MAGIC:
-        raise DumpError(path, f"not a Go heap dump: it starts with {head[:16]!r}, not {GO_HEAPDUMP_MAGIC!r} "
-                              "(runtime/debug.WriteHeapDump)")
 
 
 def _dump_suffix(output: str) -> str:
@@ -645,9 +615,7 @@ def _write_checked_import(held: list, output: str, inputs, heapdump, residency) 
     from gctrace import atomicfile
     from gctrace.tracer.goheap.goimport import write_dump
 
-    real = os.path.realpath(output) if output != "-" else None
-    where = os.path.dirname(real) if real and (not os.path.exists(real) or os.path.isfile(real)) else None
-    with atomicfile.scratch_path(where, suffix=_dump_suffix(output)) as staged:
+    with atomicfile.scratch_path(atomicfile.scratch_dir(output), suffix=_dump_suffix(output)) as staged:
         write_dump(held[0], staged)
         meta = held.pop()["meta"]
         gc.collect()  # what cycles the import left go now too

@@ -206,7 +206,8 @@ def read_heapdump(path, progress: bool | None = None) -> HeapDump:
     The parse needs the whole dump in memory, and about as much again for its
     arrays, so a dump (after gzip) may take half of MemAvailable: a bigger
     file, a gzip bomb or an endless pipe is refused in one line when it gets
-    there, not by the kernel's OOM killer later.
+    there, not by the kernel's OOM killer later. What does not start as a
+    heap dump does (/dev/zero, say) is refused after its first 16 bytes.
     """
     limit = memory_limit()
     try:
@@ -239,8 +240,13 @@ def memory_limit() -> int:
 
 
 def _read_limited(stream, limit: int, path, what: str) -> bytes:
-    """_read_limited reads the stream to its end, refusing it once it passes ``limit`` bytes."""
-    parts, n = [], 0
+    """_read_limited reads a heap dump's stream to its end: refused at once unless it starts with the header, and
+    once it passes ``limit`` bytes."""
+    head = stream.read(len(HEADER))
+    if head != HEADER:
+        raise HeapDumpError(path, f"not a Go heap dump: it starts with {head[:16]!r}, not {HEADER!r} "
+                                  "(runtime/debug.WriteHeapDump)")
+    parts, n = [head], len(head)
     while True:
         part = stream.read(min(PIECE, limit + 1 - n))
         if not part:
